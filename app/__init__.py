@@ -1,0 +1,172 @@
+"""WireWAN: WireGuard WAN overlays with hands-off MikroTik deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.config import load_settings
+from app.extensions import csrf, db, login_manager, migrate
+from app.htmx import add_vary_header
+
+API_ERROR_CODES = {
+    400: "malformed",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "throttled",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(load_settings(config))
+    app.instance_path = app.config["INSTANCE_PATH"]
+    # Guards against absurd bodies; the longest legitimate form is a few kilobytes.
+    app.config.setdefault("MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
+
+    db.init_app(app)
+    # Batch mode: SQLite cannot ALTER most things, so one migration must fit SQLite and PostgreSQL.
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    from app import models  # noqa: F401  (registers tables on the metadata)
+    from app.blueprints.admin.routes import bp as admin_bp
+    from app.blueprints.api import bp as api_bp
+    from app.blueprints.auth.routes import bp as auth_bp
+    from app.blueprints.main.routes import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(api_bp)
+
+    _register_login_loaders()
+    _register_errors(app)
+    app.after_request(add_vary_header)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        from app.services.accounts import registration_open
+
+        def _reg_open() -> bool:
+            try:
+                return registration_open()
+            except Exception:  # noqa: BLE001 — a page header must render even before migrations
+                return False
+
+        return {"registration_open": _reg_open, "has_endpoint": lambda name: name in app.view_functions}
+
+    return app
+
+
+def _migrations_dir() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _register_login_loaders() -> None:
+    from app.models import User
+    from app.services.accounts import user_for_token
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.active else None
+
+    @login_manager.request_loader
+    def load_user_from_token(req: Any) -> User | None:
+        header = req.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not req.path.startswith("/api/"):
+            return None
+        user = user_for_token(header[7:].strip())
+        if user is not None:
+            req.environ["wirewan.token_auth"] = True
+            db.session.commit()
+        return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized() -> Any:
+        from flask import flash, redirect, url_for
+
+        if request.path.startswith("/api/"):
+            return api_error(401, "Log in or send 'Authorization: Bearer <token>'.")
+        if request.headers.get("HX-Request") == "true":
+            resp = jsonify({})
+            resp.status_code = 401
+            resp.headers["HX-Redirect"] = url_for("auth.login", next=request.full_path)
+            return resp
+        flash(login_manager.login_message, "info")
+        return redirect(url_for("auth.login", next=request.full_path))
+
+
+def api_error(status: int, message: str, field: str | None = None, code: str | None = None) -> Any:
+    resp = jsonify({"error": code or API_ERROR_CODES.get(status, "error"), "message": message, "field": field})
+    resp.status_code = status
+    return resp
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        message = "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
+        if request.path.startswith("/api/"):
+            return api_error(400, message, code="csrf")
+        return render_template("errors/error.html", code=400, title="Bad request", message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        if request.path.startswith("/api/"):
+            return api_error(status, exc.description or exc.name)
+        titles = {403: "Not allowed", 404: "Not found", 429: "Slow down"}
+        messages = {
+            403: "Your role does not allow this. Ask an admin if you need it.",
+            404: "There is nothing here. It may have been deleted.",
+        }
+        return (
+            render_template(
+                "errors/error.html",
+                code=status,
+                title=titles.get(status, exc.name),
+                message=messages.get(status, exc.description),
+            ),
+            status,
+        )
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if request.path.startswith("/api/"):
+            return api_error(500, "Internal error; nothing was saved. The server log has details.")
+        return (
+            render_template(
+                "errors/error.html",
+                code=500,
+                title="Something broke",
+                message="An internal error occurred and nothing was saved. The server log has the details.",
+            ),
+            500,
+        )

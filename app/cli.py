@@ -1,0 +1,50 @@
+"""`flask --app wsgi user create …` and `flask --app wsgi token create …` for scripting."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ROLES, User
+from app.services import accounts
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.group("user")
+    def user_group() -> None:
+        """Manage users."""
+
+    @user_group.command("create")
+    @click.option("--email", required=True)
+    @click.option("--password", required=True)
+    @click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
+    def user_create(email: str, password: str, role: str) -> None:
+        try:
+            user = accounts.create_user(email, password, role)
+        except accounts.AccountError as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from exc
+        db.session.commit()
+        click.echo(f"created {user.email} ({user.role})")
+
+    @app.cli.group("token")
+    def token_group() -> None:
+        """Manage API tokens."""
+
+    @token_group.command("create")
+    @click.option("--email", required=True)
+    @click.option("--name", required=True)
+    def token_create(email: str, name: str) -> None:
+        user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"no user with email {email}")
+        try:
+            value = accounts.create_token(user, name)
+        except accounts.AccountError as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from exc
+        db.session.commit()
+        click.echo(f"token '{name}' for {user.email} (shown once; store it now):")
+        click.echo(value)

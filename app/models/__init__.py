@@ -1,0 +1,6 @@
+"""SQLAlchemy models; invariants only (rules live in app/domain and app/services)."""
+
+from app.models.audit import AuditEntry
+from app.models.user import ROLES, ApiToken, LoginThrottle, User
+
+__all__ = ["ROLES", "ApiToken", "AuditEntry", "LoginThrottle", "User"]

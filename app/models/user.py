@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from datetime import datetime
+
+import bcrypt
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import utcnow
+
+ROLES = ("admin", "operator", "viewer")
+ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
+TOKEN_PREFIX = "ww_"
+
+
+def _prehash(password: str) -> bytes:
+    # bcrypt reads only 72 bytes; a SHA-256 pre-hash keeps long passphrases fully significant.
+    return base64.b64encode(hashlib.sha256(password.encode()).digest())
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = bcrypt.hashpw(_prehash(password), bcrypt.gensalt()).decode()
+
+    def check_password(self, password: str) -> bool:
+        return bcrypt.checkpw(_prehash(password), self.password_hash.encode())
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return self.active
+
+    def has_role(self, needed: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[needed]
+
+    @property
+    def can_edit(self) -> bool:
+        return self.has_role("operator")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+    """A bearer token: only its SHA-256 is stored, the value is shown once when created."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+    @staticmethod
+    def digest(value: str) -> str:
+        # Tokens carry 256 random bits, so a fast hash is enough (no offline guessing to slow down).
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: User, name: str) -> tuple[ApiToken, str]:
+        value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls(user=user, name=name, token_hash=cls.digest(value), hint=value[:7] + "…")
+        return token, value
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class LoginThrottle(db.Model):  # type: ignore[name-defined,misc]
+    """Failed logins per account or client address; in the database so every web worker agrees."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,1 @@
+"""Services: load rows, call the pure domain, stage changes. The caller (view or job) commits."""

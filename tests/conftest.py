@@ -1,0 +1,197 @@
+"""Shared fixtures: a fresh app and database per test, a real Redis when one is configured.
+
+SQLite (a file, so threads share it) by default; `TEST_DATABASE_URL=postgresql://…` runs every test
+on PostgreSQL instead, each test in a schema of its own that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+os.environ.setdefault("WIREWAN_INSTANCE", "/tmp/wirewan-test-instance")
+
+from app import create_app  # noqa: E402
+from app.config import normalize_database_url  # noqa: E402
+from app.extensions import db  # noqa: E402
+
+CSRF_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+TEST_SECRETS = {
+    "SECRET_KEY": "test-secret-key",
+    "ENCRYPTION_KEY": "test-encryption-key",
+    "ENCRYPTION_SALT": "test-salt",
+}
+
+
+def _database(tmp_path: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        url = normalize_database_url(url)
+    else:
+        yield f"sqlite:///{tmp_path / 'test.db'}", {"connect_args": {"timeout": 15}}
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield url, {"connect_args": {"options": f"-csearch_path={schema}"}, "pool_pre_ping": True}
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def app_config(tmp_path: Any) -> Iterator[dict[str, Any]]:
+    for url, engine_options in _database(tmp_path):
+        yield {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "REDIS_URL": os.environ.get("REDIS_URL"),
+            "RQ_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+            **TEST_SECRETS,
+        }
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any]) -> Iterator[Flask]:
+    application = create_app(app_config)
+    with application.app_context():
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+class Browser:
+    """A test client that behaves like the browser: it keeps the CSRF token the page gave it."""
+
+    def __init__(self, client: FlaskClient):
+        self.client = client
+        self.csrf: str | None = None
+
+    def get(self, url: str, **kw: Any) -> Any:
+        resp = self.client.get(url, **kw)
+        match = CSRF_RE.search(resp.get_data(as_text=True))
+        if match:
+            self.csrf = match.group(1)
+        return resp
+
+    def _ensure_csrf(self) -> str:
+        if self.csrf is None:
+            self.get("/login")
+        assert self.csrf, "no CSRF token found in the page"
+        return self.csrf
+
+    def post(self, url: str, data: dict[str, Any] | None = None, htmx: bool = False, **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", {}) or {})
+        headers["X-CSRFToken"] = self._ensure_csrf()
+        if htmx:
+            headers["HX-Request"] = "true"
+        return self.client.post(url, data=data or {}, headers=headers, **kw)
+
+    def login(self, email: str, password: str) -> Any:
+        return self.post("/login", {"email": email, "password": password})
+
+
+@pytest.fixture
+def browser(client: FlaskClient) -> Browser:
+    return Browser(client)
+
+
+def make_user(app: Flask, email: str, role: str, password: str = "correct-horse") -> int:
+    from app.services import accounts
+
+    with app.app_context():
+        user = accounts.create_user(email, password, role)
+        db.session.commit()
+        return user.id
+
+
+def make_token(app: Flask, email: str, name: str = "t") -> str:
+    from sqlalchemy import select
+
+    from app.models import User
+    from app.services import accounts
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        value = accounts.create_token(user, name)
+        db.session.commit()
+        return value
+
+
+@pytest.fixture
+def admin_browser(app: Flask, browser: Browser) -> Browser:
+    make_user(app, "admin@example.com", "admin")
+    resp = browser.login("admin@example.com", "correct-horse")
+    assert resp.status_code == 303
+    browser.get("/")
+    return browser
+
+
+@pytest.fixture
+def operator_browser(app: Flask, browser: Browser) -> Browser:
+    make_user(app, "admin@example.com", "admin")
+    make_user(app, "op@example.com", "operator")
+    assert browser.login("op@example.com", "correct-horse").status_code == 303
+    browser.get("/")
+    return browser
+
+
+@pytest.fixture
+def viewer_browser(app: Flask, browser: Browser) -> Browser:
+    make_user(app, "admin@example.com", "admin")
+    make_user(app, "viewer@example.com", "viewer")
+    assert browser.login("viewer@example.com", "correct-horse").status_code == 303
+    browser.get("/")
+    return browser
+
+
+@pytest.fixture
+def operator_token(app: Flask) -> str:
+    make_user(app, "admin@example.com", "admin")
+    make_user(app, "op@example.com", "operator")
+    return make_token(app, "op@example.com")
+
+
+@pytest.fixture
+def api(client: FlaskClient, operator_token: str) -> Any:
+    """A JSON API client authenticated with an operator's bearer token."""
+
+    class Api:
+        def __init__(self) -> None:
+            self.headers = {"Authorization": f"Bearer {operator_token}"}
+
+        def __getattr__(self, method: str) -> Any:
+            call = getattr(client, method)
+
+            def send(url: str, **kw: Any) -> Any:
+                headers = {**self.headers, **kw.pop("headers", {})}
+                return call(url, headers=headers, **kw)
+
+            return send
+
+    return Api()

@@ -1,0 +1,92 @@
+"""`./run.sh` as a newcomer runs it: serves, reports healthy, and one Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the venv that ./run.sh creates")
+def test_run_sh_serves_and_stops_cleanly(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    env.update({"PORT": str(port), "HOST": "127.0.0.1", "WIREWAN_INSTANCE": str(tmp_path / "instance")})
+    log_path = tmp_path / "run.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(["./run.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        health = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    health = json.load(resp)
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert health == {"status": "ok", "database": "ok", "redis": "ok"}, log_path.read_text()
+        while "WireWAN is running at" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/register", timeout=5) as resp:
+            assert b"Create admin account" in resp.read()
+        assert (tmp_path / "instance" / "secrets.env").exists()
+        started = _descendants(proc.pid)
+        assert len(started) >= 3  # redis, worker, gunicorn (and their children)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=40)
+        time.sleep(0.5)
+        left = [pid for pid in started if _alive(pid)]
+        assert left == [], f"processes left behind: {left}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert f"WireWAN is running at http://127.0.0.1:{port}" in log_path.read_text()
