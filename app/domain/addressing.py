@@ -1,0 +1,280 @@
+"""IP planning: strict parsing, tunnel/service address allocation, NAT-pool blocks, range changes.
+
+Addresses are handled as integers internally so allocation in a /16 with thousands of peers and
+block search among thousands of NAT blocks stay fast (no per-host object churn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import (
+    IPv4Address,
+    IPv4Network,
+    IPv6Address,
+    IPv6Network,
+    ip_address,
+    ip_network,
+)
+from typing import Literal
+
+from app.domain.errors import ConflictError, RangeFullError, ValidationError
+from app.domain.model import IPAddress, IPNetwork
+from app.domain.validation import require_text
+
+RangeKind = Literal["tunnel", "services", "nat_pool"]
+
+CIDR_MAX = 100
+
+# what -> (label in messages, WAN form/API field)
+RANGE_LABELS: dict[RangeKind, tuple[str, str]] = {
+    "tunnel": ("tunnel range", "tunnel_cidr"),
+    "services": ("services range", "services_cidr"),
+    "nat_pool": ("NAT pool", "nat_pool_cidr"),
+}
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def parse_network_strict(text: object, field: str = "cidr", label: str = "Subnet") -> IPNetwork:
+    """Parse `address/prefix` (IPv4 or IPv6) and refuse host bits, offering the network form."""
+    raw = require_text(text, field, label, CIDR_MAX, strip=True)
+    if "/" not in raw:
+        try:
+            ip_address(raw)
+        except ValueError:
+            pass
+        else:
+            raise ValidationError(
+                f"{label} {raw} has no prefix length; write it as address/prefix, e.g. "
+                f"192.168.1.0/24, or {raw}/{32 if ':' not in raw else 128} for a single host.",
+                field,
+            )
+    if "%" in raw:
+        raise ValidationError(f"{label} {raw}: IPv6 zone ids (%...) are not supported.", field)
+    try:
+        loose = ip_network(raw, strict=False)
+    except ValueError:
+        address, _, _ = raw.partition("/")
+        try:
+            ip_address(address)
+        except ValueError:
+            pass
+        else:
+            raise ValidationError(
+                f"{label} '{raw}' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to /128 "
+                "for IPv6.",
+                field,
+            ) from None
+        raise ValidationError(
+            f"{label} '{raw}' is not a valid network; expected an address and prefix length such "
+            "as 192.168.1.0/24.",
+            field,
+        ) from None
+    try:
+        return ip_network(raw, strict=True)
+    except ValueError:
+        raise ValidationError(f"{raw} has host bits set; did you mean {loose}?", field) from None
+
+
+def parse_ipv4_network_strict(text: object, field: str, label: str) -> IPv4Network:
+    """Like :func:`parse_network_strict` but IPv4 only (the WAN's tunnel, services and NAT ranges)."""
+    net = parse_network_strict(text, field, label)
+    if not isinstance(net, IPv4Network):
+        raise ValidationError(f"{label} must be an IPv4 range; {net} is IPv6.", field)
+    return net
+
+
+def parse_address(text: object, field: str, label: str) -> IPAddress:
+    """A single IPv4 or IPv6 address (no prefix, no zone id)."""
+    raw = require_text(text, field, label, CIDR_MAX, strip=True)
+    if "%" in raw:
+        raise ValidationError(f"{label} {raw}: IPv6 zone ids (%...) are not supported.", field)
+    try:
+        return ip_address(raw)
+    except ValueError:
+        raise ValidationError(f"{label} '{raw}' is not a valid IP address.", field) from None
+
+
+def parse_ipv4_address(text: object, field: str, label: str) -> IPv4Address:
+    addr = parse_address(text, field, label)
+    if not isinstance(addr, IPv4Address):
+        raise ValidationError(f"{label} must be an IPv4 address; {addr} is IPv6.", field)
+    return addr
+
+
+# --- host allocation ---------------------------------------------------------------------------
+
+
+def usable_bounds(network: IPv4Network) -> tuple[int, int]:
+    """First and last assignable host as integers: no network/broadcast below /31 (RFC 3021)."""
+    first = int(network.network_address)
+    last = int(network.broadcast_address)
+    if network.prefixlen < 31:
+        return first + 1, last - 1
+    return first, last
+
+
+def _allocate(
+    network: IPv4Network,
+    used: Iterable[IPv4Address],
+    requested: IPv4Address | None,
+    range_label: str,
+    addr_label: str,
+    field: str,
+) -> IPv4Address:
+    first, last = usable_bounds(network)
+    used_ints = {int(a) for a in used if isinstance(a, IPv4Address)}
+    in_use = sum(1 for a in used_ints if first <= a <= last)
+
+    def lowest_free() -> int | None:
+        if in_use >= last - first + 1:
+            return None
+        # At most len(used) + 1 steps: the lowest free address is found lazily.
+        candidate = first
+        while candidate in used_ints:
+            candidate += 1
+        return candidate
+
+    full_message = (
+        f"The {range_label} {network} has no free address left ({in_use} in use); "
+        "widen it in the WAN settings."
+    )
+    if requested is None:
+        free = lowest_free()
+        if free is None:
+            raise RangeFullError(full_message, field)
+        return IPv4Address(free)
+
+    value = int(requested)
+    if requested not in network:
+        raise ValidationError(f"{addr_label} {requested} is outside the {range_label} {network}.", field)
+    if value < first:
+        raise ValidationError(
+            f"{addr_label} {requested} is the network address of the {range_label} {network}; "
+            "it cannot be assigned.",
+            field,
+        )
+    if value > last:
+        raise ValidationError(
+            f"{addr_label} {requested} is the broadcast address of the {range_label} {network}; "
+            "it cannot be assigned.",
+            field,
+        )
+    if value in used_ints:
+        free = lowest_free()
+        if free is None:
+            raise ConflictError(
+                f"{addr_label} {requested} is already in use, and the {range_label} {network} has "
+                f"no free address left ({in_use} in use); widen it in the WAN settings.",
+                field,
+                fixes=("change_range",),
+            )
+        raise ConflictError(
+            f"{addr_label} {requested} is already in use; leave it empty to get the lowest free "
+            f"address ({IPv4Address(free)}).",
+            field,
+            fixes=("other_address",),
+        )
+    return requested
+
+
+def allocate_tunnel_ip(
+    network: IPv4Network, used: Iterable[IPv4Address], requested: IPv4Address | None = None
+) -> IPv4Address:
+    """The lowest free host address of the tunnel range, or `requested` when it is free and inside."""
+    return _allocate(network, used, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
+
+
+def allocate_service_ip(
+    network: IPv4Network, used: Iterable[IPv4Address], requested: IPv4Address | None = None
+) -> IPv4Address:
+    """The lowest free host address of the services range, or `requested` when free and inside."""
+    return _allocate(network, used, requested, "services range", "Shared IP", "shared_ip")
+
+
+def check_in_range(
+    addr: IPv4Address, network: IPv4Network, range_label: str, addr_label: str, field: str
+) -> None:
+    """Refuse an address outside `network` or on its network/broadcast address (below /31)."""
+    _allocate(network, (), addr, range_label, addr_label, field)
+
+
+# --- NAT pool blocks ---------------------------------------------------------------------------
+
+
+def smallest_free_block(
+    pool: IPv4Network, prefixlen: int, taken: Iterable[IPNetwork], field: str | None = None
+) -> IPv4Network:
+    """The lowest-addressed free, aligned /prefixlen block of `pool` overlapping nothing in `taken`.
+
+    Sorts the taken intervals once and sweeps: O(n log n) for n taken blocks.
+    """
+    hint = "widen the NAT pool in the WAN settings or mark the subnet not routed."
+    if not pool.prefixlen <= prefixlen <= 32:
+        raise RangeFullError(f"A /{prefixlen} block does not fit in the NAT pool {pool}; {hint}", field)
+    pool_start = int(pool.network_address)
+    pool_end = int(pool.broadcast_address)
+    size = 1 << (32 - prefixlen)
+    intervals = sorted(
+        (int(n.network_address), int(n.broadcast_address))
+        for n in taken
+        if isinstance(n, IPv4Network)
+        and int(n.broadcast_address) >= pool_start
+        and int(n.network_address) <= pool_end
+    )
+    candidate = pool_start
+    for start, end in intervals:
+        if end < candidate:
+            continue
+        if start > candidate + size - 1:
+            break
+        # Overlap: jump to the first aligned block after this interval.
+        candidate = ((end + 1 + size - 1) // size) * size
+        if candidate + size - 1 > pool_end:
+            break
+    if candidate + size - 1 > pool_end:
+        raise RangeFullError(f"The NAT pool {pool} has no free /{prefixlen} block left; {hint}", field)
+    return IPv4Network((candidate, prefixlen))
+
+
+# --- range changes -----------------------------------------------------------------------------
+
+
+def check_range_change(
+    old: IPv4Network,
+    new: IPv4Network,
+    in_use: Iterable[tuple[str, IPv4Address | IPv6Address | IPv4Network | IPv6Network]],
+    what: RangeKind,
+) -> None:
+    """Refuse shrinking or moving a range so that something in use falls out of it.
+
+    `in_use` pairs a description (e.g. "peer 'office'") with the address or block it uses.
+    Addresses must stay assignable in `new` (not its network/broadcast address below /31).
+    """
+    if old == new:
+        return
+    label, field = RANGE_LABELS[what]
+    first, last = usable_bounds(new)
+    problems: list[str] = []
+    for description, item in in_use:
+        if isinstance(item, IPv4Address | IPv6Address):
+            if item not in new:
+                problems.append(f"{item} ({description}) would fall outside it")
+            elif int(item) < first:
+                problems.append(f"{item} ({description}) would become its network address")
+            elif int(item) > last:
+                problems.append(f"{item} ({description}) would become its broadcast address")
+        elif not (isinstance(item, IPv4Network) and item.subnet_of(new)):
+            problems.append(f"{item} ({description}) would fall outside it")
+    if not problems:
+        return
+    shown = "; ".join(problems[:5])
+    if len(problems) > 5:
+        shown += f"; and {len(problems) - 5} more"
+    raise ConflictError(
+        f"The {label} cannot change from {old} to {new} because it is in use: {shown}. "
+        "Move or delete those first, or choose a range that still contains them.",
+        field,
+        fixes=("move_first", "change_range"),
+    )

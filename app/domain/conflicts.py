@@ -1,0 +1,599 @@
+"""Conflict rules of DESIGN.md §4: subnets, NAT, services, tunnel IPs, WAN ranges.
+
+Save-time checks (`check_subnet`, `check_service`, `assign_tunnel_ip`, `check_wan_ranges`) raise
+named errors; `wan_conflicts` lists what is wrong with data already saved (legacy data, or data
+written before a rule existed) for the conflicts panel and `GET /api/wan/{id}/conflicts`.
+Whole-WAN scans sort prefixes by start address and sweep, so 2,000 subnets stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
+
+from app.domain.addressing import (
+    RANGE_LABELS,
+    RangeKind,
+    allocate_service_ip,
+    allocate_tunnel_ip,
+    check_in_range,
+    check_range_change,
+    smallest_free_block,
+    usable_bounds,
+)
+from app.domain.errors import ConflictError, RangeFullError, ValidationError
+from app.domain.model import IPAddress, IPNetwork, PeerSpec, Protocol, ServiceSpec, SubnetSpec, WanSpec
+
+Severity = Literal["critical", "warning"]
+
+FIX_AUTO_NAT = "auto_nat"
+FIX_NOT_ROUTED = "not_routed"
+FIX_RENUMBER = "renumber"
+FIX_CHANGE_RANGE = "change_range"
+FIX_EDIT_EXISTING = "edit_existing"
+
+_RANGE_WHY: dict[RangeKind, str] = {
+    "tunnel": "The tunnel range holds the peers' tunnel IPs",
+    "services": "The services range holds the shared IPs of published services",
+    "nat_pool": "The NAT pool holds the translated prefixes of NAT'd LANs",
+}
+
+
+@dataclass(frozen=True)
+class SubnetDecision:
+    """What saving a subnet should store: its NAT translation (None = none) and notes for the user."""
+
+    nat_cidr: IPNetwork | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceDecision:
+    """The shared address a service gets (allocated or checked)."""
+
+    shared_ip: IPv4Address
+    shared_port: int
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One problem in a saved WAN, in the shape of `GET /api/wan/{id}/conflicts`."""
+
+    severity: Severity
+    kind: str
+    message: str
+    peer_id: int | None = None
+    subnet_id: int | None = None
+    other_peer_id: int | None = None
+    other_subnet_id: int | None = None
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "message": self.message,
+            "peer_id": self.peer_id,
+            "subnet_id": self.subnet_id,
+            "other_peer_id": self.other_peer_id,
+            "other_subnet_id": self.other_subnet_id,
+        }
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _wan_ranges(wan: WanSpec) -> tuple[tuple[RangeKind, IPv4Network], ...]:
+    return (("tunnel", wan.tunnel_cidr), ("services", wan.services_cidr), ("nat_pool", wan.nat_pool_cidr))
+
+
+def _find_peer(wan: WanSpec, peer_id: int) -> PeerSpec | None:
+    for peer in wan.peers:
+        if peer.id == peer_id:
+            return peer
+    return None
+
+
+def _state(subnet: SubnetSpec) -> str:
+    if not subnet.routed:
+        return "not routed"
+    if subnet.nat_cidr is not None:
+        return f"routed, NAT as {subnet.nat_cidr}"
+    return "routed"
+
+
+def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+def _nat_taken(wan: WanSpec, exclude_subnet_id: int | None) -> list[IPNetwork]:
+    """Everything a new NAT block must avoid: every NAT block, plus any real prefix or range in the pool."""
+    taken: list[IPNetwork] = [wan.tunnel_cidr, wan.services_cidr]
+    for peer in wan.peers:
+        for subnet in peer.subnets:
+            if subnet.id == exclude_subnet_id:
+                continue
+            taken.append(subnet.cidr)
+            if subnet.nat_cidr is not None:
+                taken.append(subnet.nat_cidr)
+    return taken
+
+
+def _nat_block(wan: WanSpec, cidr: IPNetwork, exclude_subnet_id: int | None, field: str) -> IPNetwork:
+    if not isinstance(cidr, IPv4Network):
+        raise ConflictError(
+            f"{cidr} is IPv6 and the NAT pool {wan.nat_pool_cidr} is IPv4, so it cannot be NAT'd; "
+            "mark it not routed or renumber it.",
+            field,
+            fixes=(FIX_NOT_ROUTED, FIX_RENUMBER),
+        )
+    return smallest_free_block(wan.nat_pool_cidr, cidr.prefixlen, _nat_taken(wan, exclude_subnet_id), field)
+
+
+# --- subnets -----------------------------------------------------------------------------------
+
+
+def check_subnet(
+    wan: WanSpec,
+    peer_id: int,
+    cidr: IPNetwork,
+    routed: bool,
+    auto_nat: bool,
+    exclude_subnet_id: int | None = None,
+    field: str = "cidr",
+) -> SubnetDecision:
+    """Decide whether peer `peer_id` may host `cidr`, and its NAT translation.
+
+    Refused (ConflictError, 409): overlap with the tunnel range, services range or NAT pool
+    (routed or not); overlap with another subnet of the same peer; a routed overlap with another
+    peer's routed subnet (real prefixes compared, and its NAT prefix) unless `auto_nat`, which
+    assigns the lowest free block of the same size in the NAT pool. Not-routed subnets never
+    conflict with other peers. Pass `exclude_subnet_id` when editing an existing subnet (also for
+    "NAT off" and "routed on": call with `auto_nat=False`).
+    """
+    for what, rng in _wan_ranges(wan):
+        if _overlaps(cidr, rng):
+            label = RANGE_LABELS[what][0]
+            raise ConflictError(
+                f"{cidr} overlaps the WAN's {label} {rng}. {_RANGE_WHY[what]}, so this LAN would "
+                f"collide with the overlay itself, routed or not; renumber the LAN or move the {label} "
+                "in the WAN settings.",
+                field,
+                fixes=(FIX_RENUMBER, FIX_CHANGE_RANGE),
+            )
+
+    own = _find_peer(wan, peer_id)
+    if own is not None:
+        for subnet in own.subnets:
+            if subnet.id != exclude_subnet_id and _overlaps(cidr, subnet.cidr):
+                raise ConflictError(
+                    f"{cidr} overlaps {subnet.cidr}, which peer '{own.name}' already has; a peer "
+                    "cannot host overlapping LANs. Edit the existing subnet instead.",
+                    field,
+                    fixes=(FIX_EDIT_EXISTING,),
+                    other_peer_id=own.id,
+                    other_subnet_id=subnet.id,
+                )
+
+    if not routed:
+        return SubnetDecision(nat_cidr=None)
+
+    clashes: list[tuple[PeerSpec, SubnetSpec, str]] = []
+    for peer in wan.peers:
+        if peer.id == peer_id:
+            continue
+        for subnet in peer.subnets:
+            if not subnet.routed or subnet.id == exclude_subnet_id:
+                continue
+            if _overlaps(cidr, subnet.cidr):
+                clashes.append((peer, subnet, f"{subnet.cidr} of peer '{peer.name}' ({_state(subnet)})"))
+            elif subnet.nat_cidr is not None and _overlaps(cidr, subnet.nat_cidr):
+                clashes.append(
+                    (
+                        peer,
+                        subnet,
+                        f"{subnet.nat_cidr}, the NAT translation of {subnet.cidr} of peer '{peer.name}'",
+                    )
+                )
+    if not clashes:
+        return SubnetDecision(nat_cidr=None)
+
+    first_peer, first_subnet, first_desc = clashes[0]
+    more = ""
+    if len(clashes) == 2:
+        more = " and 1 other routed subnet"
+    elif len(clashes) > 2:
+        more = f" and {len(clashes) - 1} other routed subnets"
+    if auto_nat:
+        nat = _nat_block(wan, cidr, exclude_subnet_id, field)
+        return SubnetDecision(
+            nat_cidr=nat,
+            notes=(f"{cidr} overlaps {first_desc}{more}; other peers will reach it as {nat} (Auto-NAT).",),
+        )
+    raise ConflictError(
+        f"{cidr} overlaps {first_desc}{more}. Two routed LANs with overlapping addresses cannot both be "
+        "reached by their real addresses: tick 'Auto-NAT if conflict' to publish this one under a free "
+        f"block of the NAT pool {wan.nat_pool_cidr}, or mark it not routed.",
+        field,
+        fixes=(FIX_AUTO_NAT, FIX_NOT_ROUTED),
+        other_peer_id=first_peer.id,
+        other_subnet_id=first_subnet.id,
+    )
+
+
+def auto_nat_existing(wan: WanSpec, peer_id: int, subnet_id: int) -> IPNetwork:
+    """The "Auto-NAT" button: a NAT block for an existing subnet (its current one if it has one).
+
+    Raises KeyError when the peer or subnet does not exist.
+    """
+    peer = wan.peer(peer_id)
+    for subnet in peer.subnets:
+        if subnet.id == subnet_id:
+            if subnet.nat_cidr is not None:
+                return subnet.nat_cidr
+            return _nat_block(wan, subnet.cidr, subnet.id, "cidr")
+    raise KeyError(subnet_id)
+
+
+# --- tunnel IPs and services -------------------------------------------------------------------
+
+
+def assign_tunnel_ip(
+    wan: WanSpec, requested: IPv4Address | None = None, exclude_peer_id: int | None = None
+) -> IPv4Address:
+    """A tunnel IP for a new (or edited, `exclude_peer_id`) peer; a taken one names its owner."""
+    others = [p for p in wan.peers if p.id != exclude_peer_id]
+    used = [p.tunnel_ip for p in others]
+    if requested is None:
+        return allocate_tunnel_ip(wan.tunnel_cidr, used)
+    check_in_range(requested, wan.tunnel_cidr, "tunnel range", "Tunnel IP", "tunnel_ip")
+    for peer in others:
+        if peer.tunnel_ip == requested:
+            try:
+                hint = f" ({allocate_tunnel_ip(wan.tunnel_cidr, used)})"
+            except RangeFullError:
+                hint = ", but the tunnel range is full; widen it in the WAN settings"
+            raise ConflictError(
+                f"Tunnel IP {requested} is already used by peer '{peer.name}'; leave it empty to get "
+                f"the lowest free address{hint}.",
+                "tunnel_ip",
+                fixes=("other_address",),
+                other_peer_id=peer.id,
+            )
+    return requested
+
+
+def check_service(
+    wan: WanSpec,
+    peer_id: int,
+    protocol: Protocol,
+    local_ip: IPAddress,
+    local_port: int,
+    shared_ip: IPv4Address | None = None,
+    shared_port: int | None = None,
+    *,
+    name: str | None = None,
+    exclude_service_id: int | None = None,
+) -> ServiceDecision:
+    """Check a published service and pick its shared address.
+
+    The local IP must be the peer's tunnel IP or inside one of its subnets. A shared IP routes to
+    exactly one peer (it is in that peer's AllowedIPs), so several services of one peer may share
+    an IP on different ports, but never two peers; (shared IP, port, protocol) is unique. Without
+    a shared IP the lowest free one is allocated; without a shared port the local port is used.
+    """
+    peer = wan.peer(peer_id)
+    services = [(p, s) for p in wan.peers for s in p.services if s.id != exclude_service_id]
+
+    if name is not None:
+        for s in peer.services:
+            if s.id != exclude_service_id and s.name == name:
+                raise ConflictError(
+                    f"Peer '{peer.name}' already publishes a service named '{name}'.",
+                    "name",
+                    fixes=("other_name",),
+                    other_peer_id=peer.id,
+                    other_service_id=s.id,
+                )
+
+    if not isinstance(local_ip, IPv4Address):
+        raise ValidationError(
+            f"Local IP {local_ip} must be IPv4: published services are reached through the IPv4 "
+            "services range.",
+            "local_ip",
+        )
+    if local_ip != peer.tunnel_ip and not any(local_ip in s.cidr for s in peer.subnets):
+        nets = ", ".join(str(s.cidr) for s in peer.subnets[:5]) or "it has none"
+        if len(peer.subnets) > 5:
+            nets += f" and {len(peer.subnets) - 5} more"
+        raise ValidationError(
+            f"Local IP {local_ip} is neither this peer's tunnel IP ({peer.tunnel_ip}) nor inside one of "
+            f"its local networks ({nets}); add the LAN under Local Networks first.",
+            "local_ip",
+        )
+
+    port = local_port if shared_port is None else shared_port
+    if shared_ip is None:
+        used = [s.shared_ip for _, s in services if isinstance(s.shared_ip, IPv4Address)]
+        ip = allocate_service_ip(wan.services_cidr, used)
+        return ServiceDecision(shared_ip=ip, shared_port=port)
+
+    check_in_range(shared_ip, wan.services_cidr, "services range", "Shared IP", "shared_ip")
+    for other_peer, s in services:
+        if s.shared_ip == shared_ip and other_peer.id != peer.id:
+            raise ConflictError(
+                f"Shared IP {shared_ip} already belongs to service '{s.name}' of peer "
+                f"'{other_peer.name}'; a shared IP routes to one peer only. Leave it empty to get a "
+                "free one.",
+                "shared_ip",
+                fixes=("other_address",),
+                other_peer_id=other_peer.id,
+                other_service_id=s.id,
+            )
+    for other_peer, s in services:
+        if s.shared_ip == shared_ip and s.shared_port == port and s.protocol == protocol:
+            raise ConflictError(
+                f"{shared_ip}:{port}/{protocol} is already published by service '{s.name}' of peer "
+                f"'{other_peer.name}'; choose another shared port.",
+                "shared_port",
+                fixes=("other_port",),
+                other_peer_id=other_peer.id,
+                other_service_id=s.id,
+            )
+    return ServiceDecision(shared_ip=shared_ip, shared_port=port)
+
+
+# --- WAN ranges --------------------------------------------------------------------------------
+
+
+def range_users(wan: WanSpec, what: RangeKind) -> list[tuple[str, IPAddress | IPNetwork]]:
+    """What occupies a WAN range, described for :func:`check_range_change` messages."""
+    users: list[tuple[str, IPAddress | IPNetwork]] = []
+    for peer in wan.peers:
+        if what == "tunnel":
+            users.append((f"peer '{peer.name}'", peer.tunnel_ip))
+        elif what == "services":
+            users.extend((f"service '{s.name}' of peer '{peer.name}'", s.shared_ip) for s in peer.services)
+        else:
+            users.extend(
+                (f"Auto-NAT of {s.cidr} of peer '{peer.name}'", s.nat_cidr)
+                for s in peer.subnets
+                if s.nat_cidr is not None
+            )
+    return users
+
+
+def check_wan_ranges(
+    tunnel_cidr: IPv4Network,
+    services_cidr: IPv4Network,
+    nat_pool_cidr: IPv4Network,
+    wan: WanSpec | None = None,
+) -> None:
+    """Check a WAN's three ranges: mutually disjoint and, for an existing WAN, still fitting its data.
+
+    Refuses (ConflictError) a change that would leave tunnel IPs, shared IPs or NAT blocks outside
+    their range, and a range that would overlap a peer's LAN.
+    """
+    new: dict[RangeKind, IPv4Network] = {
+        "tunnel": tunnel_cidr,
+        "services": services_cidr,
+        "nat_pool": nat_pool_cidr,
+    }
+    pairs: tuple[tuple[RangeKind, RangeKind], ...] = (
+        ("tunnel", "services"),
+        ("tunnel", "nat_pool"),
+        ("services", "nat_pool"),
+    )
+    for a, b in pairs:
+        if new[a].overlaps(new[b]):
+            label_a = RANGE_LABELS[a][0]
+            label_b, field_b = RANGE_LABELS[b]
+            raise ValidationError(
+                f"The {label_b} {new[b]} overlaps the {label_a} {new[a]}; the tunnel range, services "
+                "range and NAT pool must not overlap.",
+                field_b,
+            )
+    if wan is None:
+        return
+    for what, old in _wan_ranges(wan):
+        check_range_change(old, new[what], range_users(wan, what), what)
+    for what, rng in new.items():
+        label, field = RANGE_LABELS[what]
+        for peer in wan.peers:
+            for subnet in peer.subnets:
+                if _overlaps(subnet.cidr, rng):
+                    raise ConflictError(
+                        f"The {label} {rng} would overlap {subnet.cidr} of peer '{peer.name}'; choose "
+                        "another range or renumber that LAN.",
+                        field,
+                        fixes=(FIX_CHANGE_RANGE, FIX_RENUMBER),
+                        other_peer_id=peer.id,
+                        other_subnet_id=subnet.id,
+                    )
+
+
+# --- the whole WAN -----------------------------------------------------------------------------
+
+
+def overlapping_pairs(prefixes: Iterable[IPNetwork]) -> Iterator[tuple[int, int]]:
+    """Index pairs (i, j) of overlapping prefixes, by sorting on start address and sweeping.
+
+    CIDR blocks overlap only by nesting, so the active set is a short chain; the cost is
+    O(n log n) plus the number of pairs reported.
+    """
+    keyed = sorted(
+        (net.version, int(net.network_address), -int(net.broadcast_address), i)
+        for i, net in enumerate(prefixes)
+    )
+    active: list[tuple[int, int, int]] = []  # (version, end, index)
+    for version, start, neg_end, index in keyed:
+        active = [a for a in active if a[0] == version and a[1] >= start]
+        for _, _, other in active:
+            yield other, index
+        active.append((version, -neg_end, index))
+
+
+def _describe_advertised(peer: PeerSpec, subnet: SubnetSpec) -> str:
+    if subnet.nat_cidr is not None:
+        return f"{subnet.nat_cidr} (Auto-NAT of {subnet.cidr} of peer '{peer.name}')"
+    return f"{subnet.cidr} of peer '{peer.name}'"
+
+
+def wan_conflicts(wan: WanSpec) -> list[Conflict]:
+    """Every conflict in a saved WAN, critical ones first.
+
+    Critical: ranges overlapping each other; a subnet overlapping a range; two advertised prefixes
+    overlapping where one is a NAT translation; a tunnel IP or shared IP taken twice or outside its
+    range. Warning: routed subnets of two peers overlapping with no NAT on either (legacy data);
+    overlapping subnets of one peer. Reachability ("unreachable from X") is topology's job.
+    """
+    out: list[Conflict] = []
+    ranges = _wan_ranges(wan)
+
+    for i, (what_a, rng_a) in enumerate(ranges):
+        for what_b, rng_b in ranges[i + 1 :]:
+            if rng_a.overlaps(rng_b):
+                out.append(
+                    Conflict(
+                        "critical",
+                        "range_overlap",
+                        f"The {RANGE_LABELS[what_b][0]} {rng_b} overlaps the {RANGE_LABELS[what_a][0]} "
+                        f"{rng_a}.",
+                    )
+                )
+
+    # Tunnel IPs.
+    first, last = usable_bounds(wan.tunnel_cidr)
+    owner_of_ip: dict[IPv4Address, PeerSpec] = {}
+    for peer in wan.peers:
+        ip = peer.tunnel_ip
+        if ip not in wan.tunnel_cidr or not first <= int(ip) <= last:
+            where = "outside" if ip not in wan.tunnel_cidr else "not an assignable address of"
+            out.append(
+                Conflict(
+                    "critical",
+                    "tunnel_ip_outside_range",
+                    f"Tunnel IP {ip} of peer '{peer.name}' is {where} the tunnel range {wan.tunnel_cidr}.",
+                    peer_id=peer.id,
+                )
+            )
+        owner = owner_of_ip.setdefault(ip, peer)
+        if owner is not peer:
+            out.append(
+                Conflict(
+                    "critical",
+                    "duplicate_tunnel_ip",
+                    f"Tunnel IP {ip} is used by both peer '{owner.name}' and peer '{peer.name}'.",
+                    peer_id=peer.id,
+                    other_peer_id=owner.id,
+                )
+            )
+
+    # Subnets against the WAN ranges, and against each other.
+    flat: list[tuple[PeerSpec, SubnetSpec]] = [(p, s) for p in wan.peers for s in p.subnets]
+    for peer, subnet in flat:
+        for what, rng in ranges:
+            if _overlaps(subnet.cidr, rng):
+                label = RANGE_LABELS[what][0]
+                out.append(
+                    Conflict(
+                        "critical",
+                        f"{what}_range_overlap" if what != "nat_pool" else "nat_pool_overlap",
+                        f"{subnet.cidr} of peer '{peer.name}' overlaps the {label} {rng}.",
+                        peer_id=peer.id,
+                        subnet_id=subnet.id,
+                    )
+                )
+    for i, j in overlapping_pairs(s.cidr for _, s in flat):
+        (pa, sa), (pb, sb) = flat[i], flat[j]
+        if pa.id == pb.id:
+            out.append(
+                Conflict(
+                    "warning",
+                    "own_subnet_overlap",
+                    f"{sa.cidr} and {sb.cidr} of peer '{pa.name}' overlap; a peer cannot host "
+                    "overlapping LANs.",
+                    peer_id=pa.id,
+                    subnet_id=sa.id,
+                    other_peer_id=pb.id,
+                    other_subnet_id=sb.id,
+                )
+            )
+        elif sa.routed and sb.routed and sa.nat_cidr is None and sb.nat_cidr is None:
+            out.append(
+                Conflict(
+                    "warning",
+                    "peer_subnet_overlap",
+                    f"{sa.cidr} of peer '{pa.name}' overlaps {sb.cidr} of peer '{pb.name}' (both routed, "
+                    "no NAT): other peers cannot tell which LAN an address belongs to. Use Auto-NAT on "
+                    "one of them or mark one not routed.",
+                    peer_id=pa.id,
+                    subnet_id=sa.id,
+                    other_peer_id=pb.id,
+                    other_subnet_id=sb.id,
+                )
+            )
+    routed = [(p, s) for p, s in flat if s.routed]
+    for i, j in overlapping_pairs(s.advertised for _, s in routed):
+        (pa, sa), (pb, sb) = routed[i], routed[j]
+        if sa.nat_cidr is None and sb.nat_cidr is None:
+            continue  # real prefixes: reported above
+        out.append(
+            Conflict(
+                "critical",
+                "nat_overlap",
+                f"{_describe_advertised(pa, sa)} and {_describe_advertised(pb, sb)} are published under "
+                "overlapping prefixes; other peers cannot tell the two LANs apart. Turn NAT off and "
+                "Auto-NAT again on one of them.",
+                peer_id=pa.id,
+                subnet_id=sa.id,
+                other_peer_id=pb.id,
+                other_subnet_id=sb.id,
+            )
+        )
+
+    out.extend(_service_conflicts(wan))
+    # Critical first; otherwise the (deterministic) order of discovery.
+    return sorted(out, key=lambda c: c.severity != "critical")
+
+
+def _service_conflicts(wan: WanSpec) -> Iterator[Conflict]:
+    ip_owner: dict[IPAddress, tuple[PeerSpec, ServiceSpec]] = {}
+    reported_shared: set[tuple[IPAddress, int]] = set()
+    endpoint_owner: dict[tuple[IPAddress, int, str], tuple[PeerSpec, ServiceSpec]] = {}
+    first, last = usable_bounds(wan.services_cidr)
+    for peer in wan.peers:
+        for s in peer.services:
+            ip = s.shared_ip
+            if not isinstance(ip, IPv4Address) or ip not in wan.services_cidr or not first <= int(ip) <= last:
+                yield Conflict(
+                    "critical",
+                    "service_ip_outside_range",
+                    f"Shared IP {ip} of service '{s.name}' (peer '{peer.name}') is outside the services "
+                    f"range {wan.services_cidr} or not assignable in it.",
+                    peer_id=peer.id,
+                )
+            owner_peer, owner_service = ip_owner.setdefault(ip, (peer, s))
+            if owner_peer.id != peer.id and (ip, peer.id) not in reported_shared:
+                reported_shared.add((ip, peer.id))
+                yield Conflict(
+                    "critical",
+                    "service_ip_shared",
+                    f"Shared IP {ip} is used by service '{owner_service.name}' of peer '{owner_peer.name}' "
+                    f"and service '{s.name}' of peer '{peer.name}'; a shared IP routes to one peer only.",
+                    peer_id=peer.id,
+                    other_peer_id=owner_peer.id,
+                )
+            key = (ip, s.shared_port, s.protocol)
+            first_peer, first_service = endpoint_owner.setdefault(key, (peer, s))
+            if first_service is not s:
+                yield Conflict(
+                    "critical",
+                    "duplicate_service",
+                    f"{ip}:{s.shared_port}/{s.protocol} is published twice: by service "
+                    f"'{first_service.name}' of peer '{first_peer.name}' and service '{s.name}' of peer "
+                    f"'{peer.name}'.",
+                    peer_id=peer.id,
+                    other_peer_id=first_peer.id,
+                )
