@@ -6,7 +6,10 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
+
+from app.domain.errors import DomainError
 
 from app.config import load_settings
 from app.extensions import csrf, db, login_manager, migrate
@@ -132,6 +135,20 @@ def _register_errors(app: Flask) -> None:
         if request.path.startswith("/api/"):
             return api_error(400, message, code="csrf")
         return render_template("errors/error.html", code=400, title="Bad request", message=message), 400
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError) -> Any:
+        # Pages catch these in their views to show them under the field; this is the API's path.
+        db.session.rollback()
+        return api_error(exc.status, exc.message, exc.field, exc.code)
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError) -> Any:
+        db.session.rollback()
+        message = "This conflicts with a change saved at the same moment; reload and try again."
+        if request.path.startswith("/api/"):
+            return api_error(409, message)
+        return render_template("errors/error.html", code=409, title="Conflict", message=message), 409
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

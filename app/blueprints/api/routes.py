@@ -2,13 +2,219 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import abort, jsonify, request, url_for
 from flask_login import current_user
+from sqlalchemy import func, select
 
 from app.blueprints.api import bp
+from app.blueprints.api.schemas import peer_json, service_json, subnet_json, wan_json
+from app.domain import conflicts as conflict_rules
+from app.domain.errors import DomainError
+from app.extensions import db
+from app.models import Peer, Service, Subnet, Wan
+from app.services import peers as peer_service
+from app.services import published, subnets, wans
+from app.services.specs import load_wan, wan_spec
+from app.services.tx import commit_with_retry
+
+PEER_BODY_FIELDS = set(peer_service.PEER_FIELDS) - {n for n in peer_service.PEER_FIELDS if n.startswith("mikrotik_")} | {"mikrotik"}
+MIKROTIK_BODY_FIELDS = {"host", "port", "use_tls", "verify_cert", "username", "password", "auto_deploy"}
+
+
+class MalformedRequest(DomainError):
+    """A body that is not a JSON object of known fields (HTTP 400)."""
+
+    default_code = "malformed"
+    default_status = 400
+
+
+def _body(allowed: set[str] | tuple[str, ...], *, query_fallback: bool = False) -> dict[str, Any]:
+    """The JSON object sent, refusing unknown fields (a typo must not be silently ignored)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        data: Any = request.args.to_dict() if query_fallback else {}
+    else:
+        data = request.get_json(silent=True)
+        if data is None:
+            raise MalformedRequest("The body is not valid JSON.", None)
+    if not isinstance(data, dict):
+        raise MalformedRequest("The body must be a JSON object.", None)
+    for key in data:
+        if key not in allowed:
+            raise MalformedRequest(f"Unknown field '{str(key)[:40]}'.", str(key)[:40])
+    return data
+
+
+def _wan_or_404(wan_id: int) -> Wan:
+    return db.session.get(Wan, wan_id) or abort(404, "No such WAN.")
+
+
+def _peer_or_404(peer_id: int) -> Peer:
+    return db.session.get(Peer, peer_id) or abort(404, "No such peer.")
+
+
+def _created(payload: dict[str, Any], location: str) -> Any:
+    resp = jsonify(payload)
+    resp.status_code = 201
+    resp.headers["Location"] = location
+    return resp
 
 
 @bp.get("/me")
 def me() -> Any:
     """Who the token or session belongs to: handy for checking a token in scripts."""
     return jsonify({"id": current_user.id, "email": current_user.email, "role": current_user.role})
+
+
+# --- WANs --------------------------------------------------------------------------------------
+
+
+@bp.get("/wan")
+def list_wans() -> Any:
+    counts = dict(db.session.execute(select(Peer.wan_id, func.count(Peer.id)).group_by(Peer.wan_id)).all())
+    rows = db.session.scalars(select(Wan).order_by(Wan.name)).all()
+    return jsonify([wan_json(w, counts.get(w.id, 0)) for w in rows])
+
+
+@bp.post("/wan")
+def create_wan() -> Any:
+    data = _body(wans.WAN_FIELDS)
+    wan = commit_with_retry(lambda: wans.create_wan(data))
+    return _created(wan_json(wan, 0), url_for("api.get_wan", wan_id=wan.id))
+
+
+@bp.get("/wan/<int:wan_id>")
+def get_wan(wan_id: int) -> Any:
+    return jsonify(wan_json(_wan_or_404(wan_id)))
+
+
+@bp.patch("/wan/<int:wan_id>")
+def update_wan(wan_id: int) -> Any:
+    data = _body(wans.WAN_FIELDS)
+    wan = commit_with_retry(lambda: wans.update_wan(_wan_or_404(wan_id), data))
+    return jsonify(wan_json(wan))
+
+
+@bp.delete("/wan/<int:wan_id>")
+def delete_wan(wan_id: int) -> Any:
+    commit_with_retry(lambda: wans.delete_wan(_wan_or_404(wan_id)))
+    return "", 204
+
+
+@bp.get("/wan/<int:wan_id>/conflicts")
+def wan_conflicts(wan_id: int) -> Any:
+    wan = load_wan(wan_id) or abort(404, "No such WAN.")
+    return jsonify([c.to_dict() for c in conflict_rules.wan_conflicts(wan_spec(wan))])
+
+
+# --- peers -------------------------------------------------------------------------------------
+
+
+def _flatten_peer_body(data: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in data.items() if k != "mikrotik"}
+    mikrotik = data.get("mikrotik")
+    if mikrotik is not None:
+        if not isinstance(mikrotik, dict):
+            raise MalformedRequest("'mikrotik' must be an object.", "mikrotik")
+        for key, value in mikrotik.items():
+            if key not in MIKROTIK_BODY_FIELDS:
+                raise MalformedRequest(f"Unknown field 'mikrotik.{str(key)[:40]}'.", "mikrotik")
+            flat[f"mikrotik_{key}"] = value
+    return flat
+
+
+@bp.get("/peers/wan/<int:wan_id>")
+def list_peers(wan_id: int) -> Any:
+    wan = load_wan(wan_id) or abort(404, "No such WAN.")
+    return jsonify([peer_json(p) for p in wan.peers])
+
+
+@bp.post("/peers/wan/<int:wan_id>")
+def create_peer(wan_id: int) -> Any:
+    data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
+    peer = commit_with_retry(lambda: peer_service.create_peer(_wan_or_404(wan_id), data))
+    return _created(peer_json(peer), url_for("api.get_peer", peer_id=peer.id))
+
+
+@bp.get("/peers/<int:peer_id>")
+def get_peer(peer_id: int) -> Any:
+    return jsonify(peer_json(_peer_or_404(peer_id)))
+
+
+@bp.patch("/peers/<int:peer_id>")
+def update_peer(peer_id: int) -> Any:
+    data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
+    peer = commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
+    return jsonify(peer_json(peer))
+
+
+@bp.delete("/peers/<int:peer_id>")
+def delete_peer(peer_id: int) -> Any:
+    commit_with_retry(lambda: peer_service.delete_peer(_peer_or_404(peer_id)))
+    return "", 204
+
+
+# --- subnets and services ------------------------------------------------------------------------
+
+
+def _subnet_or_404(peer: Peer, subnet_id: int) -> Subnet:
+    subnet = db.session.get(Subnet, subnet_id)
+    if subnet is None or subnet.peer_id != peer.id:
+        abort(404, "No such subnet on this peer.")
+    return subnet
+
+
+@bp.post("/peers/<int:peer_id>/subnets")
+def add_subnet(peer_id: int) -> Any:
+    data = _body({"cidr", "routed", "auto_nat"}, query_fallback=True)
+
+    def work() -> Subnet:
+        peer = _peer_or_404(peer_id)
+        return subnets.add_subnet(peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False))
+
+    subnet = commit_with_retry(work)
+    return _created(subnet_json(subnet), url_for("api.get_peer", peer_id=peer_id))
+
+
+@bp.put("/peers/<int:peer_id>/subnets/<int:subnet_id>")
+def update_subnet(peer_id: int, subnet_id: int) -> Any:
+    data = {**request.args.to_dict(), **_body({"routed", "nat", "auto_nat"})}
+
+    def work() -> Subnet:
+        peer = _peer_or_404(peer_id)
+        return subnets.update_subnet(
+            peer, _subnet_or_404(peer, subnet_id),
+            routed=data.get("routed"), nat=data.get("nat"), auto_nat=data.get("auto_nat", False),
+        )  # fmt: skip
+
+    return jsonify(subnet_json(commit_with_retry(work)))
+
+
+@bp.delete("/peers/<int:peer_id>/subnets/<int:subnet_id>")
+def delete_subnet(peer_id: int, subnet_id: int) -> Any:
+    def work() -> None:
+        peer = _peer_or_404(peer_id)
+        subnets.delete_subnet(peer, _subnet_or_404(peer, subnet_id))
+
+    commit_with_retry(work)
+    return "", 204
+
+
+@bp.post("/peers/<int:peer_id>/services")
+def add_service(peer_id: int) -> Any:
+    data = _body(published.SERVICE_FIELDS)
+    service = commit_with_retry(lambda: published.add_service(_peer_or_404(peer_id), data))
+    return _created(service_json(service), url_for("api.get_peer", peer_id=peer_id))
+
+
+@bp.delete("/peers/<int:peer_id>/services/<int:service_id>")
+def delete_service(peer_id: int, service_id: int) -> Any:
+    def work() -> None:
+        peer = _peer_or_404(peer_id)
+        service = db.session.get(Service, service_id)
+        if service is None or service.peer_id != peer.id:
+            abort(404, "No such service on this peer.")
+        published.delete_service(peer, service)
+
+    commit_with_retry(work)
+    return "", 204

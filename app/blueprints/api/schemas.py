@@ -1,0 +1,78 @@
+"""JSON shapes of ../shared/API.md. Never a private key or router password."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.models import Peer, Service, Subnet, Wan
+
+
+def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
+    return {
+        "id": wan.id,
+        "name": wan.name,
+        "tunnel_cidr": wan.tunnel_cidr,
+        "services_cidr": wan.services_cidr,
+        "nat_pool_cidr": wan.nat_pool_cidr,
+        "topology": wan.topology,
+        "interface_name": wan.interface_name,
+        "listen_port": wan.listen_port,
+        "keepalive": wan.keepalive,
+        "mtu": wan.mtu,
+        "mgmt_cidrs": list(wan.mgmt_cidrs or []),
+        "dns": list(wan.dns or []),
+        "peer_count": peer_count if peer_count is not None else len(wan.peers),
+        "created_at": wan.created_at.isoformat() + "Z",
+    }
+
+
+def subnet_json(subnet: Subnet) -> dict[str, Any]:
+    return {"id": subnet.id, "cidr": subnet.cidr, "routed": subnet.routed, "nat_cidr": subnet.nat_cidr}
+
+
+def service_json(service: Service) -> dict[str, Any]:
+    return {
+        "id": service.id,
+        "peer_id": service.peer_id,
+        "name": service.name,
+        "protocol": service.protocol,
+        "local_ip": service.local_ip,
+        "local_port": service.local_port,
+        "shared_ip": service.shared_ip,
+        "shared_port": service.shared_port,
+    }
+
+
+def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": peer.id,
+        "wan_id": peer.wan_id,
+        "name": peer.name,
+        "kind": peer.kind,
+        "is_hub": peer.is_hub,
+        "hub_priority": peer.hub_priority,
+        "tunnel_ip": peer.tunnel_ip,
+        "listen_port": peer.listen_port,
+        "endpoint": peer.endpoint,
+        "has_port_forward": peer.has_port_forward,
+        "keepalive": peer.keepalive,
+        "public_key": peer.public_key,
+        "brings_own_key": peer.brings_own_key,
+        "cgnat": peer.cgnat,
+        "subnets": [subnet_json(s) for s in peer.subnets],
+        "services": [service_json(s) for s in peer.services],
+        "mikrotik": None,
+    }
+    if stale is not None:
+        data["stale"] = stale
+    if peer.kind == "mikrotik":
+        data["mikrotik"] = {
+            "host": peer.mt_host,
+            "port": peer.mt_port,
+            "use_tls": peer.mt_use_tls,
+            "verify_cert": peer.mt_verify_cert,
+            "username": peer.mt_username,
+            "auto_deploy": peer.mt_auto_deploy,
+            "password_set": peer.mt_password_enc is not None,
+        }
+    return data

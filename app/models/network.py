@@ -1,0 +1,155 @@
+"""WANs, peers, the LANs they host and the services they publish."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import utcnow
+
+
+class Wan(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "wan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tunnel_cidr: Mapped[str] = mapped_column(String(43), default="10.0.0.0/24")
+    services_cidr: Mapped[str] = mapped_column(String(43), default="10.0.5.0/24")
+    nat_pool_cidr: Mapped[str] = mapped_column(String(43), default="172.16.0.0/12")
+    topology: Mapped[str] = mapped_column(String(16), default="mesh")
+    interface_name: Mapped[str] = mapped_column(String(15), default="wg-wan-overlay")
+    listen_port: Mapped[int] = mapped_column(default=51820)
+    keepalive: Mapped[int] = mapped_column(default=25)
+    mtu: Mapped[int] = mapped_column(default=1420)
+    mgmt_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    peers: Mapped[list[Peer]] = relationship(
+        back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id"
+    )
+
+
+class Peer(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "peer"
+    __table_args__ = (
+        # The allocation guard: two simultaneous creations can never share a tunnel IP or a name.
+        UniqueConstraint("wan_id", "tunnel_ip"),
+        UniqueConstraint("wan_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
+    wan_id: Mapped[int] = mapped_column(ForeignKey("wan.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(48))
+    kind: Mapped[str] = mapped_column(String(16))
+    is_hub: Mapped[bool] = mapped_column(default=False)
+    hub_priority: Mapped[int | None] = mapped_column(default=None)
+    tunnel_ip: Mapped[str] = mapped_column(String(15))
+    listen_port: Mapped[int] = mapped_column(default=51820)
+    endpoint_host: Mapped[str | None] = mapped_column(String(253), default=None)
+    endpoint_port: Mapped[int | None] = mapped_column(default=None)
+    has_port_forward: Mapped[bool] = mapped_column(default=False)
+    keepalive: Mapped[int | None] = mapped_column(default=None)
+    public_key: Mapped[str] = mapped_column(String(44))
+    # Fernet token (app.crypto); NULL when the peer brought its own key pair.
+    private_key_enc: Mapped[str | None] = mapped_column(Text, default=None)
+
+    mt_host: Mapped[str | None] = mapped_column(String(253), default=None)
+    mt_port: Mapped[int | None] = mapped_column(default=None)
+    mt_use_tls: Mapped[bool] = mapped_column(default=False)
+    mt_verify_cert: Mapped[bool] = mapped_column(default=False)
+    mt_username: Mapped[str | None] = mapped_column(String(32), default=None)
+    mt_password_enc: Mapped[str | None] = mapped_column(Text, default=None)
+    mt_auto_deploy: Mapped[bool] = mapped_column(default=False)
+
+    # Staleness (DESIGN.md §5): the hash of the config last downloaded or deployed, and that
+    # config with keys masked so the peer page can show what changed since.
+    applied_config_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    applied_config_masked: Mapped[str | None] = mapped_column(Text, default=None)
+    applied_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    wan: Mapped[Wan] = relationship(back_populates="peers")
+    subnets: Mapped[list[Subnet]] = relationship(
+        back_populates="peer", cascade="all, delete-orphan", order_by="Subnet.id"
+    )
+    services: Mapped[list[Service]] = relationship(
+        back_populates="peer", cascade="all, delete-orphan", order_by="Service.id"
+    )
+
+    @property
+    def cgnat(self) -> bool:
+        return not self.endpoint_host
+
+    @property
+    def is_mikrotik(self) -> bool:
+        return self.kind == "mikrotik"
+
+    @property
+    def endpoint(self) -> str | None:
+        if not self.endpoint_host:
+            return None
+        host = f"[{self.endpoint_host}]" if ":" in self.endpoint_host else self.endpoint_host
+        return f"{host}:{self.endpoint_port or self.listen_port}"
+
+    @property
+    def brings_own_key(self) -> bool:
+        return self.private_key_enc is None
+
+
+class Subnet(db.Model):  # type: ignore[name-defined,misc]
+    """A LAN the peer HOSTS (not one it merely reaches)."""
+
+    __tablename__ = "subnet"
+    __table_args__ = (
+        # Concurrent Auto-NATs must not hand out the same block; NULLs (no NAT) do not collide.
+        UniqueConstraint("wan_id", "nat_cidr"),
+        Index("ix_subnet_peer_id_cidr", "peer_id", "cidr"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wan_id: Mapped[int] = mapped_column(ForeignKey("wan.id", ondelete="CASCADE"), index=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peer.id", ondelete="CASCADE"))
+    cidr: Mapped[str] = mapped_column(String(43))
+    routed: Mapped[bool] = mapped_column(default=True)
+    nat_cidr: Mapped[str | None] = mapped_column(String(43), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    peer: Mapped[Peer] = relationship(back_populates="subnets")
+
+
+class Service(db.Model):  # type: ignore[name-defined,misc]
+    """A local ip:port published on the WAN's services range."""
+
+    __tablename__ = "service"
+    __table_args__ = (
+        UniqueConstraint("wan_id", "shared_ip", "shared_port", "protocol"),
+        UniqueConstraint("peer_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wan_id: Mapped[int] = mapped_column(ForeignKey("wan.id", ondelete="CASCADE"), index=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peer.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    protocol: Mapped[str] = mapped_column(String(3))
+    local_ip: Mapped[str] = mapped_column(String(45))
+    local_port: Mapped[int] = mapped_column()
+    shared_ip: Mapped[str] = mapped_column(String(15))
+    shared_port: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    peer: Mapped[Peer] = relationship(back_populates="services")
+
+
+def as_summary(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A plain-dict snapshot of the named attributes, for audit before/after summaries."""
+    return {f: getattr(obj, f) for f in fields}

@@ -1,0 +1,193 @@
+"""Creating, changing and deleting peers: names, keys, tunnel IPs, endpoints, MikroTik access."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from sqlalchemy import select
+
+from app import crypto
+from app.domain import conflicts, keys, validation
+from app.domain.addressing import parse_ipv4_address
+from app.domain.errors import ConflictError
+from app.extensions import db
+from app.models import Peer, Wan
+from app.services import audit
+from app.services.inputs import Collector, as_bool, optional_text
+from app.services.specs import wan_spec
+
+# What a user may set. mikrotik_* are flat here; the JSON API flattens its nested "mikrotik" object.
+PEER_FIELDS = (
+    "name", "kind", "is_hub", "hub_priority", "endpoint", "listen_port", "tunnel_ip", "has_port_forward",
+    "public_key", "keepalive", "mikrotik_host", "mikrotik_port", "mikrotik_use_tls", "mikrotik_verify_cert",
+    "mikrotik_username", "mikrotik_password", "mikrotik_auto_deploy",
+)  # fmt: skip
+SUMMARY_FIELDS = (
+    "name", "kind", "is_hub", "hub_priority", "tunnel_ip", "listen_port", "endpoint_host", "endpoint_port",
+    "has_port_forward", "keepalive", "public_key", "mt_host", "mt_port", "mt_use_tls", "mt_verify_cert",
+    "mt_username", "mt_auto_deploy",
+)  # fmt: skip
+
+
+def summary(peer: Peer) -> dict[str, Any]:
+    return {f: getattr(peer, f) for f in SUMMARY_FIELDS}
+
+
+def current_values(peer: Peer) -> dict[str, Any]:
+    """The peer as form/API input values (the password is write-only and never included)."""
+    return {
+        "name": peer.name,
+        "kind": peer.kind,
+        "is_hub": peer.is_hub,
+        "hub_priority": peer.hub_priority,
+        "endpoint": peer.endpoint or "",
+        "listen_port": peer.listen_port,
+        "tunnel_ip": peer.tunnel_ip,
+        "has_port_forward": peer.has_port_forward,
+        "keepalive": peer.keepalive,
+        "mikrotik_host": peer.mt_host or "",
+        "mikrotik_port": peer.mt_port or 8728,
+        "mikrotik_use_tls": peer.mt_use_tls,
+        "mikrotik_verify_cert": peer.mt_verify_cert,
+        "mikrotik_username": peer.mt_username or "wirewan",
+        "mikrotik_auto_deploy": peer.mt_auto_deploy,
+    }
+
+
+def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, Any]:
+    """Validate every field, then the guardrails that relate fields to each other."""
+    current = current_values(peer) if peer else {"listen_port": wan.listen_port, "mikrotik_port": 8728,
+                                                  "mikrotik_username": "wirewan"}  # fmt: skip
+    merged = {**current, **{k: v for k, v in data.items() if k in PEER_FIELDS}}
+    c = Collector()
+    out: dict[str, Any] = {
+        "name": c(validation.validate_peer_name, merged.get("name")),
+        "kind": c(validation.validate_kind, merged.get("kind")),
+        "is_hub": c(as_bool, merged.get("is_hub"), "is_hub"),
+        "has_port_forward": c(as_bool, merged.get("has_port_forward"), "has_port_forward"),
+        "listen_port": c(validation.validate_port, merged.get("listen_port")),
+    }
+    priority = optional_text(merged.get("hub_priority"))
+    out["hub_priority"] = c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000) if priority else None
+    keepalive = optional_text(merged.get("keepalive"))
+    out["keepalive"] = c(validation.validate_keepalive, keepalive) if keepalive is not None else None
+    tunnel_ip = optional_text(merged.get("tunnel_ip"))
+    out["tunnel_ip"] = c(parse_ipv4_address, tunnel_ip.strip(), "tunnel_ip", "Tunnel IP") if tunnel_ip else None
+    endpoint = None
+    if out["listen_port"] is not None:
+        endpoint = c(validation.parse_endpoint, merged.get("endpoint"), out["listen_port"])
+    out["endpoint"] = endpoint
+    public_key = optional_text(data.get("public_key"))
+    out["public_key"] = c(keys.validate_public_key, public_key.strip()) if public_key else None
+
+    if out["kind"] == "mikrotik":
+        host = optional_text(merged.get("mikrotik_host"))
+        out["mt_host"] = c(validation.validate_host, host) if host else None
+        out["mt_port"] = c(validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port")
+        out["mt_use_tls"] = c(as_bool, merged.get("mikrotik_use_tls"), "mikrotik_use_tls")
+        out["mt_verify_cert"] = c(as_bool, merged.get("mikrotik_verify_cert"), "mikrotik_verify_cert")
+        out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or "wirewan")
+        out["mt_auto_deploy"] = c(as_bool, merged.get("mikrotik_auto_deploy"), "mikrotik_auto_deploy")
+        password = data.get("mikrotik_password")
+        # Write-only: a blank password on edit keeps the stored one.
+        out["mt_password"] = c(validation.validate_password, password) if optional_text(password) is not None else None
+    c.check()
+
+    if endpoint is not None:
+        validation.check_endpoint_port(endpoint[1], out["listen_port"], out["has_port_forward"])
+    return out
+
+
+def _check_name_free(wan: Wan, name: str, peer_id: int | None) -> None:
+    other = db.session.scalar(select(Peer.id).where(Peer.wan_id == wan.id, Peer.name == name, Peer.id != (peer_id or 0)))
+    if other is not None:
+        raise ConflictError(f"WAN '{wan.name}' already has a peer named '{name}'; pick another name.", "name",
+                            other_peer_id=other)  # fmt: skip
+
+
+def _apply(peer: Peer, wan: Wan, values: dict[str, Any]) -> None:
+    for field in ("name", "kind", "is_hub", "hub_priority", "has_port_forward", "listen_port", "keepalive"):
+        setattr(peer, field, values[field])
+    endpoint = values["endpoint"]
+    peer.endpoint_host, peer.endpoint_port = (endpoint if endpoint else (None, None))
+    if values["kind"] == "mikrotik":
+        peer.mt_host = values["mt_host"]
+        peer.mt_port = values["mt_port"]
+        peer.mt_use_tls = values["mt_use_tls"]
+        peer.mt_verify_cert = values["mt_verify_cert"]
+        peer.mt_username = values["mt_username"]
+        peer.mt_auto_deploy = values["mt_auto_deploy"]
+        if values["mt_password"] is not None:
+            peer.mt_password_enc = crypto.encrypt(values["mt_password"])
+    else:
+        # No router behind this peer any more: keep no router secret around.
+        peer.mt_host = peer.mt_port = peer.mt_username = peer.mt_password_enc = None
+        peer.mt_use_tls = peer.mt_verify_cert = peer.mt_auto_deploy = False
+
+
+def _check_management(peer: Peer, wan: Wan) -> None:
+    if peer.kind == "mikrotik" and peer.mt_host:
+        validation.check_management_host(
+            peer.mt_host, IPv4Address(peer.tunnel_ip), IPv4Network(wan.tunnel_cidr), "mikrotik_host"
+        )
+
+
+def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
+    values = _parse(wan, data, None)
+    _check_name_free(wan, values["name"], None)
+    spec = wan_spec(wan)
+    tunnel_ip = conflicts.assign_tunnel_ip(spec, values["tunnel_ip"])
+    peer = Peer(wan=wan, tunnel_ip=str(tunnel_ip))
+    if values["public_key"]:
+        peer.public_key, peer.private_key_enc = values["public_key"], None
+    else:
+        private, public = keys.generate_keypair()
+        peer.public_key, peer.private_key_enc = public, crypto.encrypt(private)
+    _apply(peer, wan, values)
+    _check_management(peer, wan)
+    db.session.add(peer)
+    db.session.flush()
+    audit.record("create", "peer", peer.id, wan_id=wan.id,
+                 summary=f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}",
+                 details={"after": summary(peer)})  # fmt: skip
+    return peer
+
+
+def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
+    wan = peer.wan
+    before = summary(peer)
+    values = _parse(wan, data, peer)
+    _check_name_free(wan, values["name"], peer.id)
+    if values["tunnel_ip"] is not None and str(values["tunnel_ip"]) != peer.tunnel_ip:
+        tunnel_ip = conflicts.assign_tunnel_ip(wan_spec(wan), values["tunnel_ip"], exclude_peer_id=peer.id)
+        peer.tunnel_ip = str(tunnel_ip)
+    if values["public_key"] and values["public_key"] != peer.public_key:
+        # A new public key from the user means the device holds the private key from now on.
+        peer.public_key, peer.private_key_enc = values["public_key"], None
+    _apply(peer, wan, values)
+    _check_management(peer, wan)
+    after = summary(peer)
+    changed = {k: {"before": before[k], "after": after[k]} for k in SUMMARY_FIELDS if before[k] != after[k]}
+    if changed or "mikrotik_password" in data and optional_text(data.get("mikrotik_password")):
+        audit.record("update", "peer", peer.id, wan_id=wan.id,
+                     summary=f"peer '{peer.name}': {', '.join(changed) or 'router password'} changed",
+                     details=changed)  # fmt: skip
+    return peer
+
+
+def regenerate_keys(peer: Peer) -> Peer:
+    """Key rotation: a fresh pair held by WireWAN (every other peer's config goes stale)."""
+    private, public = keys.generate_keypair()
+    old = peer.public_key
+    peer.public_key, peer.private_key_enc = public, crypto.encrypt(private)
+    audit.record("rotate-keys", "peer", peer.id, wan_id=peer.wan_id,
+                 summary=f"peer '{peer.name}' got a new key pair", details={"old_public_key": old, "public_key": public})  # fmt: skip
+    return peer
+
+
+def delete_peer(peer: Peer) -> None:
+    audit.record("delete", "peer", peer.id, wan_id=peer.wan_id, summary=f"peer '{peer.name}' deleted",
+                 details={"before": summary(peer)})  # fmt: skip
+    db.session.delete(peer)

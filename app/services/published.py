@@ -1,0 +1,54 @@
+"""Published services: a local ip:port reachable across the overlay at shared_ip:shared_port."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.domain import conflicts, validation
+from app.domain.addressing import parse_address, parse_ipv4_address
+from app.extensions import db
+from app.models import Peer, Service
+from app.services import audit
+from app.services.inputs import Collector, optional_text
+from app.services.specs import wan_spec
+
+SERVICE_FIELDS = ("name", "protocol", "local_ip", "local_port", "shared_ip", "shared_port")
+
+
+def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
+    c = Collector()
+    name = c(validation.validate_service_name, data.get("name"))
+    protocol = c(validation.validate_protocol, data.get("protocol") or "tcp")
+    local_ip = c(parse_address, data.get("local_ip"), "local_ip", "Local IP")
+    local_port = c(validation.validate_port, data.get("local_port"), "local_port", "Local port")
+    shared_ip_text = optional_text(data.get("shared_ip"))
+    shared_ip = c(parse_ipv4_address, shared_ip_text, "shared_ip", "Shared IP") if shared_ip_text else None
+    shared_port_text = optional_text(data.get("shared_port"))
+    shared_port = c(validation.validate_port, shared_port_text, "shared_port", "Shared port") if shared_port_text else None
+    c.check()
+    decision = conflicts.check_service(
+        wan_spec(peer.wan), peer.id, protocol, local_ip, local_port, shared_ip, shared_port, name=name
+    )
+    service = Service(
+        wan_id=peer.wan_id,
+        peer=peer,
+        name=name,
+        protocol=protocol,
+        local_ip=str(local_ip),
+        local_port=local_port,
+        shared_ip=str(decision.shared_ip),
+        shared_port=decision.shared_port,
+    )
+    db.session.add(service)
+    db.session.flush()
+    audit.record("create", "service", service.id, wan_id=peer.wan_id,
+                 summary=f"peer '{peer.name}' publishes {name} {protocol} {local_ip}:{local_port} "
+                         f"as {service.shared_ip}:{service.shared_port}")  # fmt: skip
+    return service
+
+
+def delete_service(peer: Peer, service: Service) -> None:
+    audit.record("delete", "service", service.id, wan_id=peer.wan_id,
+                 summary=f"peer '{peer.name}' stopped publishing {service.name}")  # fmt: skip
+    db.session.delete(service)

@@ -1,0 +1,37 @@
+"""Transactions with retry, for allocations guarded by unique constraints.
+
+Two requests may pick the same free tunnel IP (or NAT block) at once; the database's unique
+constraint lets only one commit. The loser rolls back and runs its whole unit of work again, so it
+re-reads what is taken. This works the same on SQLite and PostgreSQL and across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from app.extensions import db
+
+T = TypeVar("T")
+ATTEMPTS = 8
+
+
+def commit_with_retry(unit_of_work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
+    """Run `unit_of_work` and commit; on a unique-constraint race roll back and run it again."""
+    for attempt in range(attempts):
+        try:
+            result = unit_of_work()
+            db.session.commit()
+            return result
+        except (IntegrityError, OperationalError) as exc:
+            db.session.rollback()
+            if attempt == attempts - 1 or not _retryable(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _retryable(exc: Exception) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, IntegrityError) or "locked" in text or "deadlock" in text

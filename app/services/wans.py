@@ -1,0 +1,108 @@
+"""Creating, changing and deleting WANs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Network
+from typing import Any
+
+from sqlalchemy import select
+
+from app.domain import addressing, conflicts, validation
+from app.domain.errors import ConflictError, ValidationError
+from app.extensions import db
+from app.models import Wan
+from app.services import audit
+from app.services.inputs import Collector, text_list
+from app.services.specs import wan_spec
+
+WAN_FIELDS = (
+    "name", "tunnel_cidr", "services_cidr", "nat_pool_cidr", "topology", "interface_name",
+    "listen_port", "keepalive", "mtu", "mgmt_cidrs", "dns",
+)  # fmt: skip
+DEFAULTS: dict[str, Any] = {
+    "tunnel_cidr": "10.0.0.0/24",
+    "services_cidr": "10.0.5.0/24",
+    "nat_pool_cidr": "172.16.0.0/12",
+    "topology": "mesh",
+    "interface_name": "wg-wan-overlay",
+    "listen_port": 51820,
+    "keepalive": 25,
+    "mtu": 1420,
+    "mgmt_cidrs": [],
+    "dns": [],
+}
+
+
+def _summary(wan: Wan) -> dict[str, Any]:
+    return {f: getattr(wan, f) for f in WAN_FIELDS}
+
+
+def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the given fields (others keep `current`), returning normalised values."""
+    merged = {**current, **{k: v for k, v in data.items() if k in WAN_FIELDS}}
+    c = Collector()
+    out: dict[str, Any] = {
+        "name": c(validation.validate_wan_name, merged.get("name")),
+        "topology": c(validation.validate_topology, merged.get("topology")),
+        "interface_name": c(validation.validate_interface_name, merged.get("interface_name")),
+        "listen_port": c(validation.validate_port, merged.get("listen_port"), "listen_port", "Default listen port"),
+        "keepalive": c(validation.validate_keepalive, merged.get("keepalive")),
+        "mtu": c(validation.validate_mtu, merged.get("mtu")),
+    }
+    for field, label in (("tunnel_cidr", "Tunnel range"), ("services_cidr", "Services range"),
+                         ("nat_pool_cidr", "NAT pool")):  # fmt: skip
+        net = c(addressing.parse_ipv4_network_strict, merged.get(field), field, label)
+        out[field] = net
+    mgmt = c(text_list, merged.get("mgmt_cidrs"), "mgmt_cidrs") or []
+    out["mgmt_cidrs"] = [str(n) for n in (c(addressing.parse_network_strict, m, "mgmt_cidrs", "Management CIDR") for m in mgmt) if n]
+    dns = c(text_list, merged.get("dns"), "dns") or []
+    out["dns"] = [str(a) for a in (c(addressing.parse_address, d, "dns", "DNS server") for d in dns) if a]
+    c.check()
+    for field in ("tunnel_cidr", "services_cidr", "nat_pool_cidr"):
+        net: IPv4Network = out[field]
+        if net.prefixlen > 30 and field != "nat_pool_cidr":
+            raise ValidationError(f"{net} is too small: use a /30 or larger range.", field)
+    return out
+
+
+def _check_name_free(name: str, wan_id: int | None) -> None:
+    other = db.session.scalar(select(Wan.id).where(Wan.name == name, Wan.id != (wan_id or 0)))
+    if other is not None:
+        raise ConflictError(f"A WAN named '{name}' already exists; pick another name.", "name")
+
+
+def create_wan(data: Mapping[str, Any]) -> Wan:
+    values = _parse(data, DEFAULTS)
+    conflicts.check_wan_ranges(values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"])
+    _check_name_free(values["name"], None)
+    wan = Wan(**{k: (str(v) if isinstance(v, IPv4Network) else v) for k, v in values.items()})
+    db.session.add(wan)
+    db.session.flush()
+    audit.record("create", "wan", wan.id, wan_id=wan.id, summary=f"WAN '{wan.name}' created",
+                 details={"after": _summary(wan)})  # fmt: skip
+    return wan
+
+
+def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
+    before = _summary(wan)
+    values = _parse(data, before)
+    conflicts.check_wan_ranges(
+        values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"], wan=wan_spec(wan)
+    )
+    _check_name_free(values["name"], wan.id)
+    for key, value in values.items():
+        setattr(wan, key, str(value) if isinstance(value, IPv4Network) else value)
+    after = _summary(wan)
+    changed = {k: {"before": before[k], "after": after[k]} for k in WAN_FIELDS if before[k] != after[k]}
+    if changed:
+        audit.record("update", "wan", wan.id, wan_id=wan.id,
+                     summary=f"WAN '{wan.name}': {', '.join(changed)} changed", details=changed)  # fmt: skip
+    return wan
+
+
+def delete_wan(wan: Wan) -> None:
+    audit.record("delete", "wan", wan.id, wan_id=wan.id,
+                 summary=f"WAN '{wan.name}' deleted with {len(wan.peers)} peers",
+                 details={"before": _summary(wan)})  # fmt: skip
+    db.session.delete(wan)
