@@ -4,9 +4,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template
 from flask_login import login_required
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from app.domain.conflicts import wan_conflicts
 from app.extensions import db, redis_connection
+from app.models import Wan
+from app.services.specs import load_wan, wan_spec
 
 bp = Blueprint("main", __name__)
 
@@ -14,7 +17,12 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 @login_required
 def index() -> Any:
-    return render_template("main/index.html")
+    rows = []
+    for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all():
+        found = wan_conflicts(wan_spec(load_wan(wan.id)))  # type: ignore[arg-type]
+        worst = "critical" if any(c.severity == "critical" for c in found) else "warning"
+        rows.append({"wan": wan, "peers": len(wan.peers), "conflicts": len(found), "worst": worst})
+    return render_template("main/index.html", rows=rows)
 
 
 @bp.get("/healthz")

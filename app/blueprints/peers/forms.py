@@ -1,0 +1,49 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, StringField
+
+from app.forms import choices
+
+KIND_CHOICES = choices([
+    ("server", "Server — a Linux box (may route a LAN)"),
+    ("mikrotik", "MikroTik — RouterOS 7 router, deployed by WireWAN"),
+    ("client", "Client — laptop or phone (roamer)"),
+])  # fmt: skip
+PROTOCOL_CHOICES = choices([("tcp", "TCP"), ("udp", "UDP")])
+
+
+class PeerForm(FlaskForm):
+    name = StringField("Name")
+    kind = SelectField("Type", choices=KIND_CHOICES, default="server", validate_choice=False)
+    is_hub = BooleanField("Hub (relays for others in hub-and-spoke and hybrid WANs)")
+    endpoint = StringField("Endpoint")
+    has_port_forward = BooleanField("Has port-forward upstream")
+    listen_port = StringField("Listen port")
+    tunnel_ip = StringField("Tunnel IP")
+    keepalive = StringField("PersistentKeepalive override (s)")
+    public_key = StringField("Public key (only if the device keeps its own private key)")
+    mikrotik_host = StringField("Management host")
+    mikrotik_port = StringField("API port", default="8728")
+    mikrotik_use_tls = BooleanField("Use TLS (api-ssl)")
+    mikrotik_verify_cert = BooleanField("Verify the router's certificate")
+    mikrotik_username = StringField("API username", default="wirewan")
+    mikrotik_password = PasswordField("API password")
+    mikrotik_auto_deploy = BooleanField("Auto-deploy configuration changes")
+    # Create form only: a first LAN this peer HOSTS.
+    subnet = StringField("Local network this peer HOSTS")
+    subnet_routed = BooleanField("Routed (other peers may reach it)", default=True)
+    subnet_auto_nat = BooleanField("Auto-NAT if conflict")
+
+
+class SubnetForm(FlaskForm):
+    cidr = StringField("Network (CIDR)")
+    routed = BooleanField("Routed (other peers may reach it)", default=True)
+    auto_nat = BooleanField("Auto-NAT if conflict")
+
+
+class ServiceForm(FlaskForm):
+    name = StringField("Name")
+    protocol = SelectField("Protocol", choices=PROTOCOL_CHOICES, default="tcp", validate_choice=False)
+    local_ip = StringField("Local IP")
+    local_port = StringField("Local port")
+    shared_ip = StringField("Shared IP (empty = next free)")
+    shared_port = StringField("Shared port (empty = local port)")

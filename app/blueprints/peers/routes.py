@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.peers.forms import PeerForm, ServiceForm, SubnetForm
+from app.domain.errors import DomainError
+from app.extensions import db
+from app.forms import form_data, show_errors
+from app.htmx import hx_redirect, is_htmx
+from app.models import Peer, Service, Subnet, Wan
+from app.permissions import editor_required
+from app.services import peers as peer_service
+from app.services import published, subnets
+from app.services.specs import load_wan
+from app.services.tx import commit_with_retry
+
+bp = Blueprint("peers", __name__)
+
+
+def _peer_or_404(peer_id: int) -> Peer:
+    return db.session.get(Peer, peer_id) or abort(404)
+
+
+def _child_or_404(model: type[Subnet] | type[Service], peer: Peer, child_id: int) -> Any:
+    row = db.session.get(model, child_id)
+    if row is None or row.peer_id != peer.id:
+        abort(404)
+    return row
+
+
+@bp.route("/wans/<int:wan_id>/peers/new", methods=["GET", "POST"])
+@editor_required
+def create_peer(wan_id: int) -> Any:
+    wan = load_wan(wan_id) or abort(404)
+    form = PeerForm()
+    if request.method == "GET":
+        form.listen_port.data = str(wan.listen_port)
+        if request.args.get("kind") in {"server", "mikrotik", "client"}:
+            form.kind.data = request.args["kind"]
+        return render_template("peers/form.html", form=form, wan=wan, peer=None)
+    if form.validate_on_submit():
+        data = form_data(form, peer_service.PEER_FIELDS)
+
+        def work() -> Peer:
+            peer = peer_service.create_peer(load_wan(wan_id) or abort(404), data)
+            if (form.subnet.data or "").strip():
+                subnets.add_subnet(peer, form.subnet.data, form.subnet_routed.data, form.subnet_auto_nat.data)
+            return peer
+
+        try:
+            peer = commit_with_retry(work)
+        except DomainError as exc:
+            show_errors(form, exc, aliases={"cidr": "subnet", "routed": "subnet_routed"})
+        else:
+            flash(f"Peer '{peer.name}' added at {peer.tunnel_ip}.", "success")
+            return redirect(url_for("peers.detail", peer_id=peer.id), code=303)
+    return render_template("peers/form.html", form=form, wan=wan, peer=None), 422
+
+
+@bp.get("/wans/<int:wan_id>/peers/kind-help")
+@login_required
+def kind_help(wan_id: int) -> Any:
+    """The callout under the Type field, swapped in by htmx when the type changes."""
+    wan = db.session.get(Wan, wan_id) or abort(404)
+    return render_template("peers/_kind_help.html", kind=request.args.get("kind", ""), wan=wan)
+
+
+@bp.get("/peers/<int:peer_id>")
+@login_required
+def detail(peer_id: int) -> Any:
+    peer = _peer_or_404(peer_id)
+    return render_template("peers/detail.html", **peer_page_context(peer))
+
+
+def peer_page_context(peer: Peer, subnet_form: SubnetForm | None = None,
+                      service_form: ServiceForm | None = None) -> dict[str, Any]:  # fmt: skip
+    return {
+        "peer": peer,
+        "wan": peer.wan,
+        "subnet_form": subnet_form or SubnetForm(),
+        "service_form": service_form or ServiceForm(),
+        "can_edit": current_user.can_edit,
+    }
+
+
+@bp.route("/peers/<int:peer_id>/edit", methods=["GET", "POST"])
+@editor_required
+def edit_peer(peer_id: int) -> Any:
+    peer = _peer_or_404(peer_id)
+    if request.method == "GET":
+        form = PeerForm(data={k: v for k, v in peer_service.current_values(peer).items()})
+        return render_template("peers/form.html", form=form, wan=peer.wan, peer=peer)
+    form = PeerForm()
+    if form.validate_on_submit():
+        data = form_data(form, peer_service.PEER_FIELDS)
+        try:
+            commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
+        except DomainError as exc:
+            show_errors(form, exc)
+        else:
+            flash("Peer saved.", "success")
+            return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
+    return render_template("peers/form.html", form=form, wan=peer.wan, peer=peer), 422
+
+
+@bp.post("/peers/<int:peer_id>/delete")
+@editor_required
+def delete_peer(peer_id: int) -> Any:
+    peer = _peer_or_404(peer_id)
+    wan_id, name = peer.wan_id, peer.name
+    commit_with_retry(lambda: peer_service.delete_peer(_peer_or_404(peer_id)))
+    flash(f"Peer '{name}' deleted.", "info")
+    target = url_for("wans.detail", wan_id=wan_id)
+    return hx_redirect(target) if is_htmx() else redirect(target, code=303)
+
+
+@bp.post("/peers/<int:peer_id>/rotate-keys")
+@editor_required
+def rotate_keys(peer_id: int) -> Any:
+    commit_with_retry(lambda: peer_service.regenerate_keys(_peer_or_404(peer_id)))
+    flash("New key pair generated. Every peer's config now needs the new public key.", "success")
+    return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
+
+
+# --- subnets and services: htmx swaps the section, plain posts redirect ---------------------------
+
+
+def _section(peer_id: int, template: str, status: int = 200, **forms: Any) -> Any:
+    db.session.expire_all()
+    peer = _peer_or_404(peer_id)
+    if is_htmx():
+        # The section plus the flash messages, swapped out of band into the page's message area.
+        body = render_template(template, **peer_page_context(peer, **forms)) + render_template("_flashes_oob.html")
+        return body, status
+    if status >= 400:
+        return render_template("peers/detail.html", **peer_page_context(peer, **forms)), status
+    return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
+
+
+@bp.post("/peers/<int:peer_id>/subnets")
+@editor_required
+def add_subnet(peer_id: int) -> Any:
+    form = SubnetForm()
+    if form.validate_on_submit():
+        try:
+            subnet = commit_with_retry(
+                lambda: subnets.add_subnet(_peer_or_404(peer_id), form.cidr.data, form.routed.data, form.auto_nat.data)
+            )
+        except DomainError as exc:
+            show_errors(form, exc)
+        else:
+            note = f" — other peers reach it as {subnet.nat_cidr} (Auto-NAT)" if subnet.nat_cidr else ""
+            flash(f"{subnet.cidr} added{note}.", "success")
+            return _section(peer_id, "peers/_subnets.html")
+    return _section(peer_id, "peers/_subnets.html", 422, subnet_form=form)
+
+
+@bp.post("/peers/<int:peer_id>/subnets/<int:subnet_id>/<any('auto-nat', 'nat-off', 'routed', 'not-routed'):action>")
+@editor_required
+def update_subnet(peer_id: int, subnet_id: int, action: str) -> Any:
+    options = {"auto-nat": {"auto_nat": True}, "nat-off": {"nat": False}, "routed": {"routed": True},
+               "not-routed": {"routed": False}}[action]  # fmt: skip
+
+    def work() -> Subnet:
+        peer = _peer_or_404(peer_id)
+        return subnets.update_subnet(peer, _child_or_404(Subnet, peer, subnet_id), **options)
+
+    try:
+        commit_with_retry(work)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return _section(peer_id, "peers/_subnets.html")
+
+
+@bp.post("/peers/<int:peer_id>/subnets/<int:subnet_id>/delete")
+@editor_required
+def delete_subnet(peer_id: int, subnet_id: int) -> Any:
+    def work() -> None:
+        peer = _peer_or_404(peer_id)
+        subnets.delete_subnet(peer, _child_or_404(Subnet, peer, subnet_id))
+
+    try:
+        commit_with_retry(work)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return _section(peer_id, "peers/_subnets.html")
+
+
+@bp.post("/peers/<int:peer_id>/services")
+@editor_required
+def add_service(peer_id: int) -> Any:
+    form = ServiceForm()
+    if form.validate_on_submit():
+        try:
+            service = commit_with_retry(
+                lambda: published.add_service(_peer_or_404(peer_id), form_data(form, published.SERVICE_FIELDS))
+            )
+        except DomainError as exc:
+            show_errors(form, exc)
+        else:
+            flash(f"{service.name} published at {service.shared_ip}:{service.shared_port}.", "success")
+            return _section(peer_id, "peers/_services.html")
+    return _section(peer_id, "peers/_services.html", 422, service_form=form)
+
+
+@bp.post("/peers/<int:peer_id>/services/<int:service_id>/delete")
+@editor_required
+def delete_service(peer_id: int, service_id: int) -> Any:
+    def work() -> None:
+        peer = _peer_or_404(peer_id)
+        published.delete_service(peer, _child_or_404(Service, peer, service_id))
+
+    commit_with_retry(work)
+    return _section(peer_id, "peers/_services.html")

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from sqlalchemy import func, select
+
+from app.blueprints.wans.forms import WanForm
+from app.domain import conflicts as conflict_rules
+from app.domain import validation
+from app.domain.addressing import parse_network_strict
+from app.domain.errors import DomainError
+from app.extensions import db
+from app.forms import form_data, show_errors
+from app.htmx import hx_redirect, is_htmx, page_or_partial
+from app.models import AuditEntry, Peer, Wan
+from app.permissions import editor_required
+from app.services import wans
+from app.services.inputs import as_bool
+from app.services.specs import load_wan, wan_spec
+from app.services.tx import commit_with_retry
+
+bp = Blueprint("wans", __name__, url_prefix="/wans")
+
+
+def _wan_or_404(wan_id: int) -> Wan:
+    return load_wan(wan_id) or abort(404)
+
+
+@bp.get("/")
+@login_required
+def list_wans() -> Any:
+    counts = dict(db.session.execute(select(Peer.wan_id, func.count(Peer.id)).group_by(Peer.wan_id)).all())
+    rows = db.session.scalars(select(Wan).order_by(Wan.name)).all()
+    return render_template("wans/list.html", wans=rows, counts=counts)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@editor_required
+def create_wan() -> Any:
+    form = WanForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                wan = commit_with_retry(lambda: wans.create_wan(form_data(form, wans.WAN_FIELDS)))
+            except DomainError as exc:
+                show_errors(form, exc)
+            else:
+                flash(f"WAN '{wan.name}' created. Add its first peers.", "success")
+                return redirect(url_for("wans.detail", wan_id=wan.id), code=303)
+        return render_template("wans/form.html", form=form, wan=None), 422
+    return render_template("wans/form.html", form=form, wan=None)
+
+
+@bp.get("/<int:wan_id>")
+@login_required
+def detail(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    context = wan_page_context(wan)
+    return page_or_partial("wans/detail.html", "wans/_peers_table.html", **context)
+
+
+def wan_page_context(wan: Wan) -> dict[str, Any]:
+    """What the WAN page shows: peers (with badges) and the conflicts panel."""
+    spec = wan_spec(wan)
+    return {
+        "wan": wan,
+        "peers": sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip)),
+        "conflicts": conflict_rules.wan_conflicts(spec),
+        "stale_ids": set(),
+    }
+
+
+@bp.route("/<int:wan_id>/edit", methods=["GET", "POST"])
+@editor_required
+def edit_wan(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    form = WanForm(obj=wan) if request.method == "GET" else WanForm()
+    if request.method == "GET":
+        form.mgmt_cidrs.data = "\n".join(wan.mgmt_cidrs or [])
+        form.dns.data = ", ".join(wan.dns or [])
+        return render_template("wans/form.html", form=form, wan=wan)
+    if form.validate_on_submit():
+        try:
+            commit_with_retry(lambda: wans.update_wan(_wan_or_404(wan_id), form_data(form, wans.WAN_FIELDS)))
+        except DomainError as exc:
+            show_errors(form, exc)
+        else:
+            flash("WAN settings saved.", "success")
+            return redirect(url_for("wans.detail", wan_id=wan_id), code=303)
+    return render_template("wans/form.html", form=form, wan=wan), 422
+
+
+@bp.post("/<int:wan_id>/delete")
+@editor_required
+def delete_wan(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    name = wan.name
+    commit_with_retry(lambda: wans.delete_wan(_wan_or_404(wan_id)))
+    flash(f"WAN '{name}' deleted. Resources already deployed on routers stay until you clear them.", "info")
+    target = url_for("wans.list_wans")
+    return hx_redirect(target) if is_htmx() else redirect(target, code=303)
+
+
+@bp.get("/<int:wan_id>/audit")
+@login_required
+def audit(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.wan_id == wan_id).order_by(AuditEntry.id.desc()).limit(500)
+    ).all()
+    return render_template("wans/audit.html", wan=wan, entries=entries)
+
+
+# --- live checks: small fragments rendered under a field while the user types ----------------------
+
+
+def _messages(errors: list[str] | None = None, notes: list[str] | None = None, ok: str | None = None) -> str:
+    return render_template("_field_messages.html", errors=errors or [], notes=notes or [], ok=ok)
+
+
+@bp.get("/<int:wan_id>/check/cidr")
+@login_required
+def check_cidr(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    text = request.args.get("cidr") or request.args.get("subnet") or ""
+    if not text.strip():
+        return _messages()
+    peer_id = request.args.get("peer_id", type=int) or -1
+    routed = request.args.get("routed") or request.args.get("subnet_routed")
+    auto_nat = request.args.get("auto_nat") or request.args.get("subnet_auto_nat")
+    try:
+        cidr = parse_network_strict(text)
+        decision = conflict_rules.check_subnet(
+            wan_spec(wan), peer_id, cidr, as_bool(routed, "routed"), as_bool(auto_nat, "auto_nat")
+        )
+    except DomainError as exc:
+        return _messages([exc.message])
+    if decision.notes:
+        return _messages(notes=list(decision.notes))
+    return _messages(ok=f"{cidr} does not conflict with anything in this WAN.")
+
+
+@bp.get("/<int:wan_id>/check/endpoint")
+@login_required
+def check_endpoint(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    try:
+        listen_port = validation.validate_port(request.args.get("listen_port") or wan.listen_port)
+        endpoint = validation.parse_endpoint(request.args.get("endpoint"), listen_port)
+        if endpoint is None:
+            return _messages(notes=["No endpoint: this peer is behind CGNAT. It calls out to peers that have "
+                                    "one, and its config keeps the tunnel alive with PersistentKeepalive."])  # fmt: skip
+        validation.check_endpoint_port(endpoint[1], listen_port, as_bool(request.args.get("has_port_forward"), "x"))
+    except DomainError as exc:
+        return _messages([exc.message])
+    host = f"[{endpoint[0]}]" if ":" in endpoint[0] else endpoint[0]
+    return _messages(ok=f"Other peers will connect to {host}:{endpoint[1]}.")
+
+
+@bp.get("/<int:wan_id>/check/mgmt-host")
+@login_required
+def check_mgmt_host(wan_id: int) -> Any:
+    wan = _wan_or_404(wan_id)
+    text = request.args.get("mikrotik_host") or ""
+    if not text.strip():
+        return _messages()
+    try:
+        host = validation.validate_host(text)
+        tunnel_ip = request.args.get("tunnel_ip") or ""
+        tunnel = IPv4Network(wan.tunnel_cidr)
+        own = IPv4Address(tunnel_ip) if _is_ipv4(tunnel_ip) else tunnel.network_address
+        validation.check_management_host(host, own, tunnel)
+    except DomainError as exc:
+        return _messages([exc.message])
+    return _messages(ok=f"WireWAN will reach the router's API at {host}.")
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        IPv4Address(text)
+    except ValueError:
+        return False
+    return True
