@@ -9,9 +9,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from app.domain.errors import DomainError
-
 from app.config import load_settings
+from app.domain.errors import DomainError
 from app.extensions import csrf, db, login_manager, migrate
 from app.htmx import add_vary_header
 
@@ -127,7 +126,9 @@ def _register_login_loaders() -> None:
 
 
 def api_error(status: int, message: str, field: str | None = None, code: str | None = None) -> Any:
-    resp = jsonify({"error": code or API_ERROR_CODES.get(status, "error"), "message": message, "field": field})
+    resp = jsonify(
+        {"error": code or API_ERROR_CODES.get(status, "error"), "message": message, "field": field}
+    )
     resp.status_code = status
     return resp
 
@@ -135,7 +136,9 @@ def api_error(status: int, message: str, field: str | None = None, code: str | N
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:
-        message = "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
+        message = (
+            "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
+        )
         if request.path.startswith("/api/"):
             return api_error(400, message, code="csrf")
         return render_template("errors/error.html", code=400, title="Bad request", message=message), 400

@@ -108,7 +108,7 @@ def normalize_database_url(url: str) -> str:
     """Plain `postgresql://` URLs use psycopg 3, the driver we ship (SQLAlchemy's default is psycopg2)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ROLES, ApiToken, LoginThrottle, User
-from app.models.user import TOKEN_PREFIX
 from app.models.base import utcnow
+from app.models.user import TOKEN_PREFIX
 from app.services import audit
 
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\"<>]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
@@ -72,8 +72,13 @@ def register_first_user(email: str, password: str) -> User:
     if not registration_open():
         raise AccountError("Registration is closed. Ask an admin for an account.", status=403)
     user = create_user(email, password, "admin")
-    audit.record("register", "user", user.id, summary=f"first user {user.email} became admin",
-                 actor=(user.id, user.email))
+    audit.record(
+        "register",
+        "user",
+        user.id,
+        summary=f"first user {user.email} became admin",
+        actor=(user.id, user.email),
+    )
     return user
 
 
@@ -84,7 +89,11 @@ def _throttle_keys(email: str, client: str) -> list[str]:
 def _locked_for(keys: list[str]) -> int:
     now = utcnow()
     rows = db.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys))).all()
-    waits = [int((r.locked_until - now).total_seconds()) + 1 for r in rows if r.locked_until and r.locked_until > now]
+    waits = [
+        int((r.locked_until - now).total_seconds()) + 1
+        for r in rows
+        if r.locked_until and r.locked_until > now
+    ]
     return max(waits, default=0)
 
 

@@ -20,15 +20,43 @@ from app.services.specs import wan_spec
 
 # What a user may set. mikrotik_* are flat here; the JSON API flattens its nested "mikrotik" object.
 PEER_FIELDS = (
-    "name", "kind", "is_hub", "hub_priority", "endpoint", "listen_port", "tunnel_ip", "has_port_forward",
-    "public_key", "keepalive", "mikrotik_host", "mikrotik_port", "mikrotik_use_tls", "mikrotik_verify_cert",
-    "mikrotik_username", "mikrotik_password", "mikrotik_auto_deploy",
-)  # fmt: skip
+    "name",
+    "kind",
+    "is_hub",
+    "hub_priority",
+    "endpoint",
+    "listen_port",
+    "tunnel_ip",
+    "has_port_forward",
+    "public_key",
+    "keepalive",
+    "mikrotik_host",
+    "mikrotik_port",
+    "mikrotik_use_tls",
+    "mikrotik_verify_cert",
+    "mikrotik_username",
+    "mikrotik_password",
+    "mikrotik_auto_deploy",
+)
 SUMMARY_FIELDS = (
-    "name", "kind", "is_hub", "hub_priority", "tunnel_ip", "listen_port", "endpoint_host", "endpoint_port",
-    "has_port_forward", "keepalive", "public_key", "mt_host", "mt_port", "mt_use_tls", "mt_verify_cert",
-    "mt_username", "mt_auto_deploy",
-)  # fmt: skip
+    "name",
+    "kind",
+    "is_hub",
+    "hub_priority",
+    "tunnel_ip",
+    "listen_port",
+    "endpoint_host",
+    "endpoint_port",
+    "has_port_forward",
+    "keepalive",
+    "public_key",
+    "mt_host",
+    "mt_port",
+    "mt_use_tls",
+    "mt_verify_cert",
+    "mt_username",
+    "mt_auto_deploy",
+)
 
 
 def summary(peer: Peer) -> dict[str, Any]:
@@ -58,8 +86,11 @@ def current_values(peer: Peer) -> dict[str, Any]:
 
 def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, Any]:
     """Validate every field, then the guardrails that relate fields to each other."""
-    current = current_values(peer) if peer else {"listen_port": wan.listen_port, "mikrotik_port": 8728,
-                                                  "mikrotik_username": "wirewan"}  # fmt: skip
+    current = (
+        current_values(peer)
+        if peer
+        else {"listen_port": wan.listen_port, "mikrotik_port": 8728, "mikrotik_username": "wirewan"}
+    )
     merged = {**current, **{k: v for k, v in data.items() if k in PEER_FIELDS}}
     c = Collector()
     out: dict[str, Any] = {
@@ -70,11 +101,15 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
         "listen_port": c(validation.validate_port, merged.get("listen_port")),
     }
     priority = optional_text(merged.get("hub_priority"))
-    out["hub_priority"] = c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000) if priority else None
+    out["hub_priority"] = (
+        c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000) if priority else None
+    )
     keepalive = optional_text(merged.get("keepalive"))
     out["keepalive"] = c(validation.validate_keepalive, keepalive) if keepalive is not None else None
     tunnel_ip = optional_text(merged.get("tunnel_ip"))
-    out["tunnel_ip"] = c(parse_ipv4_address, tunnel_ip.strip(), "tunnel_ip", "Tunnel IP") if tunnel_ip else None
+    out["tunnel_ip"] = (
+        c(parse_ipv4_address, tunnel_ip.strip(), "tunnel_ip", "Tunnel IP") if tunnel_ip else None
+    )
     endpoint = None
     if out["listen_port"] is not None:
         endpoint = c(validation.parse_endpoint, merged.get("endpoint"), out["listen_port"])
@@ -85,14 +120,18 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     if out["kind"] == "mikrotik":
         host = optional_text(merged.get("mikrotik_host"))
         out["mt_host"] = c(validation.validate_host, host) if host else None
-        out["mt_port"] = c(validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port")
+        out["mt_port"] = c(
+            validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port"
+        )
         out["mt_use_tls"] = c(as_bool, merged.get("mikrotik_use_tls"), "mikrotik_use_tls")
         out["mt_verify_cert"] = c(as_bool, merged.get("mikrotik_verify_cert"), "mikrotik_verify_cert")
         out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or "wirewan")
         out["mt_auto_deploy"] = c(as_bool, merged.get("mikrotik_auto_deploy"), "mikrotik_auto_deploy")
         password = data.get("mikrotik_password")
         # Write-only: a blank password on edit keeps the stored one.
-        out["mt_password"] = c(validation.validate_password, password) if optional_text(password) is not None else None
+        out["mt_password"] = (
+            c(validation.validate_password, password) if optional_text(password) is not None else None
+        )
     c.check()
 
     if endpoint is not None:
@@ -101,17 +140,22 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
 
 
 def _check_name_free(wan: Wan, name: str, peer_id: int | None) -> None:
-    other = db.session.scalar(select(Peer.id).where(Peer.wan_id == wan.id, Peer.name == name, Peer.id != (peer_id or 0)))
+    other = db.session.scalar(
+        select(Peer.id).where(Peer.wan_id == wan.id, Peer.name == name, Peer.id != (peer_id or 0))
+    )
     if other is not None:
-        raise ConflictError(f"WAN '{wan.name}' already has a peer named '{name}'; pick another name.", "name",
-                            other_peer_id=other)  # fmt: skip
+        raise ConflictError(
+            f"WAN '{wan.name}' already has a peer named '{name}'; pick another name.",
+            "name",
+            other_peer_id=other,
+        )
 
 
 def _apply(peer: Peer, wan: Wan, values: dict[str, Any]) -> None:
     for field in ("name", "kind", "is_hub", "hub_priority", "has_port_forward", "listen_port", "keepalive"):
         setattr(peer, field, values[field])
     endpoint = values["endpoint"]
-    peer.endpoint_host, peer.endpoint_port = (endpoint if endpoint else (None, None))
+    peer.endpoint_host, peer.endpoint_port = endpoint if endpoint else (None, None)
     if values["kind"] == "mikrotik":
         peer.mt_host = values["mt_host"]
         peer.mt_port = values["mt_port"]
@@ -149,9 +193,14 @@ def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
     _check_management(peer, wan)
     db.session.add(peer)
     db.session.flush()
-    audit.record("create", "peer", peer.id, wan_id=wan.id,
-                 summary=f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}",
-                 details={"after": summary(peer)})  # fmt: skip
+    audit.record(
+        "create",
+        "peer",
+        peer.id,
+        wan_id=wan.id,
+        summary=f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}",
+        details={"after": summary(peer)},
+    )
     return peer
 
 
@@ -171,9 +220,14 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
     after = summary(peer)
     changed = {k: {"before": before[k], "after": after[k]} for k in SUMMARY_FIELDS if before[k] != after[k]}
     if changed or "mikrotik_password" in data and optional_text(data.get("mikrotik_password")):
-        audit.record("update", "peer", peer.id, wan_id=wan.id,
-                     summary=f"peer '{peer.name}': {', '.join(changed) or 'router password'} changed",
-                     details=changed)  # fmt: skip
+        audit.record(
+            "update",
+            "peer",
+            peer.id,
+            wan_id=wan.id,
+            summary=f"peer '{peer.name}': {', '.join(changed) or 'router password'} changed",
+            details=changed,
+        )
     return peer
 
 
@@ -182,12 +236,24 @@ def regenerate_keys(peer: Peer) -> Peer:
     private, public = keys.generate_keypair()
     old = peer.public_key
     peer.public_key, peer.private_key_enc = public, crypto.encrypt(private)
-    audit.record("rotate-keys", "peer", peer.id, wan_id=peer.wan_id,
-                 summary=f"peer '{peer.name}' got a new key pair", details={"old_public_key": old, "public_key": public})  # fmt: skip
+    audit.record(
+        "rotate-keys",
+        "peer",
+        peer.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}' got a new key pair",
+        details={"old_public_key": old, "public_key": public},
+    )
     return peer
 
 
 def delete_peer(peer: Peer) -> None:
-    audit.record("delete", "peer", peer.id, wan_id=peer.wan_id, summary=f"peer '{peer.name}' deleted",
-                 details={"before": summary(peer)})  # fmt: skip
+    audit.record(
+        "delete",
+        "peer",
+        peer.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}' deleted",
+        details={"before": summary(peer)},
+    )
     db.session.delete(peer)

@@ -25,7 +25,11 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
     shared_ip_text = optional_text(data.get("shared_ip"))
     shared_ip = c(parse_ipv4_address, shared_ip_text, "shared_ip", "Shared IP") if shared_ip_text else None
     shared_port_text = optional_text(data.get("shared_port"))
-    shared_port = c(validation.validate_port, shared_port_text, "shared_port", "Shared port") if shared_port_text else None
+    shared_port = (
+        c(validation.validate_port, shared_port_text, "shared_port", "Shared port")
+        if shared_port_text
+        else None
+    )
     c.check()
     decision = conflicts.check_service(
         wan_spec(peer.wan), peer.id, protocol, local_ip, local_port, shared_ip, shared_port, name=name
@@ -42,13 +46,23 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
     )
     db.session.add(service)
     db.session.flush()
-    audit.record("create", "service", service.id, wan_id=peer.wan_id,
-                 summary=f"peer '{peer.name}' publishes {name} {protocol} {local_ip}:{local_port} "
-                         f"as {service.shared_ip}:{service.shared_port}")  # fmt: skip
+    audit.record(
+        "create",
+        "service",
+        service.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}' publishes {name} {protocol} {local_ip}:{local_port} "
+        f"as {service.shared_ip}:{service.shared_port}",
+    )
     return service
 
 
 def delete_service(peer: Peer, service: Service) -> None:
-    audit.record("delete", "service", service.id, wan_id=peer.wan_id,
-                 summary=f"peer '{peer.name}' stopped publishing {service.name}")  # fmt: skip
+    audit.record(
+        "delete",
+        "service",
+        service.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}' stopped publishing {service.name}",
+    )
     db.session.delete(service)

@@ -19,7 +19,10 @@ def load_wan(wan_id: int) -> Wan | None:
     return db.session.scalar(
         select(Wan)
         .where(Wan.id == wan_id)
-        .options(selectinload(Wan.peers).selectinload(Peer.subnets), selectinload(Wan.peers).selectinload(Peer.services))
+        .options(
+            selectinload(Wan.peers).selectinload(Peer.subnets),
+            selectinload(Wan.peers).selectinload(Peer.services),
+        )
     )
 
 
@@ -75,7 +78,9 @@ def peer_spec(peer: Peer, *, secrets: bool = False) -> PeerSpec:
     )
 
 
-def wan_spec(wan: Wan, *, secrets_for: Collection[int] = (), exclude_peer_ids: Collection[int] = ()) -> WanSpec:
+def wan_spec(
+    wan: Wan, *, secrets_for: Collection[int] = (), exclude_peer_ids: Collection[int] = ()
+) -> WanSpec:
     """The WAN as plain data. Private keys and passwords are decrypted only for `secrets_for`."""
     return WanSpec(
         id=wan.id,

@@ -34,7 +34,9 @@ def check(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = False)
     """Parse and check without saving (also the live check under the form field)."""
     cidr = parse_network_strict(cidr_text)
     routed_b = as_bool(routed, "routed")
-    decision = conflicts.check_subnet(wan_spec(peer.wan), peer.id, cidr, routed_b, as_bool(auto_nat, "auto_nat"))
+    decision = conflicts.check_subnet(
+        wan_spec(peer.wan), peer.id, cidr, routed_b, as_bool(auto_nat, "auto_nat")
+    )
     return SubnetCheck(cidr, routed_b, decision)
 
 
@@ -50,13 +52,20 @@ def add_subnet(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = F
     )
     db.session.add(subnet)
     db.session.flush()
-    audit.record("create", "subnet", subnet.id, wan_id=peer.wan_id,
-                 summary=f"peer '{peer.name}' hosts {_describe(subnet)}",
-                 details={"after": {"cidr": subnet.cidr, "routed": subnet.routed, "nat_cidr": subnet.nat_cidr}})  # fmt: skip
+    audit.record(
+        "create",
+        "subnet",
+        subnet.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}' hosts {_describe(subnet)}",
+        details={"after": {"cidr": subnet.cidr, "routed": subnet.routed, "nat_cidr": subnet.nat_cidr}},
+    )
     return subnet
 
 
-def update_subnet(peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = None, auto_nat: Any = False) -> Subnet:
+def update_subnet(
+    peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = None, auto_nat: Any = False
+) -> Subnet:
     """Auto-NAT on an existing subnet, NAT off, or routed on/off; each re-checked against the WAN."""
     before = _describe(subnet)
     spec = wan_spec(peer.wan)
@@ -72,21 +81,33 @@ def update_subnet(peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = 
     subnet.routed, subnet.nat_cidr = new_routed, nat_cidr
     after = _describe(subnet)
     if before != after:
-        audit.record("update", "subnet", subnet.id, wan_id=peer.wan_id,
-                     summary=f"peer '{peer.name}': {before} → {after}")  # fmt: skip
+        audit.record(
+            "update",
+            "subnet",
+            subnet.id,
+            wan_id=peer.wan_id,
+            summary=f"peer '{peer.name}': {before} → {after}",
+        )
     return subnet
 
 
 def delete_subnet(peer: Peer, subnet: Subnet) -> None:
     used_by = [s.name for s in peer.services if _inside(s.local_ip, subnet.cidr)]
-    if used_by and not any(_inside_other(s.local_ip, peer, subnet) for s in peer.services if s.name in used_by):
+    if used_by and not any(
+        _inside_other(s.local_ip, peer, subnet) for s in peer.services if s.name in used_by
+    ):
         raise ConflictError(
             f"{subnet.cidr} holds the local address of published service(s) {', '.join(sorted(used_by))}; "
             "delete those services first.",
             "cidr",
         )
-    audit.record("delete", "subnet", subnet.id, wan_id=peer.wan_id,
-                 summary=f"peer '{peer.name}' no longer hosts {_describe(subnet)}")  # fmt: skip
+    audit.record(
+        "delete",
+        "subnet",
+        subnet.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}' no longer hosts {_describe(subnet)}",
+    )
     db.session.delete(subnet)
 
 

@@ -17,9 +17,18 @@ from app.services.inputs import Collector, text_list
 from app.services.specs import wan_spec
 
 WAN_FIELDS = (
-    "name", "tunnel_cidr", "services_cidr", "nat_pool_cidr", "topology", "interface_name",
-    "listen_port", "keepalive", "mtu", "mgmt_cidrs", "dns",
-)  # fmt: skip
+    "name",
+    "tunnel_cidr",
+    "services_cidr",
+    "nat_pool_cidr",
+    "topology",
+    "interface_name",
+    "listen_port",
+    "keepalive",
+    "mtu",
+    "mgmt_cidrs",
+    "dns",
+)
 DEFAULTS: dict[str, Any] = {
     "tunnel_cidr": "10.0.0.0/24",
     "services_cidr": "10.0.5.0/24",
@@ -46,16 +55,25 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
         "name": c(validation.validate_wan_name, merged.get("name")),
         "topology": c(validation.validate_topology, merged.get("topology")),
         "interface_name": c(validation.validate_interface_name, merged.get("interface_name")),
-        "listen_port": c(validation.validate_port, merged.get("listen_port"), "listen_port", "Default listen port"),
+        "listen_port": c(
+            validation.validate_port, merged.get("listen_port"), "listen_port", "Default listen port"
+        ),
         "keepalive": c(validation.validate_keepalive, merged.get("keepalive")),
         "mtu": c(validation.validate_mtu, merged.get("mtu")),
     }
-    for field, label in (("tunnel_cidr", "Tunnel range"), ("services_cidr", "Services range"),
-                         ("nat_pool_cidr", "NAT pool")):  # fmt: skip
+    for field, label in (
+        ("tunnel_cidr", "Tunnel range"),
+        ("services_cidr", "Services range"),
+        ("nat_pool_cidr", "NAT pool"),
+    ):
         net = c(addressing.parse_ipv4_network_strict, merged.get(field), field, label)
         out[field] = net
     mgmt = c(text_list, merged.get("mgmt_cidrs"), "mgmt_cidrs") or []
-    out["mgmt_cidrs"] = [str(n) for n in (c(addressing.parse_network_strict, m, "mgmt_cidrs", "Management CIDR") for m in mgmt) if n]
+    out["mgmt_cidrs"] = [
+        str(n)
+        for n in (c(addressing.parse_network_strict, m, "mgmt_cidrs", "Management CIDR") for m in mgmt)
+        if n
+    ]
     dns = c(text_list, merged.get("dns"), "dns") or []
     out["dns"] = [str(a) for a in (c(addressing.parse_address, d, "dns", "DNS server") for d in dns) if a]
     c.check()
@@ -79,8 +97,14 @@ def create_wan(data: Mapping[str, Any]) -> Wan:
     wan = Wan(**{k: (str(v) if isinstance(v, IPv4Network) else v) for k, v in values.items()})
     db.session.add(wan)
     db.session.flush()
-    audit.record("create", "wan", wan.id, wan_id=wan.id, summary=f"WAN '{wan.name}' created",
-                 details={"after": _summary(wan)})  # fmt: skip
+    audit.record(
+        "create",
+        "wan",
+        wan.id,
+        wan_id=wan.id,
+        summary=f"WAN '{wan.name}' created",
+        details={"after": _summary(wan)},
+    )
     return wan
 
 
@@ -96,13 +120,24 @@ def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
     after = _summary(wan)
     changed = {k: {"before": before[k], "after": after[k]} for k in WAN_FIELDS if before[k] != after[k]}
     if changed:
-        audit.record("update", "wan", wan.id, wan_id=wan.id,
-                     summary=f"WAN '{wan.name}': {', '.join(changed)} changed", details=changed)  # fmt: skip
+        audit.record(
+            "update",
+            "wan",
+            wan.id,
+            wan_id=wan.id,
+            summary=f"WAN '{wan.name}': {', '.join(changed)} changed",
+            details=changed,
+        )
     return wan
 
 
 def delete_wan(wan: Wan) -> None:
-    audit.record("delete", "wan", wan.id, wan_id=wan.id,
-                 summary=f"WAN '{wan.name}' deleted with {len(wan.peers)} peers",
-                 details={"before": _summary(wan)})  # fmt: skip
+    audit.record(
+        "delete",
+        "wan",
+        wan.id,
+        wan_id=wan.id,
+        summary=f"WAN '{wan.name}' deleted with {len(wan.peers)} peers",
+        details={"before": _summary(wan)},
+    )
     db.session.delete(wan)

@@ -17,7 +17,9 @@ from app.services import published, subnets, wans
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit_with_retry
 
-PEER_BODY_FIELDS = set(peer_service.PEER_FIELDS) - {n for n in peer_service.PEER_FIELDS if n.startswith("mikrotik_")} | {"mikrotik"}
+PEER_BODY_FIELDS = set(peer_service.PEER_FIELDS) - {
+    n for n in peer_service.PEER_FIELDS if n.startswith("mikrotik_")
+} | {"mikrotik"}
 MIKROTIK_BODY_FIELDS = {"host", "port", "use_tls", "verify_cert", "username", "password", "auto_deploy"}
 
 
@@ -170,7 +172,9 @@ def add_subnet(peer_id: int) -> Any:
 
     def work() -> Subnet:
         peer = _peer_or_404(peer_id)
-        return subnets.add_subnet(peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False))
+        return subnets.add_subnet(
+            peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False)
+        )
 
     subnet = commit_with_retry(work)
     return _created(subnet_json(subnet), url_for("api.get_peer", peer_id=peer_id))
@@ -183,9 +187,12 @@ def update_subnet(peer_id: int, subnet_id: int) -> Any:
     def work() -> Subnet:
         peer = _peer_or_404(peer_id)
         return subnets.update_subnet(
-            peer, _subnet_or_404(peer, subnet_id),
-            routed=data.get("routed"), nat=data.get("nat"), auto_nat=data.get("auto_nat", False),
-        )  # fmt: skip
+            peer,
+            _subnet_or_404(peer, subnet_id),
+            routed=data.get("routed"),
+            nat=data.get("nat"),
+            auto_nat=data.get("auto_nat", False),
+        )
 
     return jsonify(subnet_json(commit_with_retry(work)))
 

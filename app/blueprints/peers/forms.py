@@ -3,11 +3,13 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField
 
 from app.forms import choices
 
-KIND_CHOICES = choices([
-    ("server", "Server — a Linux box (may route a LAN)"),
-    ("mikrotik", "MikroTik — RouterOS 7 router, deployed by WireWAN"),
-    ("client", "Client — laptop or phone (roamer)"),
-])  # fmt: skip
+KIND_CHOICES = choices(
+    [
+        ("server", "Server — a Linux box (may route a LAN)"),
+        ("mikrotik", "MikroTik — RouterOS 7 router, deployed by WireWAN"),
+        ("client", "Client — laptop or phone (roamer)"),
+    ]
+)
 PROTOCOL_CHOICES = choices([("tcp", "TCP"), ("udp", "UDP")])
 
 

@@ -3,11 +3,13 @@ from wtforms import SelectField, StringField, TextAreaField
 
 from app.forms import choices
 
-TOPOLOGY_CHOICES = choices([
-    ("mesh", "Mesh — every peer talks to every peer"),
-    ("hub_spoke", "Hub and spoke — spokes see only hubs"),
-    ("hybrid", "Hybrid — spokes with endpoints also talk directly"),
-])  # fmt: skip
+TOPOLOGY_CHOICES = choices(
+    [
+        ("mesh", "Mesh — every peer talks to every peer"),
+        ("hub_spoke", "Hub and spoke — spokes see only hubs"),
+        ("hybrid", "Hybrid — spokes with endpoints also talk directly"),
+    ]
+)
 
 
 class WanForm(FlaskForm):

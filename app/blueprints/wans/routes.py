@@ -151,9 +151,15 @@ def check_endpoint(wan_id: int) -> Any:
         listen_port = validation.validate_port(request.args.get("listen_port") or wan.listen_port)
         endpoint = validation.parse_endpoint(request.args.get("endpoint"), listen_port)
         if endpoint is None:
-            return _messages(notes=["No endpoint: this peer is behind CGNAT. It calls out to peers that have "
-                                    "one, and its config keeps the tunnel alive with PersistentKeepalive."])  # fmt: skip
-        validation.check_endpoint_port(endpoint[1], listen_port, as_bool(request.args.get("has_port_forward"), "x"))
+            return _messages(
+                notes=[
+                    "No endpoint: this peer is behind CGNAT. It calls out to peers that have "
+                    "one, and its config keeps the tunnel alive with PersistentKeepalive."
+                ]
+            )
+        validation.check_endpoint_port(
+            endpoint[1], listen_port, as_bool(request.args.get("has_port_forward"), "x")
+        )
     except DomainError as exc:
         return _messages([exc.message])
     host = f"[{endpoint[0]}]" if ":" in endpoint[0] else endpoint[0]

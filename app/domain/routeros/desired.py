@@ -1,0 +1,499 @@
+"""The one desired state of a MikroTik peer (DESIGN.md §1, §6).
+
+`build_desired()` lists every resource WireWAN wants on the router. The same object is rendered as the
+bootstrap script (script.py), diffed against the live router into an API plan (plan.py) and compared
+for drift (verify.py), so the script and the API can never disagree.
+
+Property values are strings exactly as the RouterOS API reads them back (booleans `true`/`false`,
+durations `25s`, lists comma-joined in address order), so a diff is a plain string comparison once
+the live rows went through `plan.parse_actual()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+
+from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork, PeerSpec, WanSpec
+from app.domain.routeros.escape import check_name
+from app.domain.topology import PeerView, TopologyResult, build_topology
+
+WG = "/interface/wireguard"
+WG_PEERS = "/interface/wireguard/peers"
+ADDRESS = "/ip/address"
+ROUTE = "/ip/route"
+ROUTE6 = "/ipv6/route"
+FILTER = "/ip/firewall/filter"
+NAT = "/ip/firewall/nat"
+USER = "/user"
+SERVICE = "/ip/service"
+
+# Menus whose rows WireWAN tags with MANAGED_COMMENT_PREFIX; a tagged row there that is not desired is
+# stale. `/user` and `/ip/service` rows are never tagged (they are ensured by name).
+TAGGED_MENUS: tuple[str, ...] = (WG, WG_PEERS, ADDRESS, ROUTE, ROUTE6, FILTER, NAT)
+ROUTE_MENUS: tuple[str, ...] = (ROUTE, ROUTE6)
+
+# Bootstrap step (seed README, steps 0–10) of each menu; plan.py orders operations by it.
+STEP_OF_MENU: Mapping[str, int] = {
+    USER: 0,
+    SERVICE: 0,
+    WG: 1,
+    WG_PEERS: 2,
+    ADDRESS: 4,
+    ROUTE: 5,
+    ROUTE6: 5,
+    FILTER: 7,
+    NAT: 9,
+}
+
+# Properties whose absence from a desired resource means "the RouterOS default", not "don't care":
+# plan.py writes the default back when the router holds something else (e.g. a remote peer that lost
+# its endpoint, or a managed rule somebody disabled).
+RESET_DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    WG: {"disabled": "false"},
+    WG_PEERS: {
+        "endpoint-address": "",
+        "endpoint-port": "0",
+        "persistent-keepalive": "0s",
+        "disabled": "false",
+    },
+    ADDRESS: {"disabled": "false"},
+    ROUTE: {"disabled": "false"},
+    ROUTE6: {"disabled": "false"},
+    FILTER: {"disabled": "false"},
+    NAT: {"disabled": "false"},
+}
+
+# Properties that are comma-separated lists of prefixes; kept sorted by address so order never diffs.
+LIST_PROPS: Mapping[str, frozenset[str]] = {
+    WG_PEERS: frozenset({"allowed-address"}),
+    USER: frozenset({"address"}),
+    SERVICE: frozenset({"address"}),
+}
+
+SECRET_PROPS = frozenset({"private-key", "password", "preshared-key"})
+
+DEMOTED_DISTANCE = 11
+MANAGED_DISTANCE = 10
+DEFAULT_MGMT_CIDR = ip_network("192.168.0.0/16")
+
+Placement = str  # "before-first-drop:<chain>" | "before-first-masquerade:<chain>" | "top:<chain>"
+
+
+def managed_key(kind: str, ident: object) -> str:
+    """The comment WireWAN puts on a resource: `WAN-Overlay-Manager:<kind>-<id>`."""
+    return f"{MANAGED_COMMENT_PREFIX}{kind}-{ident}"
+
+
+def is_managed_comment(comment: str | None) -> bool:
+    return bool(comment) and str(comment).startswith(MANAGED_COMMENT_PREFIX)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One row WireWAN wants on the router.
+
+    Tagged resources (`match` empty) are found by `comment == key`. Ensured resources (`/user`, the
+    `/ip/service` rows) are found by their natural key `match` (e.g. `name=wirewan`) and never tagged.
+    """
+
+    menu: str
+    key: str
+    props: Mapping[str, str]
+    placement: Placement | None = None
+    # Natural key for untagged "ensure" resources; empty for tagged ones.
+    match: Mapping[str, str] = field(default_factory=dict)
+    # Written when the row is added (and by the script), never read back or compared (passwords).
+    write_only: frozenset[str] = frozenset()
+    # Read-only properties verify checks but nothing can write (the interface's public key).
+    expect: Mapping[str, str] = field(default_factory=dict)
+    # False: only adjust the row if it exists (an API user without a stored password is not created).
+    create: bool = True
+    # Human description for plans and drift reports.
+    title: str = ""
+
+    @property
+    def tagged(self) -> bool:
+        return not self.match
+
+    @property
+    def step(self) -> int:
+        return STEP_OF_MENU.get(self.menu, 99)
+
+    def add_props(self) -> dict[str, str]:
+        """Properties of an `add`: desired ones, the comment tag and write-only ones."""
+        out = dict(self.match)
+        out.update(self.props)
+        if self.tagged:
+            out["comment"] = self.key
+        return out
+
+    def compared_props(self) -> dict[str, str]:
+        """Properties a diff compares: desired ones plus managed defaults for those left out."""
+        out = {k: v for k, v in self.props.items() if k not in self.write_only}
+        for k, v in RESET_DEFAULTS.get(self.menu, {}).items():
+            out.setdefault(k, v)
+        return out
+
+
+@dataclass(frozen=True)
+class DemotionIntent:
+    """Unmanaged static routes to these destinations with distance < 10 are set to distance 11."""
+
+    dst_prefixes: tuple[IPNetwork, ...]
+    below: int = MANAGED_DISTANCE
+    to: int = DEMOTED_DISTANCE
+
+    def menu_of(self, prefix: IPNetwork) -> str:
+        return ROUTE6 if prefix.version == 6 else ROUTE
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    peer_id: int
+    interface_name: str
+    resources: tuple[Resource, ...]
+    demotion: DemotionIntent
+    # Things the operator should know (brought-own key, prefixes not reachable, ...).
+    notes: tuple[str, ...] = ()
+
+    def in_menu(self, menu: str) -> tuple[Resource, ...]:
+        return tuple(r for r in self.resources if r.menu == menu)
+
+    def by_key(self, menu: str, key: str) -> Resource | None:
+        for r in self.resources:
+            if r.menu == menu and r.key == key:
+                return r
+        return None
+
+
+# ---------------------------------------------------------------- value formatting
+
+
+def fmt_duration(seconds: int) -> str:
+    """RouterOS duration as read back: 25 → `25s`, 125 → `2m5s`, 0 → `0s`."""
+    if seconds <= 0:
+        return "0s"
+    out = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)
+
+
+def _net_sort_key(n: IPNetwork) -> tuple[int, int, int]:
+    return (n.version, int(n.network_address), n.prefixlen)
+
+
+def fmt_prefixes(nets: Sequence[IPNetwork]) -> str:
+    """Comma-joined, de-duplicated, sorted by address (the canonical list form)."""
+    return ",".join(str(n) for n in sorted(set(nets), key=_net_sort_key))
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """`host:port` (IPv6 bracketed) → (host, port)."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"endpoint {endpoint!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+# ---------------------------------------------------------------- building
+
+
+def _remote_routes(wan: WanSpec, peer: PeerSpec, view: PeerView) -> list[IPNetwork]:
+    """Every prefix reached over the overlay that the connected tunnel route does not cover."""
+    own = [s.cidr for s in peer.subnets]
+    out: list[IPNetwork] = []
+    for section in view.sections:
+        for net in section.allowed_ips:
+            if isinstance(net, IPv4Network) and net.subnet_of(wan.tunnel_cidr):
+                continue
+            if any(net.version == o.version and net.overlaps(o) for o in own):
+                continue  # topology should already have left these out; never route our own LAN away
+            if net not in out:
+                out.append(net)
+    return sorted(out, key=_net_sort_key)
+
+
+def _mgmt_addresses(wan: WanSpec, management_source: IPAddress | None) -> list[IPNetwork]:
+    nets: list[IPNetwork] = [wan.tunnel_cidr]
+    nets.extend(wan.mgmt_cidrs or (DEFAULT_MGMT_CIDR,))
+    if management_source is not None:
+        src = ip_address(management_source)
+        if not any(src.version == n.version and src in n for n in nets):
+            host: IPNetwork = IPv4Network(f"{src}/32") if src.version == 4 else IPv6Network(f"{src}/128")
+            nets.append(host)
+    return sorted(set(nets), key=_net_sort_key)
+
+
+def build_desired(
+    wan: WanSpec,
+    peer_id: int,
+    topology: TopologyResult | None = None,
+    management_source: IPAddress | None = None,
+) -> DesiredState:
+    """Every resource WireWAN wants on MikroTik peer `peer_id`'s router.
+
+    :param topology: the WAN's `TopologyResult` (built with `build_topology(wan)` when None).
+    :param management_source: the address WireWAN connects from; always admitted by step 0
+        (DESIGN §6), whatever the WAN's management CIDRs say.
+    """
+    peer = wan.peer(peer_id)
+    if peer.kind != "mikrotik":
+        raise ValueError(f"peer {peer.name!r} is not a MikroTik peer")
+    if topology is None:
+        topology = build_topology(wan)
+    view = topology.view(peer_id)
+    wg = check_name(wan.interface_name)
+    notes: list[str] = []
+    res: list[Resource] = []
+
+    # Step 0: the API user and the API service admit the tunnel range, the management CIDRs and
+    # the address WireWAN itself connects from.
+    mgmt = fmt_prefixes(_mgmt_addresses(wan, management_source))
+    mt = peer.mikrotik
+    if mt is not None:
+        user_props = {"group": "full", "address": mgmt}
+        write_only: frozenset[str] = frozenset()
+        if mt.password is not None:
+            user_props["password"] = mt.password
+            write_only = frozenset({"password"})
+        else:
+            notes.append(
+                f"No API password is stored for user {mt.username!r}: the user is only adjusted "
+                "if it already exists, never created without a password."
+            )
+        if mt.username == "admin":
+            notes.append(
+                "The API user is 'admin': step 0 restricts its allowed addresses to the "
+                "management list; make sure you do not log in as admin from elsewhere."
+            )
+        res.append(
+            Resource(
+                USER,
+                f"user:{mt.username}",
+                user_props,
+                match={"name": mt.username},
+                write_only=write_only,
+                create=mt.password is not None,
+                title=f"API user {mt.username}",
+            )
+        )
+        # Plain `api` is always restricted; it is only enabled when WireWAN uses it (no TLS).
+        api_props = {"address": mgmt} if mt.use_tls else {"address": mgmt, "disabled": "false"}
+        res.append(
+            Resource(
+                SERVICE, "service:api", api_props, match={"name": "api"}, create=False, title="API service"
+            )
+        )
+        if mt.use_tls:
+            res.append(
+                Resource(
+                    SERVICE,
+                    "service:api-ssl",
+                    {"address": mgmt, "disabled": "false"},
+                    match={"name": "api-ssl"},
+                    create=False,
+                    title="API-SSL service",
+                )
+            )
+    else:
+        notes.append("No MikroTik API settings: step 0 (API user and service) is left out.")
+
+    # Step 1: the WireGuard interface.
+    wg_props = {"name": wg, "listen-port": str(peer.listen_port), "mtu": str(wan.mtu)}
+    if peer.private_key:
+        wg_props["private-key"] = peer.private_key
+    else:
+        notes.append(
+            "This peer brought its own key: the script leaves private-key out, so RouterOS keeps "
+            "(or, on a new interface, generates) its own. Its public key must equal the one "
+            f"stored in WireWAN ({peer.public_key}); verify reports a mismatch."
+        )
+    res.append(
+        Resource(
+            WG,
+            managed_key("interface", peer.id),
+            wg_props,
+            expect={"public-key": peer.public_key},
+            title=f"WireGuard interface {wg}",
+        )
+    )
+
+    # Steps 2–3: one peer entry per visible remote peer, keyed by the remote peer's uuid.
+    for section in view.sections:
+        remote = wan.peer(section.peer_id)
+        props = {
+            "interface": wg,
+            "public-key": remote.public_key,
+            "allowed-address": fmt_prefixes(section.allowed_ips),
+        }
+        # Written explicitly even when empty, so an add and a later set store the same values
+        # (a remote that lost its endpoint must have it cleared, not kept).
+        host, port = split_endpoint(section.endpoint) if section.endpoint else ("", "0")
+        props["endpoint-address"] = host
+        props["endpoint-port"] = port
+        props["persistent-keepalive"] = fmt_duration(section.persistent_keepalive or 0)
+        res.append(
+            Resource(WG_PEERS, managed_key("peer", remote.uuid), props, title=f"peer entry for {remote.name}")
+        )
+
+    # Step 4: the tunnel address (its connected route covers the whole tunnel range).
+    res.append(
+        Resource(
+            ADDRESS,
+            managed_key("address", peer.id),
+            {"address": f"{peer.tunnel_ip}/{wan.tunnel_cidr.prefixlen}", "interface": wg},
+            title=f"tunnel address {peer.tunnel_ip}",
+        )
+    )
+
+    # Step 5: routes at distance 10 for everything else reached over the overlay.
+    routes = _remote_routes(wan, peer, view)
+    for net in routes:
+        res.append(
+            Resource(
+                ROUTE6 if net.version == 6 else ROUTE,
+                managed_key("route", net),
+                {"dst-address": str(net), "gateway": wg, "distance": str(MANAGED_DISTANCE)},
+                title=f"route {net}",
+            )
+        )
+    # Step 6 is the demotion intent below.
+
+    # Steps 7–8: firewall filter accepts, before the first drop rule of their chain.
+    before_input = "before-first-drop:input"
+    before_forward = "before-first-drop:forward"
+    res += [
+        Resource(
+            FILTER,
+            managed_key("allow-handshake", peer.id),
+            {"chain": "input", "action": "accept", "protocol": "udp", "dst-port": str(peer.listen_port)},
+            before_input,
+            title=f"accept WireGuard handshakes on udp/{peer.listen_port}",
+        ),
+        Resource(
+            FILTER,
+            managed_key("allow-input", peer.id),
+            {"chain": "input", "action": "accept", "in-interface": wg},
+            before_input,
+            title=f"accept input from {wg}",
+        ),
+        Resource(
+            FILTER,
+            managed_key("allow-forward-in", peer.id),
+            {"chain": "forward", "action": "accept", "in-interface": wg},
+            before_forward,
+            title=f"accept forward from {wg}",
+        ),
+        Resource(
+            FILTER,
+            managed_key("allow-forward-out", peer.id),
+            {"chain": "forward", "action": "accept", "out-interface": wg},
+            before_forward,
+            title=f"accept forward to {wg}",
+        ),
+    ]
+
+    # Step 9: NAT. The netmap pair of every NAT'd subnet this peer owns. Its srcnat half goes to
+    # the top of srcnat so it always precedes the no-masquerade accept below (which would
+    # otherwise end srcnat processing first).
+    for sub in peer.subnets:
+        if sub.nat_cidr is None or not sub.routed:
+            continue
+        res.append(
+            Resource(
+                NAT,
+                managed_key("netmap-in", sub.id),
+                {
+                    "chain": "dstnat",
+                    "action": "netmap",
+                    "dst-address": str(sub.nat_cidr),
+                    "to-addresses": str(sub.cidr),
+                    "in-interface": wg,
+                },
+                title=f"netmap {sub.nat_cidr} -> {sub.cidr} (inbound)",
+            )
+        )
+        res.append(
+            Resource(
+                NAT,
+                managed_key("netmap-out", sub.id),
+                {
+                    "chain": "srcnat",
+                    "action": "netmap",
+                    "src-address": str(sub.cidr),
+                    "to-addresses": str(sub.nat_cidr),
+                    "out-interface": wg,
+                },
+                "top:srcnat",
+                title=f"netmap {sub.cidr} -> {sub.nat_cidr} (outbound)",
+            )
+        )
+    # One accept for everything leaving through the overlay interface, so no masquerade rule
+    # hides LAN sources from the other side. Matching out-interface (rather than one rule per
+    # remote prefix, or only the tunnel and services ranges) covers exactly the traffic routed
+    # onto the overlay, remote LANs included, and never churns when prefixes change.
+    res.append(
+        Resource(
+            NAT,
+            managed_key("no-masq", peer.id),
+            {"chain": "srcnat", "action": "accept", "out-interface": wg},
+            "before-first-masquerade:srcnat",
+            title=f"no masquerade towards {wg}",
+        )
+    )
+
+    # Step 10: published services: DNAT shared ip:port to the LAN host, and masquerade towards it
+    # so replies come back even when this router is not the host's gateway (DESIGN §4).
+    for svc in peer.services:
+        res.append(
+            Resource(
+                NAT,
+                managed_key("service-dnat", svc.id),
+                {
+                    "chain": "dstnat",
+                    "action": "dst-nat",
+                    "protocol": svc.protocol,
+                    "dst-address": str(svc.shared_ip),
+                    "dst-port": str(svc.shared_port),
+                    "in-interface": wg,
+                    "to-addresses": str(svc.local_ip),
+                    "to-ports": str(svc.local_port),
+                },
+                title=f"publish {svc.name} on {svc.shared_ip}:{svc.shared_port}",
+            )
+        )
+        res.append(
+            Resource(
+                NAT,
+                managed_key("service-snat", svc.id),
+                {
+                    "chain": "srcnat",
+                    "action": "masquerade",
+                    "protocol": svc.protocol,
+                    "dst-address": str(svc.local_ip),
+                    "dst-port": str(svc.local_port),
+                },
+                title=f"replies for {svc.name} via this router",
+            )
+        )
+
+    for item in view.unreachable:
+        notes.append(f"Not reachable from this peer: {item.prefix} ({item.message})")
+
+    keys = [(r.menu, r.key) for r in res]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate resource keys in desired state")
+    return DesiredState(
+        peer_id=peer.id,
+        interface_name=wg,
+        resources=tuple(res),
+        demotion=DemotionIntent(tuple(routes)),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,592 @@
+"""Who sees whom in a WAN, and what each `[Peer]` section routes (DESIGN.md §3).
+
+``build_topology`` turns a :class:`~app.domain.model.WanSpec` into one :class:`PeerView` per peer:
+the `[Peer]` sections of that peer's config (wg-quick) or the peer entries of its router
+(RouterOS), each with its AllowedIPs, endpoint and keepalive. Both renderers work from this, so
+a wg-quick file and a router can never disagree about routing.
+
+Rules (the design is the reference; the comments here say how they are applied):
+
+- *Direct tunnel* between X and Y: the topology lets them see each other (mesh and hybrid: every
+  pair; hub_spoke: pairs with at least one hub) **and** at least one of them has an endpoint (two
+  CGNAT peers can never complete a handshake). hub_spoke/hybrid without any hub is mesh. Hybrid
+  therefore behaves like mesh with hubs marked: spokes with an endpoint on either side talk
+  directly, the others go through the relay.
+- *Relay* (:func:`relay_peer_id`): the first hub that has an endpoint (``hub_priority``, lower
+  first, unset last; then lowest tunnel IP); without such a hub (and outside hub_spoke, where
+  only a hub may see spokes) the server or MikroTik peer with an endpoint and the lowest tunnel
+  IP. Never a client unless the user made it a hub. The relay has an endpoint and sees everyone,
+  so it always has a direct tunnel to both sides of any pair it relays.
+- Every pair without a direct tunnel goes through the relay: each side routes the other's
+  prefixes via the relay's section, and the relay's own config has both sides, so it forwards.
+  Without a relay such a pair is unreachable and reported.
+- A peer that depends on the relay (a CGNAT peer, or a spoke in hub_spoke) routes the whole
+  tunnel range and services range through the relay (WireGuard picks the most specific
+  AllowedIP, so direct peers' /32s still win). Relayed peers' tunnel and service addresses are
+  covered by those two aggregates and not listed one by one; relayed LANs are listed. This keeps
+  such configs small and unchanged when a peer that they reach through the relay joins or leaves.
+- A remote prefix that overlaps one of X's own LANs (the real ``cidr``, routed or not) is left
+  out of X's config and reported. A prefix advertised by two peers (a conflict refused at save
+  time) is kept for the first one in tunnel-IP order only and reported for the others; a remote
+  prefix equal to one X advertises itself is left out. So no prefix can appear under two
+  sections of one config; :func:`build_topology` still checks it and raises
+  :class:`TopologyInvariantError` if that ever fails.
+- Keepalive: on a section where either side is CGNAT, the CGNAT side's positive per-peer
+  override (the smaller if both have one), else the WAN keepalive, else 25; otherwise the WAN
+  keepalive when it is above 0.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from operator import itemgetter
+from types import MappingProxyType
+
+from app.domain.model import IPAddress, IPNetwork, PeerSpec, WanSpec
+
+DEFAULT_CGNAT_KEEPALIVE = 25
+
+
+class TopologyInvariantError(AssertionError):
+    """An internal rule was broken (e.g. one prefix under two sections). Always a bug."""
+
+
+@dataclass(frozen=True)
+class PeerSection:
+    """One `[Peer]` section in X's config / one peer entry on X's router."""
+
+    peer_id: int
+    # Sorted (IPv4 before IPv6, then by address, then prefix length), no duplicates.
+    allowed_ips: tuple[IPNetwork, ...]
+    # "host:port" (IPv6 bracketed), or None when the peer has no endpoint (CGNAT).
+    endpoint: str | None
+    # None = no PersistentKeepalive line.
+    persistent_keepalive: int | None
+    # Peers X reaches THROUGH this section's peer, sorted by id.
+    relayed_peer_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A prefix of `peer_id` that `from_peer_id` cannot reach, with the reason and the fix."""
+
+    from_peer_id: int
+    peer_id: int
+    # The subnet the prefix belongs to; None for a tunnel or service address.
+    subnet_id: int | None
+    prefix: IPNetwork
+    message: str
+
+
+@dataclass(frozen=True)
+class PeerView:
+    peer_id: int
+    # Ordered by the remote peer's tunnel IP.
+    sections: tuple[PeerSection, ...]
+    # This peer forwards between other peers (it is the relay and somebody uses it).
+    relays: bool
+    # This peer must enable IP forwarding: it relays, routes a LAN (NAT'd or not) or publishes a
+    # service on another host.
+    forwards: bool
+    unreachable: tuple[Unreachable, ...]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A direct tunnel (``via`` None) or a path relayed through peer ``via``; ``a < b``."""
+
+    a: int
+    b: int
+    via: int | None
+
+
+@dataclass(frozen=True)
+class TopologyResult:
+    # Keyed by peer id, in tunnel-IP order.
+    views: Mapping[int, PeerView]
+    # Every unreachable prefix of every view, in the views' order.
+    unreachable: tuple[Unreachable, ...]
+
+    @cached_property
+    def edges(self) -> tuple[Edge, ...]:
+        """Every connected pair once, sorted by (a, b). Unreachable pairs have no edge.
+
+        Computed on first use: a 2,000-spoke hub_spoke WAN has two million relayed pairs, which
+        rendering configs never needs.
+        """
+        out: list[Edge] = []
+        for view in self.views.values():
+            x = view.peer_id
+            for sec in view.sections:
+                if sec.peer_id > x:
+                    out.append(Edge(x, sec.peer_id, None))
+                for z in sec.relayed_peer_ids:
+                    if z > x:
+                        out.append(Edge(x, z, sec.peer_id))
+        out.sort(key=lambda e: (e.a, e.b))
+        return tuple(out)
+
+    def view(self, peer_id: int) -> PeerView:
+        return self.views[peer_id]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def prefix_sort_key(net: IPNetwork) -> int:
+    """One integer ordering prefixes as AllowedIPs are ordered: IPv4 before IPv6, then by
+    address, then by prefix length. Equal keys mean equal prefixes."""
+    return (net.version << 140) | (int(net.network_address) << 8) | net.prefixlen
+
+
+def sort_prefixes(nets: Iterable[IPNetwork]) -> tuple[IPNetwork, ...]:
+    """Sorted by :func:`prefix_sort_key`, duplicates removed."""
+    return tuple(sorted(set(nets), key=prefix_sort_key))
+
+
+def _hub_key(p: PeerSpec) -> tuple[bool, int, int, int]:
+    prio = p.hub_priority
+    return (prio is None, prio if prio is not None else 0, int(p.tunnel_ip), p.id)
+
+
+def _peer_key(p: PeerSpec) -> tuple[int, int]:
+    return (int(p.tunnel_ip), p.id)
+
+
+def _effective_topology(wan: WanSpec) -> str:
+    """hub_spoke or hybrid without any hub is generated as mesh."""
+    if wan.topology != "mesh" and not any(p.is_hub for p in wan.peers):
+        return "mesh"
+    return wan.topology
+
+
+def relay_peer_id(wan: WanSpec) -> int | None:
+    """The peer that carries relayed prefixes, or None when the WAN has no usable relay.
+
+    The first hub with an endpoint (``hub_priority`` lower first, unset last, then lowest tunnel
+    IP). Otherwise, except in hub_spoke (where only a hub may see the spokes), the server or
+    MikroTik peer with an endpoint and the lowest tunnel IP. A client is never picked unless the
+    user marked it a hub.
+    """
+    hubs = sorted((p for p in wan.peers if p.is_hub and not p.cgnat), key=_hub_key)
+    if hubs:
+        return hubs[0].id
+    if _effective_topology(wan) == "hub_spoke":
+        return None
+    candidates = [p for p in wan.peers if p.kind != "client" and not p.cgnat]
+    if not candidates:
+        return None
+    return min(candidates, key=_peer_key).id
+
+
+def _keepalive(wan: WanSpec, x: PeerSpec, y: PeerSpec) -> int | None:
+    if x.cgnat or y.cgnat:
+        overrides = [p.keepalive for p in (x, y) if p.cgnat and p.keepalive is not None and p.keepalive > 0]
+        if overrides:
+            return min(overrides)
+        return wan.keepalive if wan.keepalive > 0 else DEFAULT_CGNAT_KEEPALIVE
+    return wan.keepalive if wan.keepalive > 0 else None
+
+
+def _host_prefix(addr: IPAddress) -> IPNetwork:
+    if isinstance(addr, IPv4Address):
+        return IPv4Network((int(addr), 32))
+    return IPv6Network((int(addr), 128))
+
+
+def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+def _covered(p: IPNetwork, aggs: tuple[IPNetwork, ...]) -> bool:
+    """p lies inside one of the aggregates."""
+    lo = int(p.network_address)
+    hi = int(p.broadcast_address)
+    return any(
+        p.version == g.version and int(g.network_address) <= lo and hi <= int(g.broadcast_address)
+        for g in aggs
+    )
+
+
+def _advertised(spec: PeerSpec) -> list[tuple[IPNetwork, int | None]]:
+    """What a peer advertises, with the subnet id: tunnel /32, routed subnets (NAT'd prefix when
+    set), published service addresses."""
+    out: list[tuple[IPNetwork, int | None]] = [(_host_prefix(spec.tunnel_ip), None)]
+    out.extend((s.advertised, s.id) for s in spec.subnets if s.routed)
+    out.extend((_host_prefix(svc.shared_ip), None) for svc in spec.services)
+    return out
+
+
+# An entry of a relay section under construction: (sort key, prefix, owner idx or -1).
+_Entry = tuple[int, IPNetwork, int]
+# Group selections, flags for (hub with endpoint, CGNAT hub, spoke with endpoint, CGNAT spoke).
+_Sel = tuple[bool, bool, bool, bool]
+_GROUP_ORDER = ((True, True), (True, False), (False, True), (False, False))
+_NO_GROUP: _Sel = (False, False, False, False)
+
+
+class _Peer:
+    """What the builder precomputes once per peer."""
+
+    __slots__ = ("cgnat", "hub", "idx", "lans", "meta", "name", "own", "own_keys", "pid", "rest", "spec")
+
+    def __init__(
+        self, idx: int, spec: PeerSpec, adv: list[tuple[IPNetwork, int | None]], aggs: tuple[IPNetwork, ...]
+    ) -> None:
+        self.idx = idx
+        self.spec = spec
+        self.pid = spec.id
+        self.name = spec.name
+        self.cgnat = spec.cgnat
+        self.hub = spec.is_hub
+        meta: dict[IPNetwork, int | None] = {}
+        for net, subnet_id in adv:
+            meta.setdefault(net, subnet_id)
+        self.meta = meta
+        # Everything this peer advertises, sorted, no duplicates.
+        self.own: tuple[IPNetwork, ...] = tuple(sorted(meta, key=prefix_sort_key))
+        self.own_keys: tuple[int, ...] = tuple(map(prefix_sort_key, self.own))
+        # The part of `own` a relay section lists besides the tunnel/services aggregates.
+        self.rest: tuple[IPNetwork, ...] = tuple(p for p in self.own if not _covered(p, aggs))
+        # Its real LANs, routed or not: remote prefixes overlapping them are never routed here.
+        self.lans: tuple[IPNetwork, ...] = tuple(s.cidr for s in spec.subnets)
+
+
+class _Merged:
+    """A relay section shared by every peer with the same relayed groups (fast path)."""
+
+    __slots__ = ("keys", "nets", "positions")
+
+    def __init__(self, entries: list[_Entry]) -> None:
+        self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
+        self.keys: tuple[int, ...] = tuple(e[0] for e in entries)
+        self.positions: dict[int, list[int]] = {}
+        for i, e in enumerate(entries):
+            self.positions.setdefault(e[2], []).append(i)
+
+    def without(self, owner: int) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
+        pos = self.positions.get(owner)
+        if not pos:
+            return self.nets, self.keys
+        nets: list[IPNetwork] = []
+        keys: list[int] = []
+        lo = 0
+        for i in pos:
+            nets.extend(self.nets[lo:i])
+            keys.extend(self.keys[lo:i])
+            lo = i + 1
+        nets.extend(self.nets[lo:])
+        keys.extend(self.keys[lo:])
+        return tuple(nets), tuple(keys)
+
+
+class _Builder:
+    def __init__(self, wan: WanSpec) -> None:
+        self.wan = wan
+        self.topology = _effective_topology(wan)
+        self.default_keepalive: int | None = wan.keepalive if wan.keepalive > 0 else None
+        specs = sorted(wan.peers, key=_peer_key)
+        advs = [_advertised(spec) for spec in specs]
+        advertised = {net for adv in advs for net, _ in adv}
+        # An aggregate some peer advertises exactly (a critical conflict) would sit under two
+        # sections; it is then not used and relayed addresses are listed one by one.
+        self.aggs: tuple[IPNetwork, ...] = tuple(
+            a for a in (wan.tunnel_cidr, wan.services_cidr) if a not in advertised
+        )
+        self.peers = [_Peer(i, s, adv, self.aggs) for i, (s, adv) in enumerate(zip(specs, advs, strict=True))]
+        self.by_id = {p.pid: p for p in self.peers}
+        rid = relay_peer_id(wan)
+        self.relay: _Peer | None = self.by_id[rid] if rid is not None else None
+        self._groups: dict[_Sel, tuple[list[_Peer], tuple[int, ...]]] = {}
+        self._merged: dict[_Sel, _Merged] = {}
+        self._sections: dict[tuple[int, int | None], PeerSection] = {}
+        self._index_prefixes()
+
+    # --- global indexes --------------------------------------------------------------------------
+
+    def _index_prefixes(self) -> None:
+        # Per IP version: (start, end, prefix, owner idx) sorted by start, for overlap queries.
+        self.starts: dict[int, list[int]] = {4: [], 6: []}
+        self.entries: dict[int, list[tuple[int, int, IPNetwork, int]]] = {4: [], 6: []}
+        self.max_span: dict[int, int] = {4: 0, 6: 0}
+        owners: dict[IPNetwork, list[int]] = {}
+        rows: list[tuple[int, int, int, IPNetwork, int]] = []
+        for p in self.peers:
+            for net in p.own:
+                start = int(net.network_address)
+                rows.append((net.version, start, int(net.broadcast_address), net, p.idx))
+                owners.setdefault(net, []).append(p.idx)
+        rows.sort(key=lambda r: (r[0], r[1], r[4]))
+        for version, start, end, net, idx in rows:
+            self.starts[version].append(start)
+            self.entries[version].append((start, end, net, idx))
+            self.max_span[version] = max(self.max_span[version], end - start)
+        # Prefixes advertised by more than one peer, owners in tunnel-IP order.
+        self.dups: dict[IPNetwork, list[int]] = {n: o for n, o in owners.items() if len(o) > 1}
+
+    def _group_key(self, p: _Peer) -> tuple[bool, bool]:
+        """(a hub in the hub_spoke sense, has an endpoint)."""
+        return (self.topology == "hub_spoke" and p.hub, not p.cgnat)
+
+    def _group(self, sel: _Sel) -> tuple[list[_Peer], tuple[int, ...]]:
+        """The peers of the selected groups in tunnel order, and their ids sorted."""
+        got = self._groups.get(sel)
+        if got is None:
+            keys = {k for k, w in zip(_GROUP_ORDER, sel, strict=True) if w}
+            members = [p for p in self.peers if self._group_key(p) in keys]
+            got = (members, tuple(sorted(p.pid for p in members)))
+            self._groups[sel] = got
+        return got
+
+    def _selections(self, x: _Peer) -> tuple[_Sel, _Sel]:
+        """Groups of X's direct peers, and of the peers X has no direct tunnel to. X itself is in
+        one of them; callers skip it."""
+        if self.topology != "hub_spoke":
+            # Every peer is a "spoke" here; only the endpoint flag matters.
+            if not x.cgnat:
+                return (False, False, True, True), _NO_GROUP
+            return (False, False, True, False), (False, False, False, True)
+        hub, ep = self._group_key(x)
+        if hub and ep:
+            return (True, True, True, True), _NO_GROUP
+        if hub:
+            return (True, False, True, False), (False, True, False, True)
+        if ep:
+            return (True, True, False, False), (False, False, True, True)
+        return (True, False, False, False), (False, True, True, True)
+
+    def _blocked(self, x: _Peer) -> dict[int, dict[IPNetwork, str]]:
+        """Remote prefixes X must not route, by owner idx, with the reason."""
+        out: dict[int, dict[IPNetwork, str]] = {}
+        for lan in x.lans:
+            v = lan.version
+            lo = int(lan.network_address)
+            hi = int(lan.broadcast_address)
+            starts = self.starts[v]
+            entries = self.entries[v]
+            for i in range(bisect_left(starts, lo - self.max_span[v]), bisect_right(starts, hi)):
+                start, end, net, owner = entries[i]
+                if owner == x.idx or end < lo or start > hi:
+                    continue
+                z = self.peers[owner]
+                if z.meta.get(net) is None:
+                    fix = (
+                        f"Fix: renumber {x.name}'s LAN; it must not overlap the WAN's tunnel or "
+                        "services range."
+                    )
+                else:
+                    fix = "Fix: NAT one side (Auto-NAT) or mark one not routed."
+                out.setdefault(owner, {}).setdefault(
+                    net,
+                    f"{net} of peer '{z.name}' is unreachable from '{x.name}': it overlaps "
+                    f"{x.name}'s own LAN {lan}. {fix}",
+                )
+        for net, owners in self.dups.items():
+            winner = x if x.idx in owners else self.peers[owners[0]]
+            if winner is x:
+                who = f"'{x.name}' advertises the same prefix itself"
+            else:
+                who = f"peer '{winner.name}' advertises the same prefix"
+            for owner in owners:
+                if owner in (x.idx, winner.idx):
+                    continue
+                z = self.peers[owner]
+                out.setdefault(owner, {}).setdefault(
+                    net,
+                    f"{net} of peer '{z.name}' is unreachable from '{x.name}': {who}. "
+                    "Fix: NAT one side (Auto-NAT) or mark one not routed.",
+                )
+        return out
+
+    def _no_relay_message(self, x: _Peer, z: _Peer) -> str:
+        if self.topology == "hub_spoke":
+            if not self._group_key(x)[0] and not self._group_key(z)[0]:
+                why = "spokes reach each other only through a hub, and no hub has an endpoint"
+                fix = "give a hub an endpoint"
+            else:
+                why = "neither has an endpoint and no hub with an endpoint can relay"
+                fix = "give one of them an endpoint, or give a hub an endpoint"
+        else:
+            why = "neither has an endpoint and the WAN has no relay"
+            fix = "give one of them an endpoint, or add a hub or a server/MikroTik peer with an endpoint"
+        return f"peer '{z.name}' is unreachable from '{x.name}': {why}. Fix: {fix}."
+
+    # --- relay sections --------------------------------------------------------------------------
+
+    def _merged_for(self, sel: _Sel, relay: _Peer) -> _Merged:
+        """Relay section for peers without blocked prefixes: the relay's own prefixes beyond the
+        aggregates, the aggregates, and every prefix of the relayed groups beyond them."""
+        got = self._merged.get(sel)
+        if got is None:
+            entries: list[_Entry] = [(prefix_sort_key(n), n, relay.idx) for n in relay.rest]
+            entries.extend((prefix_sort_key(a), a, -1) for a in self.aggs)
+            for z in self._group(sel)[0]:
+                entries.extend((prefix_sort_key(n), n, z.idx) for n in z.rest)
+            entries.sort(key=itemgetter(0))
+            _check_increasing(entries, relay.name)
+            got = _Merged(entries)
+            self._merged[sel] = got
+        return got
+
+    def _relay_slow(
+        self,
+        x: _Peer,
+        relay: _Peer,
+        relayed: list[_Peer],
+        aggs: tuple[IPNetwork, ...],
+        blocked: dict[int, dict[IPNetwork, str]],
+        unreachable: list[Unreachable],
+    ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
+        """Relay section when X has blocked prefixes or an aggregate overlaps X's own LAN."""
+        entries: list[_Entry] = [(prefix_sort_key(a), a, -1) for a in aggs]
+        for z in [relay, *relayed]:
+            if z is x:
+                continue
+            why_map = blocked.get(z.idx, {})
+            for net in z.own:
+                why = why_map.get(net)
+                if why is not None:
+                    # Reported even when an aggregate still carries it: the route is useless
+                    # (an own LAN shadows it) or leads to another owner of the same prefix.
+                    unreachable.append(Unreachable(x.pid, z.pid, z.meta[net], net, why))
+                elif not _covered(net, aggs):
+                    entries.append((prefix_sort_key(net), net, z.idx))
+        entries.sort(key=itemgetter(0))
+        _check_increasing(entries, x.name)
+        return tuple(e[1] for e in entries), tuple(e[0] for e in entries)
+
+    # --- views -----------------------------------------------------------------------------------
+
+    def _direct(self, x: _Peer, y: _Peer) -> PeerSection:
+        keep = self.default_keepalive if not (x.cgnat or y.cgnat) else _keepalive(self.wan, x.spec, y.spec)
+        key = (y.idx, keep)
+        sec = self._sections.get(key)
+        if sec is None:
+            sec = PeerSection(y.pid, y.own, y.spec.endpoint, keep, ())
+            self._sections[key] = sec
+        return sec
+
+    def view(self, x: _Peer, direct_sel: _Sel, relayed_sel: _Sel, uses_relay: bool) -> PeerView:
+        relay = self.relay
+        blocked = self._blocked(x) if (x.lans or self.dups) else {}
+        unreachable: list[Unreachable] = []
+        relayed_members, relayed_all_ids = self._group(relayed_sel)
+
+        relay_section: PeerSection | None = None
+        relay_keys: tuple[int, ...] = ()
+        if uses_relay:
+            assert relay is not None
+            pos = bisect_left(relayed_all_ids, x.pid)
+            if pos < len(relayed_all_ids) and relayed_all_ids[pos] == x.pid:
+                relayed_ids = relayed_all_ids[:pos] + relayed_all_ids[pos + 1 :]
+            else:
+                relayed_ids = relayed_all_ids
+            aggs = tuple(a for a in self.aggs if not any(_overlaps(a, lan) for lan in x.lans))
+            if not blocked and len(aggs) == len(self.aggs):
+                nets, relay_keys = self._merged_for(relayed_sel, relay).without(x.idx)
+            else:
+                nets, relay_keys = self._relay_slow(x, relay, relayed_members, aggs, blocked, unreachable)
+            relay_section = PeerSection(
+                relay.pid, nets, relay.spec.endpoint, _keepalive(self.wan, x.spec, relay.spec), relayed_ids
+            )
+        elif relayed_sel != _NO_GROUP:
+            # Nobody can relay: every peer X has no direct tunnel to is unreachable.
+            for z in relayed_members:
+                if z is not x:
+                    msg = self._no_relay_message(x, z)
+                    unreachable.extend(
+                        Unreachable(x.pid, z.pid, z.meta[net], net, f"{net} of {msg}") for net in z.own
+                    )
+
+        sections: list[PeerSection] = []
+        direct_keys: list[int] = []
+        for y in self._group(direct_sel)[0]:
+            if y is x:
+                continue
+            if y is relay and relay_section is not None:
+                sections.append(relay_section)
+                continue
+            why_map = blocked.get(y.idx)
+            if why_map:
+                allowed: list[IPNetwork] = []
+                for net in y.own:
+                    why = why_map.get(net)
+                    if why is None:
+                        allowed.append(net)
+                    else:
+                        unreachable.append(Unreachable(x.pid, y.pid, y.meta[net], net, why))
+                sec = self._direct(x, y)
+                sec = PeerSection(y.pid, tuple(allowed), sec.endpoint, sec.persistent_keepalive, ())
+                direct_keys.extend(map(prefix_sort_key, allowed))
+            else:
+                sec = self._direct(x, y)
+                direct_keys.extend(y.own_keys)
+            sections.append(sec)
+
+        # No prefix under two sections: direct sections are pairwise disjoint, the relay section
+        # is strictly increasing (checked when built) and shares nothing with them.
+        if len(set(direct_keys)) != len(direct_keys):
+            raise TopologyInvariantError(f"a prefix appears under two [Peer] sections of {x.name}")
+        if relay_section is not None:
+            if not any(s is relay_section for s in sections):
+                raise TopologyInvariantError(
+                    f"relay {relay.name if relay else '?'} has no tunnel to {x.name}"
+                )
+            n = len(relay_keys)
+            for k in direct_keys:
+                i = bisect_left(relay_keys, k)
+                if i < n and relay_keys[i] == k:
+                    raise TopologyInvariantError(f"a prefix appears under two [Peer] sections of {x.name}")
+        forwards = any(s.routed for s in x.spec.subnets) or any(
+            not (svc.local_ip == x.spec.tunnel_ip or svc.local_ip.is_loopback) for svc in x.spec.services
+        )
+        return PeerView(x.pid, tuple(sections), False, forwards, tuple(unreachable))
+
+    def build(self) -> TopologyResult:
+        relay = self.relay
+        plans = []
+        anyone_uses = False
+        for x in self.peers:
+            direct_sel, relayed_sel = self._selections(x)
+            uses = relay is not None and x is not relay and relayed_sel != _NO_GROUP
+            anyone_uses = anyone_uses or uses
+            plans.append((x, direct_sel, relayed_sel, uses))
+        views: dict[int, PeerView] = {}
+        all_unreachable: list[Unreachable] = []
+        for x, direct_sel, relayed_sel, uses in plans:
+            v = self.view(x, direct_sel, relayed_sel, uses)
+            if x is relay and anyone_uses:
+                v = PeerView(v.peer_id, v.sections, True, True, v.unreachable)
+            views[x.pid] = v
+            all_unreachable.extend(v.unreachable)
+        return TopologyResult(MappingProxyType(views), tuple(all_unreachable))
+
+
+def _check_increasing(entries: list[_Entry], name: str) -> None:
+    for a, b in zip(entries, entries[1:], strict=False):
+        if a[0] >= b[0]:
+            raise TopologyInvariantError(f"{a[1]} appears twice in the relay section of {name}")
+
+
+def build_topology(wan: WanSpec) -> TopologyResult:
+    """Every peer's view of the WAN (sections, relaying, forwarding, unreachable prefixes)."""
+    return _Builder(wan).build()
+
+
+__all__ = [
+    "DEFAULT_CGNAT_KEEPALIVE",
+    "Edge",
+    "PeerSection",
+    "PeerView",
+    "TopologyInvariantError",
+    "TopologyResult",
+    "Unreachable",
+    "build_topology",
+    "prefix_sort_key",
+    "relay_peer_id",
+    "sort_prefixes",
+]
