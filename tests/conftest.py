@@ -122,9 +122,15 @@ def browser(client: FlaskClient) -> Browser:
 
 
 def make_user(app: Flask, email: str, role: str, password: str = "correct-horse") -> int:
+    from sqlalchemy import select
+
+    from app.models import User
     from app.services import accounts
 
     with app.app_context():
+        existing = db.session.scalar(select(User).where(User.email == email))
+        if existing is not None:
+            return existing.id
         user = accounts.create_user(email, password, role)
         db.session.commit()
         return user.id

@@ -22,6 +22,8 @@ addresses are checked against their character sets and refused (``ValueError``) 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import difflib
 import hashlib
 import re
@@ -233,10 +235,13 @@ def render_config(wan: WanSpec, peer_id: int, topology: TopologyResult | None = 
     return _Renderer(wan, topology if topology is not None else build_topology(wan)).render(peer_id)
 
 
-def render_all(wan: WanSpec) -> dict[int, RenderedConfig]:
-    """Every peer's config, keyed by peer id; the topology is built once."""
-    renderer = _Renderer(wan, build_topology(wan))
-    return {p.id: renderer.render(p.id) for p in wan.peers}
+def render_all(
+    wan: WanSpec, topology: TopologyResult | None = None, peer_ids: Iterable[int] | None = None
+) -> dict[int, RenderedConfig]:
+    """Every peer's config (or those of `peer_ids`), keyed by peer id; the topology is built once."""
+    renderer = _Renderer(wan, topology if topology is not None else build_topology(wan))
+    ids = [p.id for p in wan.peers] if peer_ids is None else list(peer_ids)
+    return {peer_id: renderer.render(peer_id) for peer_id in ids}
 
 
 def config_hash(text: str) -> str:

@@ -22,13 +22,14 @@ def as_bool(value: Any, field: str) -> bool:
     raise ValidationError(f"{field.replace('_', ' ').capitalize()} must be true or false.", field)
 
 
-def optional_text(value: Any) -> str | None:
-    """None for absent or blank values (a blank form field means 'not set')."""
+def optional_text(value: Any) -> Any:
+    """None for absent or blank values (a blank form field means 'not set'); anything else as given,
+    so the validator that follows refuses a wrong JSON type (a boolean host must not become 'True')."""
     if value is None:
         return None
     if isinstance(value, str) and not value.strip():
         return None
-    return value if isinstance(value, str) else str(value)
+    return value
 
 
 def text_list(value: Any, field: str) -> list[str]:

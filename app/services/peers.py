@@ -102,24 +102,26 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     }
     priority = optional_text(merged.get("hub_priority"))
     out["hub_priority"] = (
-        c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000) if priority else None
+        c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000)
+        if priority is not None
+        else None
     )
     keepalive = optional_text(merged.get("keepalive"))
     out["keepalive"] = c(validation.validate_keepalive, keepalive) if keepalive is not None else None
     tunnel_ip = optional_text(merged.get("tunnel_ip"))
     out["tunnel_ip"] = (
-        c(parse_ipv4_address, tunnel_ip.strip(), "tunnel_ip", "Tunnel IP") if tunnel_ip else None
+        c(parse_ipv4_address, tunnel_ip, "tunnel_ip", "Tunnel IP") if tunnel_ip is not None else None
     )
     endpoint = None
     if out["listen_port"] is not None:
         endpoint = c(validation.parse_endpoint, merged.get("endpoint"), out["listen_port"])
     out["endpoint"] = endpoint
     public_key = optional_text(data.get("public_key"))
-    out["public_key"] = c(keys.validate_public_key, public_key.strip()) if public_key else None
+    out["public_key"] = c(keys.validate_public_key, public_key) if public_key is not None else None
 
     if out["kind"] == "mikrotik":
         host = optional_text(merged.get("mikrotik_host"))
-        out["mt_host"] = c(validation.validate_host, host) if host else None
+        out["mt_host"] = c(validation.validate_host, host) if host is not None else None
         out["mt_port"] = c(
             validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port"
         )

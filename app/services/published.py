@@ -23,7 +23,11 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
     local_ip = c(parse_address, data.get("local_ip"), "local_ip", "Local IP")
     local_port = c(validation.validate_port, data.get("local_port"), "local_port", "Local port")
     shared_ip_text = optional_text(data.get("shared_ip"))
-    shared_ip = c(parse_ipv4_address, shared_ip_text, "shared_ip", "Shared IP") if shared_ip_text else None
+    shared_ip = (
+        c(parse_ipv4_address, shared_ip_text, "shared_ip", "Shared IP")
+        if shared_ip_text is not None
+        else None
+    )
     shared_port_text = optional_text(data.get("shared_port"))
     shared_port = (
         c(validation.validate_port, shared_port_text, "shared_port", "Shared port")

@@ -36,7 +36,14 @@ def wan_id(admin_browser) -> int:
 
 
 def add_peer(browser, wan_id: int, **fields) -> object:
-    data = {"name": "hq", "kind": "server", "endpoint": "", "listen_port": "51820", "subnet_routed": "y", **fields}
+    data = {
+        "name": "hq",
+        "kind": "server",
+        "endpoint": "",
+        "listen_port": "51820",
+        "subnet_routed": "y",
+        **fields,
+    }
     return browser.post(f"/wans/{wan_id}/peers/new", data)
 
 
@@ -50,7 +57,8 @@ def test_create_wan_redirects_to_its_page(admin_browser, wan_id):
 
 def test_wan_form_shows_every_message_and_saves_nothing(app, admin_browser):
     resp = admin_browser.post(
-        "/wans/new", {**WAN_FORM, "tunnel_cidr": "10.0.0.5/24", "listen_port": "70000", "interface_name": "wg\nx"}
+        "/wans/new",
+        {**WAN_FORM, "tunnel_cidr": "10.0.0.5/24", "listen_port": "70000", "interface_name": "wg\nx"},
     )
     assert resp.status_code == 422
     assert errors(resp) == [
@@ -109,18 +117,24 @@ def test_endpoint_guardrail_on_the_form(admin_browser, wan_id):
     resp = add_peer(admin_browser, wan_id, endpoint="203.0.113.1:51821")
     assert resp.status_code == 422
     assert errors(resp)[0].startswith("Endpoint port 51821 differs from listen port 51820.")
-    assert add_peer(admin_browser, wan_id, endpoint="203.0.113.1:51821", has_port_forward="y").status_code == 303
+    assert (
+        add_peer(admin_browser, wan_id, endpoint="203.0.113.1:51821", has_port_forward="y").status_code == 303
+    )
 
 
 def test_management_host_lockout_guardrail(admin_browser, wan_id):
     resp = add_peer(admin_browser, wan_id, kind="mikrotik", endpoint="203.0.113.1", mikrotik_host="10.0.0.77")
     assert resp.status_code == 422
-    assert errors(resp)[0].startswith("Management host 10.0.0.77 is inside the WAN's tunnel range 10.0.0.0/24.")
+    assert errors(resp)[0].startswith(
+        "Management host 10.0.0.77 is inside the WAN's tunnel range 10.0.0.0/24."
+    )
 
 
 def test_live_cidr_check_names_the_other_peer(admin_browser, wan_id):
     add_peer(admin_browser, wan_id, endpoint="203.0.113.1", subnet="192.168.1.0/24")
-    resp = admin_browser.get(f"/wans/{wan_id}/check/cidr?cidr=192.168.1.0/24&routed=y", headers={"HX-Request": "true"})
+    resp = admin_browser.get(
+        f"/wans/{wan_id}/check/cidr?cidr=192.168.1.0/24&routed=y", headers={"HX-Request": "true"}
+    )
     assert "of peer 'hq'" in errors(resp)[0]
     resp = admin_browser.get(f"/wans/{wan_id}/check/cidr?cidr=192.168.1.0/24&routed=y&auto_nat=y")
     assert "other peers will reach it as 172.16.0.0/24 (Auto-NAT)" in resp.get_data(as_text=True)
@@ -131,7 +145,9 @@ def test_live_cidr_check_names_the_other_peer(admin_browser, wan_id):
 
 
 def test_live_endpoint_and_management_checks(admin_browser, wan_id):
-    resp = admin_browser.get(f"/wans/{wan_id}/check/endpoint?endpoint=vpn.example.com:51999&listen_port=51820")
+    resp = admin_browser.get(
+        f"/wans/{wan_id}/check/endpoint?endpoint=vpn.example.com:51999&listen_port=51820"
+    )
     assert errors(resp)[0].startswith("Endpoint port 51999 differs from listen port 51820.")
     resp = admin_browser.get(f"/wans/{wan_id}/check/endpoint?endpoint=&listen_port=51820")
     assert "behind CGNAT" in resp.get_data(as_text=True)
@@ -166,7 +182,9 @@ def test_subnet_added_with_htmx_returns_the_section(admin_browser, wan_id):
     resp = admin_browser.post("/peers/1/subnets", {"cidr": "192.168.5.0/24", "routed": "y"}, htmx=True)
     body = resp.get_data(as_text=True)
     assert resp.status_code == 200
-    assert body.startswith('\n<section class="card" id="subnets">') or 'id="subnets"' in body.split("\n", 3)[1]
+    assert (
+        body.startswith('\n<section class="card" id="subnets">') or 'id="subnets"' in body.split("\n", 3)[1]
+    )
     assert "<code>192.168.5.0/24</code>" in body and "hx-swap-oob" in body and "192.168.5.0/24 added." in body
 
 
@@ -186,7 +204,9 @@ def test_subnet_error_stays_under_the_field(app, admin_browser, wan_id):
 
 def test_auto_nat_and_nat_off_buttons(app, admin_browser, wan_id):
     add_peer(admin_browser, wan_id, endpoint="203.0.113.1", subnet="192.168.1.0/24")
-    add_peer(admin_browser, wan_id, name="b", endpoint="198.51.100.7", subnet="192.168.1.0/24", subnet_routed="")
+    add_peer(
+        admin_browser, wan_id, name="b", endpoint="198.51.100.7", subnet="192.168.1.0/24", subnet_routed=""
+    )
     with app.app_context():
         sid = db.session.scalar(select(Subnet.id).where(Subnet.peer_id == 2))
     admin_browser.post(f"/peers/2/subnets/{sid}/auto-nat", htmx=True)
@@ -241,7 +261,7 @@ def test_viewer_sees_pages_without_forms(app, admin_browser, wan_id, client):
     viewer.login("viewer@example.com", "correct-horse")
     for url in (f"/wans/{wan_id}", "/peers/1", "/wans/", f"/wans/{wan_id}/audit"):
         body = viewer.get(url).get_data(as_text=True)
-        assert "<form method=\"post\" action=\"/peers" not in body and "Add peer" not in body
+        assert '<form method="post" action="/peers' not in body and "Add peer" not in body
     assert viewer.get(f"/wans/{wan_id}/peers/new").status_code == 403
     assert viewer.post(f"/wans/{wan_id}/peers/new", {"name": "x", "kind": "server"}).status_code == 403
     assert viewer.post("/peers/1/subnets", {"cidr": "192.168.9.0/24"}).status_code == 403

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 from flask_login import current_user
 
-from app.extensions import csrf
+from app.extensions import csrf, db
+from app.services.accounts import user_for_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -19,6 +20,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _authenticate() -> Any:
     from app import api_error
 
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        # A token wins over a session cookie that happens to ride along (a script run from a
+        # logged-in browser profile, a test client): the request acts as the token's user.
+        user = user_for_token(header[7:].strip())
+        if user is None:
+            return api_error(401, "This API token is unknown or revoked.")
+        g._login_user = user  # flask-login's per-request user slot
+        db.session.commit()  # last_used_at
+        request.environ["wirewan.token_auth"] = True
     if not current_user.is_authenticated:
         return api_error(401, "Log in or send 'Authorization: Bearer <token>'.")
     token_auth = request.environ.get("wirewan.token_auth", False)

@@ -13,7 +13,8 @@ from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Peer, Service, Subnet, Wan
 from app.services import peers as peer_service
-from app.services import published, subnets, wans
+from app.services import audit, configs, published, subnets, wans
+from app.services.downloads import attachment, zip_attachment
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit_with_retry
 
@@ -109,6 +110,45 @@ def wan_conflicts(wan_id: int) -> Any:
     return jsonify([c.to_dict() for c in conflict_rules.wan_conflicts(wan_spec(wan))])
 
 
+@bp.get("/wan/<int:wan_id>/topology")
+def wan_topology(wan_id: int) -> Any:
+    wan = load_wan(wan_id) or abort(404, "No such WAN.")
+    rendered = configs.wan_configs(wan)
+    stale = rendered.stale_ids(wan.peers)
+    nodes = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "kind": p.kind,
+            "is_hub": p.is_hub,
+            "tunnel_ip": p.tunnel_ip,
+            "cgnat": p.cgnat,
+            "stale": p.id in stale,
+        }
+        for p in wan.peers
+    ]
+    edges = [{"a": e.a, "b": e.b, "via": e.via} for e in rendered.topology.edges]
+    unreachable = [
+        {
+            "from_peer_id": u.from_peer_id,
+            "peer_id": u.peer_id,
+            "subnet_id": u.subnet_id,
+            "prefix": str(u.prefix),
+            "message": u.message,
+        }
+        for u in rendered.topology.unreachable
+    ]
+    return jsonify({"nodes": nodes, "edges": edges, "unreachable": unreachable})
+
+
+@bp.get("/wan/<int:wan_id>/configs.zip")
+def wan_configs_zip(wan_id: int) -> Any:
+    wan = load_wan(wan_id) or abort(404, "No such WAN.")
+    data, _ = configs.configs_zip(wan)
+    db.session.commit()
+    return zip_attachment(wan, data)
+
+
 # --- peers -------------------------------------------------------------------------------------
 
 
@@ -128,26 +168,58 @@ def _flatten_peer_body(data: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/peers/wan/<int:wan_id>")
 def list_peers(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
-    return jsonify([peer_json(p) for p in wan.peers])
+    stale = configs.wan_configs(wan).stale_ids(wan.peers)
+    return jsonify([peer_json(p, p.id in stale) for p in wan.peers])
 
 
 @bp.post("/peers/wan/<int:wan_id>")
 def create_peer(wan_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
     peer = commit_with_retry(lambda: peer_service.create_peer(_wan_or_404(wan_id), data))
-    return _created(peer_json(peer), url_for("api.get_peer", peer_id=peer.id))
+    return _created(_peer_out(peer), url_for("api.get_peer", peer_id=peer.id))
+
+
+def _peer_out(peer: Peer) -> dict[str, Any]:
+    return peer_json(peer, configs.is_stale(peer, configs.peer_config(peer).sha256))
 
 
 @bp.get("/peers/<int:peer_id>")
 def get_peer(peer_id: int) -> Any:
-    return jsonify(peer_json(_peer_or_404(peer_id)))
+    return jsonify(_peer_out(_peer_or_404(peer_id)))
+
+
+@bp.get("/peers/<int:peer_id>/config")
+def peer_config(peer_id: int) -> Any:
+    """The wg-quick file or RouterOS script, as an attachment; the peer counts as applied."""
+    peer = _peer_or_404(peer_id)
+    if not current_user.can_edit:
+        abort(403, "A config holds a private key: viewers cannot download it.")
+    config_type = request.args.get("config_type", "wireguard")
+    if config_type not in {"wireguard", "mikrotik-script"}:
+        raise MalformedRequest("config_type must be 'wireguard' or 'mikrotik-script'.", "config_type")
+    if config_type == "mikrotik-script" and peer.kind != "mikrotik":
+        raise MalformedRequest("Only MikroTik peers have a RouterOS script.", "config_type")
+    config = configs.peer_config(peer, config_type)
+    # The router config is what is deployed, so only its own kind of download marks it applied.
+    if (config_type == "mikrotik-script") == (peer.kind == "mikrotik"):
+        configs.mark_applied(peer, config, "download-config")
+    else:
+        audit.record(
+            "download-config",
+            "peer",
+            peer.id,
+            wan_id=peer.wan_id,
+            summary=f"peer '{peer.name}': {config_type} config downloaded",
+        )
+    db.session.commit()
+    return attachment(peer, config)
 
 
 @bp.patch("/peers/<int:peer_id>")
 def update_peer(peer_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
     peer = commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
-    return jsonify(peer_json(peer))
+    return jsonify(_peer_out(peer))
 
 
 @bp.delete("/peers/<int:peer_id>")

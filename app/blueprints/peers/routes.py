@@ -13,7 +13,8 @@ from app.htmx import hx_redirect, is_htmx
 from app.models import Peer, Service, Subnet, Wan
 from app.permissions import editor_required
 from app.services import peers as peer_service
-from app.services import published, subnets
+from app.services import configs, published, subnets
+from app.services.downloads import attachment
 from app.services.specs import load_wan
 from app.services.tx import commit_with_retry
 
@@ -72,7 +73,14 @@ def kind_help(wan_id: int) -> Any:
 @login_required
 def detail(peer_id: int) -> Any:
     peer = _peer_or_404(peer_id)
-    return render_template("peers/detail.html", **peer_page_context(peer))
+    config = configs.peer_config(peer)
+    stale = configs.is_stale(peer, config.sha256)
+    return render_template(
+        "peers/detail.html",
+        stale=stale,
+        changes=configs.changes_since_applied(peer, config) if stale else "",
+        **peer_page_context(peer),
+    )
 
 
 def peer_page_context(
@@ -85,6 +93,41 @@ def peer_page_context(
         "service_form": service_form or ServiceForm(),
         "can_edit": current_user.can_edit,
     }
+
+
+# --- configs: POST because each download hands out a private key, is audited and marks applied ----
+
+
+@bp.post("/peers/<int:peer_id>/config")
+@editor_required
+def download_config(peer_id: int) -> Any:
+    peer = _peer_or_404(peer_id)
+    config = configs.peer_config(peer, "mikrotik-script" if peer.kind == "mikrotik" else "wireguard")
+    configs.mark_applied(peer, config, "download-config")
+    db.session.commit()
+    return attachment(peer, config)
+
+
+@bp.post("/peers/<int:peer_id>/qr")
+@editor_required
+def show_qr(peer_id: int) -> Any:
+    peer = _peer_or_404(peer_id)
+    if peer.kind == "mikrotik":
+        abort(404)
+    config = configs.peer_config(peer, "wireguard")
+    configs.mark_applied(peer, config, "show-qr")
+    db.session.commit()
+    return render_template("peers/qr.html", peer=peer, svg=configs.qr_svg(config.text))
+
+
+@bp.post("/peers/<int:peer_id>/mark-applied")
+@editor_required
+def mark_applied(peer_id: int) -> Any:
+    peer = _peer_or_404(peer_id)
+    configs.mark_applied(peer, configs.peer_config(peer), "mark-applied")
+    db.session.commit()
+    flash(f"'{peer.name}' is marked as running its current config.", "success")
+    return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
 
 
 @bp.route("/peers/<int:peer_id>/edit", methods=["GET", "POST"])

@@ -17,7 +17,8 @@ from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx, page_or_partial
 from app.models import AuditEntry, Peer, Wan
 from app.permissions import editor_required
-from app.services import wans
+from app.services import configs, wans
+from app.services.downloads import zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit_with_retry
@@ -64,12 +65,13 @@ def detail(wan_id: int) -> Any:
 
 def wan_page_context(wan: Wan) -> dict[str, Any]:
     """What the WAN page shows: peers (with badges) and the conflicts panel."""
-    spec = wan_spec(wan)
+    rendered = configs.wan_configs(wan)
     return {
         "wan": wan,
         "peers": sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip)),
-        "conflicts": conflict_rules.wan_conflicts(spec),
-        "stale_ids": set(),
+        "conflicts": conflict_rules.wan_conflicts(wan_spec(wan)),
+        "unreachable": rendered.topology.unreachable,
+        "stale_ids": rendered.stale_ids(wan.peers),
     }
 
 
@@ -102,6 +104,15 @@ def delete_wan(wan_id: int) -> Any:
     flash(f"WAN '{name}' deleted. Resources already deployed on routers stay until you clear them.", "info")
     target = url_for("wans.list_wans")
     return hx_redirect(target) if is_htmx() else redirect(target, code=303)
+
+
+@bp.post("/<int:wan_id>/configs.zip")
+@editor_required
+def configs_zip(wan_id: int) -> Any:
+    """Every non-MikroTik config in one zip (POST: it marks them applied and is audited)."""
+    data, _ = configs.configs_zip(_wan_or_404(wan_id))
+    db.session.commit()
+    return zip_attachment(_wan_or_404(wan_id), data)
 
 
 @bp.get("/<int:wan_id>/audit")
