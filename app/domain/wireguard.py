@@ -22,11 +22,10 @@ addresses are checked against their character sets and refused (``ValueError``) 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import difflib
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 

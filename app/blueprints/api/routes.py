@@ -12,8 +12,8 @@ from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Peer, Service, Subnet, Wan
-from app.services import peers as peer_service
 from app.services import audit, configs, published, subnets, wans
+from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit_with_retry

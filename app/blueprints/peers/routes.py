@@ -12,8 +12,8 @@ from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx
 from app.models import Peer, Service, Subnet, Wan
 from app.permissions import editor_required
-from app.services import peers as peer_service
 from app.services import configs, published, subnets
+from app.services import peers as peer_service
 from app.services.downloads import attachment
 from app.services.specs import load_wan
 from app.services.tx import commit_with_retry
