@@ -64,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_login_loaders()
     _register_errors(app)
     app.after_request(add_vary_header)
+    app.jinja_env.filters["kind_label"] = lambda kind: {"mikrotik": "MikroTik"}.get(kind, str(kind).capitalize())
 
     from app.cli import register_cli
 
