@@ -7,6 +7,7 @@ act on: the seed's two causes of "invalid user name or password", refused, timed
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -135,10 +136,8 @@ class RouterSession:
 
     def close(self) -> None:
         if self._api is not None:
-            try:
+            with contextlib.suppress(LibRouterosError, OSError):
                 self._api.close()
-            except (LibRouterosError, OSError):
-                pass
             self._api = None
 
     def _socket(self) -> socket.socket:
@@ -246,13 +245,15 @@ def connection_error(target: RouterTarget, exc: BaseException) -> RouterError:
     if isinstance(exc, ConnectionRefusedError):
         return RouterError(
             f"{target.host} refused the connection on port {target.port}. Check that the "
-            f"{'api-ssl' if target.use_tls else 'api'} service is enabled (/ip service print) and the port is right.",
+            f"{'api-ssl' if target.use_tls else 'api'} service is enabled (/ip service print) "
+            "and the port is right.",
             "refused",
         )
     if isinstance(exc, TimeoutError | socket.timeout):
         return RouterError(
-            f"Connecting to {target.host}:{target.port} timed out after {target.connect_timeout:.0f} s. Check the "
-            "management host (use the router's LAN gateway or public IP, not its tunnel IP), routing and firewall.",
+            f"Connecting to {target.host}:{target.port} timed out after {target.connect_timeout:.0f} s. "
+            "Check the management host (use the router's LAN gateway or public IP, not its tunnel IP), "
+            "routing and firewall.",
             "timeout",
         )
     if isinstance(exc, ssl.SSLError):
