@@ -64,7 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_login_loaders()
     _register_errors(app)
     app.after_request(add_vary_header)
-    app.jinja_env.filters["kind_label"] = lambda kind: {"mikrotik": "MikroTik"}.get(kind, str(kind).capitalize())
+    app.jinja_env.filters["kind_label"] = kind_label
 
     from app.cli import register_cli
 
@@ -83,6 +83,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return {"registration_open": _reg_open, "has_endpoint": lambda name: name in app.view_functions}
 
     return app
+
+
+def kind_label(kind: str) -> str:
+    return {"mikrotik": "MikroTik"}.get(kind, str(kind).capitalize())
 
 
 def _migrations_dir() -> Any:
