@@ -35,7 +35,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_settings(config))
     app.instance_path = app.config["INSTANCE_PATH"]
     # Guards against absurd bodies; the longest legitimate form is a few kilobytes.
-    app.config.setdefault("MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
+    if not (config or {}).get("MAX_CONTENT_LENGTH"):
+        app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
 
     db.init_app(app)
     # Batch mode: SQLite cannot ALTER most things, so one migration must fit SQLite and PostgreSQL.
@@ -131,9 +132,7 @@ def _register_login_loaders() -> None:
 
 
 def api_error(status: int, message: str, field: str | None = None, code: str | None = None) -> Any:
-    resp = jsonify(
-        {"error": code or API_ERROR_CODES.get(status, "error"), "message": message, "field": field}
-    )
+    resp = jsonify({"error": code or API_ERROR_CODES.get(status, "error"), "message": message, "field": field})
     resp.status_code = status
     return resp
 
@@ -141,9 +140,7 @@ def api_error(status: int, message: str, field: str | None = None, code: str | N
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:
-        message = (
-            "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
-        )
+        message = "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
         if request.path.startswith("/api/"):
             return api_error(400, message, code="csrf")
         return render_template("errors/error.html", code=400, title="Bad request", message=message), 400

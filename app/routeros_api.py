@@ -147,12 +147,8 @@ class RouterSession:
         """The address this connection comes from, as the router sees it (before any NAT)."""
         return str(self._socket().getsockname()[0])
 
-    def _record(
-        self, command: str, args: Mapping[str, Any], result: str, started: float, *, write: bool
-    ) -> None:
-        record = CallRecord(
-            command, redact(args), result, round((time.monotonic() - started) * 1000, 1), write
-        )
+    def _record(self, command: str, args: Mapping[str, Any], result: str, started: float, *, write: bool) -> None:
+        record = CallRecord(command, redact(args), result, round((time.monotonic() - started) * 1000, 1), write)
         self.calls.append(record)
         if self.audit is not None:
             self.audit(record)
@@ -188,9 +184,7 @@ class RouterSession:
             raise RouterError(
                 f"The connection to {self.target.label} was lost during {command} ({_describe(exc)}).", "lost"
             ) from exc
-        self._record(
-            command, arguments, f"ok ({len(rows)} rows)" if not write else "ok", started, write=write
-        )
+        self._record(command, arguments, f"ok ({len(rows)} rows)" if not write else "ok", started, write=write)
         return rows
 
     def print(self, menu: str) -> list[dict[str, Any]]:
@@ -257,8 +251,11 @@ def connection_error(target: RouterTarget, exc: BaseException) -> RouterError:
             "timeout",
         )
     if isinstance(exc, ssl.SSLError):
-        return RouterError(f"TLS with {target.host}:{target.port} failed: {exc}. Untick 'verify certificate' "
-                           "for a self-signed router, or use plain API on 8728.", "unreachable")  # fmt: skip
+        return RouterError(
+            f"TLS with {target.host}:{target.port} failed: {exc}. Untick 'verify certificate' "
+            "for a self-signed router, or use plain API on 8728.",
+            "unreachable",
+        )
     if isinstance(exc, socket.gaierror):
         return RouterError(f"The management host '{target.host}' does not resolve ({exc}).", "unreachable")
     return RouterError(f"Cannot reach {target.host}:{target.port}: {_describe(exc)}.", "unreachable")

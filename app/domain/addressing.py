@@ -62,13 +62,11 @@ def parse_network_strict(text: object, field: str = "cidr", label: str = "Subnet
             pass
         else:
             raise ValidationError(
-                f"{label} '{raw}' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to /128 "
-                "for IPv6.",
+                f"{label} '{raw}' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to /128 for IPv6.",
                 field,
             ) from None
         raise ValidationError(
-            f"{label} '{raw}' is not a valid network; expected an address and prefix length such "
-            "as 192.168.1.0/24.",
+            f"{label} '{raw}' is not a valid network; expected an address and prefix length such as 192.168.1.0/24.",
             field,
         ) from None
     try:
@@ -137,8 +135,7 @@ def _allocate(
         return candidate
 
     full_message = (
-        f"The {range_label} {network} has no free address left ({in_use} in use); "
-        "widen it in the WAN settings."
+        f"The {range_label} {network} has no free address left ({in_use} in use); widen it in the WAN settings."
     )
     if requested is None:
         free = lowest_free()
@@ -151,14 +148,12 @@ def _allocate(
         raise ValidationError(f"{addr_label} {requested} is outside the {range_label} {network}.", field)
     if value < first:
         raise ValidationError(
-            f"{addr_label} {requested} is the network address of the {range_label} {network}; "
-            "it cannot be assigned.",
+            f"{addr_label} {requested} is the network address of the {range_label} {network}; it cannot be assigned.",
             field,
         )
     if value > last:
         raise ValidationError(
-            f"{addr_label} {requested} is the broadcast address of the {range_label} {network}; "
-            "it cannot be assigned.",
+            f"{addr_label} {requested} is the broadcast address of the {range_label} {network}; it cannot be assigned.",
             field,
         )
     if value in used_ints:
@@ -193,9 +188,7 @@ def allocate_service_ip(
     return _allocate(network, used, requested, "services range", "Shared IP", "shared_ip")
 
 
-def check_in_range(
-    addr: IPv4Address, network: IPv4Network, range_label: str, addr_label: str, field: str
-) -> None:
+def check_in_range(addr: IPv4Address, network: IPv4Network, range_label: str, addr_label: str, field: str) -> None:
     """Refuse an address outside `network` or on its network/broadcast address (below /31)."""
     _allocate(network, (), addr, range_label, addr_label, field)
 
@@ -219,9 +212,7 @@ def smallest_free_block(
     intervals = sorted(
         (int(n.network_address), int(n.broadcast_address))
         for n in taken
-        if isinstance(n, IPv4Network)
-        and int(n.broadcast_address) >= pool_start
-        and int(n.network_address) <= pool_end
+        if isinstance(n, IPv4Network) and int(n.broadcast_address) >= pool_start and int(n.network_address) <= pool_end
     )
     candidate = pool_start
     for start, end in intervals:

@@ -299,8 +299,7 @@ def check_service(
 
     if not isinstance(local_ip, IPv4Address):
         raise ValidationError(
-            f"Local IP {local_ip} must be IPv4: published services are reached through the IPv4 "
-            "services range.",
+            f"Local IP {local_ip} must be IPv4: published services are reached through the IPv4 services range.",
             "local_ip",
         )
     if local_ip != peer.tunnel_ip and not any(local_ip in s.cidr for s in peer.subnets):
@@ -423,8 +422,7 @@ def overlapping_pairs(prefixes: Iterable[IPNetwork]) -> Iterator[tuple[int, int]
     O(n log n) plus the number of pairs reported.
     """
     keyed = sorted(
-        (net.version, int(net.network_address), -int(net.broadcast_address), i)
-        for i, net in enumerate(prefixes)
+        (net.version, int(net.network_address), -int(net.broadcast_address), i) for i, net in enumerate(prefixes)
     )
     active: list[tuple[int, int, int]] = []  # (version, end, index)
     for version, start, neg_end, index in keyed:
@@ -458,8 +456,7 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
                     Conflict(
                         "critical",
                         "range_overlap",
-                        f"The {RANGE_LABELS[what_b][0]} {rng_b} overlaps the {RANGE_LABELS[what_a][0]} "
-                        f"{rng_a}.",
+                        f"The {RANGE_LABELS[what_b][0]} {rng_b} overlaps the {RANGE_LABELS[what_a][0]} {rng_a}.",
                     )
                 )
 
@@ -512,8 +509,7 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
                 Conflict(
                     "warning",
                     "own_subnet_overlap",
-                    f"{sa.cidr} and {sb.cidr} of peer '{pa.name}' overlap; a peer cannot host "
-                    "overlapping LANs.",
+                    f"{sa.cidr} and {sb.cidr} of peer '{pa.name}' overlap; a peer cannot host overlapping LANs.",
                     peer_id=pa.id,
                     subnet_id=sa.id,
                     other_peer_id=pb.id,

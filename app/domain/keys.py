@@ -19,10 +19,7 @@ def _b64(raw: bytes) -> str:
 
 
 def _decode_key(value: object, field: str, label: str, example: str) -> bytes:
-    message = (
-        f"{label} must be a WireGuard key: 44 characters of base64 encoding 32 bytes "
-        f"(as printed by `{example}`)."
-    )
+    message = f"{label} must be a WireGuard key: 44 characters of base64 encoding 32 bytes (as printed by `{example}`)."
     text = require_text(value, field, label, 1000)
     if len(text) != KEY_LENGTH or not text.endswith("="):
         raise ValidationError(message, field)

@@ -206,10 +206,7 @@ def _covered(p: IPNetwork, aggs: tuple[IPNetwork, ...]) -> bool:
     """p lies inside one of the aggregates."""
     lo = int(p.network_address)
     hi = int(p.broadcast_address)
-    return any(
-        p.version == g.version and int(g.network_address) <= lo and hi <= int(g.broadcast_address)
-        for g in aggs
-    )
+    return any(p.version == g.version and int(g.network_address) <= lo and hi <= int(g.broadcast_address) for g in aggs)
 
 
 def _advertised(spec: PeerSpec) -> list[tuple[IPNetwork, int | None]]:
@@ -294,9 +291,7 @@ class _Builder:
         advertised = {net for adv in advs for net, _ in adv}
         # An aggregate some peer advertises exactly (a critical conflict) would sit under two
         # sections; it is then not used and relayed addresses are listed one by one.
-        self.aggs: tuple[IPNetwork, ...] = tuple(
-            a for a in (wan.tunnel_cidr, wan.services_cidr) if a not in advertised
-        )
+        self.aggs: tuple[IPNetwork, ...] = tuple(a for a in (wan.tunnel_cidr, wan.services_cidr) if a not in advertised)
         self.peers = [_Peer(i, s, adv, self.aggs) for i, (s, adv) in enumerate(zip(specs, advs, strict=True))]
         self.by_id = {p.pid: p for p in self.peers}
         rid = relay_peer_id(wan)
@@ -374,10 +369,7 @@ class _Builder:
                     continue
                 z = self.peers[owner]
                 if z.meta.get(net) is None:
-                    fix = (
-                        f"Fix: renumber {x.name}'s LAN; it must not overlap the WAN's tunnel or "
-                        "services range."
-                    )
+                    fix = f"Fix: renumber {x.name}'s LAN; it must not overlap the WAN's tunnel or services range."
                 else:
                     fix = "Fix: NAT one side (Auto-NAT) or mark one not routed."
                 out.setdefault(owner, {}).setdefault(
@@ -498,9 +490,7 @@ class _Builder:
             for z in relayed_members:
                 if z is not x:
                     msg = self._no_relay_message(x, z)
-                    unreachable.extend(
-                        Unreachable(x.pid, z.pid, z.meta[net], net, f"{net} of {msg}") for net in z.own
-                    )
+                    unreachable.extend(Unreachable(x.pid, z.pid, z.meta[net], net, f"{net} of {msg}") for net in z.own)
 
         sections: list[PeerSection] = []
         direct_keys: list[int] = []
@@ -533,9 +523,7 @@ class _Builder:
             raise TopologyInvariantError(f"a prefix appears under two [Peer] sections of {x.name}")
         if relay_section is not None:
             if not any(s is relay_section for s in sections):
-                raise TopologyInvariantError(
-                    f"relay {relay.name if relay else '?'} has no tunnel to {x.name}"
-                )
+                raise TopologyInvariantError(f"relay {relay.name if relay else '?'} has no tunnel to {x.name}")
             n = len(relay_keys)
             for k in direct_keys:
                 i = bisect_left(relay_keys, k)

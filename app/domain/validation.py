@@ -66,9 +66,7 @@ def require_text(value: object, field: str, label: str, max_len: int, *, strip: 
     if not value:
         raise ValidationError(f"{label} is required.", field)
     if len(value) > max_len:
-        raise ValidationError(
-            f"{label} is too long ({len(value)} characters); at most {max_len} are allowed.", field
-        )
+        raise ValidationError(f"{label} is too long ({len(value)} characters); at most {max_len} are allowed.", field)
     if not value.isprintable():
         raise ValidationError(
             f"{label} contains a control or invisible character (such as a newline, tab or NUL); remove it.",
@@ -228,8 +226,7 @@ def validate_host(value: object, field: str = "mikrotik_host", label: str = "Man
     bad = _HOST_BAD_CHAR.search(text)
     if bad is not None:
         raise ValidationError(
-            f"{label} may only contain letters, digits, '-' and '.' (or be an IP address); "
-            f"found {bad.group()!r}.",
+            f"{label} may only contain letters, digits, '-' and '.' (or be an IP address); found {bad.group()!r}.",
             field,
         )
     if _NUMERIC_DOTTED.fullmatch(text):
@@ -266,8 +263,7 @@ def parse_endpoint(text: object, listen_port: int, field: str = "endpoint") -> t
         rest = raw[close + 1 :] if close != -1 else ""
         if close == -1 or (rest and not rest.startswith(":")):
             raise ValidationError(
-                f"Endpoint '{raw}' is malformed: write an IPv6 endpoint as [address]:port, "
-                "e.g. [2001:db8::1]:51820.",
+                f"Endpoint '{raw}' is malformed: write an IPv6 endpoint as [address]:port, e.g. [2001:db8::1]:51820.",
                 field,
             )
         inner = raw[1:close]

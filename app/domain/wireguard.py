@@ -113,14 +113,10 @@ def _hooks(peer: PeerSpec, view: PeerView) -> tuple[list[str], list[str]]:
             raise ValueError(f"NAT prefix {s.nat_cidr} does not match the size of {s.cidr}")
         rule(s.cidr.version, f"-t nat {{op}} PREROUTING -i %i -d {s.nat_cidr} -j NETMAP --to {s.cidr}")
         rule(s.cidr.version, f"-t nat {{op}} POSTROUTING -o %i -s {s.cidr} -j NETMAP --to {s.nat_cidr}")
-    services = sorted(
-        peer.services, key=lambda v: (v.shared_ip.version, v.shared_ip, v.shared_port, v.protocol, v.id)
-    )
+    services = sorted(peer.services, key=lambda v: (v.shared_ip.version, v.shared_ip, v.shared_port, v.protocol, v.id))
     for svc in services:
         if svc.local_ip.version != svc.shared_ip.version:
-            raise ValueError(
-                f"service {svc.id}: {svc.shared_ip} and {svc.local_ip} are not the same IP version"
-            )
+            raise ValueError(f"service {svc.id}: {svc.shared_ip} and {svc.local_ip} are not the same IP version")
         ver = svc.shared_ip.version
         proto = _checked(svc.protocol, _PROTO_OK, "protocol")
         localnet = "sysctl -w net/ipv4/conf/%i/route_localnet=1"
@@ -184,10 +180,7 @@ class _Renderer:
         head = self._peer_head.get(sec.peer_id)
         if head is None:
             y = self.by_id[sec.peer_id]
-            head = (
-                f"\n[Peer]\n# {safe_name(y.name)}\n"
-                f"PublicKey = {_checked(y.public_key, _KEY_OK, 'public key')}\n"
-            )
+            head = f"\n[Peer]\n# {safe_name(y.name)}\nPublicKey = {_checked(y.public_key, _KEY_OK, 'public key')}\n"
             self._peer_head[sec.peer_id] = head
         parts = [head]
         if sec.allowed_ips:

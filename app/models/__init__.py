@@ -1,7 +1,20 @@
 """SQLAlchemy models; invariants only (rules live in app/domain and app/services)."""
 
 from app.models.audit import AuditEntry
+from app.models.jobs import Deployment, Job
 from app.models.network import Peer, Service, Subnet, Wan
 from app.models.user import ROLES, ApiToken, LoginThrottle, User
 
-__all__ = ["ROLES", "ApiToken", "AuditEntry", "LoginThrottle", "Peer", "Service", "Subnet", "User", "Wan"]
+__all__ = [
+    "ROLES",
+    "ApiToken",
+    "AuditEntry",
+    "Deployment",
+    "Job",
+    "LoginThrottle",
+    "Peer",
+    "Service",
+    "Subnet",
+    "User",
+    "Wan",
+]

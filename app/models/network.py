@@ -31,9 +31,7 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    peers: Mapped[list[Peer]] = relationship(
-        back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id"
-    )
+    peers: Mapped[list[Peer]] = relationship(back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id")
 
 
 class Peer(db.Model):  # type: ignore[name-defined,misc]

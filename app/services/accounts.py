@@ -89,11 +89,7 @@ def _throttle_keys(email: str, client: str) -> list[str]:
 def _locked_for(keys: list[str]) -> int:
     now = utcnow()
     rows = db.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys))).all()
-    waits = [
-        int((r.locked_until - now).total_seconds()) + 1
-        for r in rows
-        if r.locked_until and r.locked_until > now
-    ]
+    waits = [int((r.locked_until - now).total_seconds()) + 1 for r in rows if r.locked_until and r.locked_until > now]
     return max(waits, default=0)
 
 

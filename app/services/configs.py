@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import segno
 
+from app.domain.model import WanSpec
 from app.domain.routeros.desired import build_desired
 from app.domain.routeros.script import render_script
 from app.domain.topology import TopologyResult, build_topology
@@ -50,7 +51,7 @@ def is_stale(peer: Peer, current_hash: str) -> bool:
     return peer.applied_config_hash != current_hash
 
 
-def _script_config(spec, peer_id: int, topology: TopologyResult, peer_name: str) -> PeerConfig:  # type: ignore[no-untyped-def]
+def script_config(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> PeerConfig:
     # Staleness for routers hashes the bootstrap script (it holds everything deployed); no
     # management source, so the hash does not depend on where WireWAN happens to connect from.
     text = render_script(build_desired(spec, peer_id, topology), spec.name, peer_name)
@@ -68,7 +69,7 @@ def wan_configs(wan: Wan) -> WanConfigs:
     }
     for peer in spec.peers:
         if peer.kind == "mikrotik":
-            configs[peer.id] = _script_config(spec, peer.id, topology, peer.name)
+            configs[peer.id] = script_config(spec, peer.id, topology, peer.name)
     return WanConfigs(topology, configs)
 
 
@@ -80,7 +81,7 @@ def peer_config(peer: Peer, config_type: str | None = None) -> PeerConfig:
     if kind == "mikrotik-script":
         if peer.kind != "mikrotik":
             raise ValueError("Only MikroTik peers have a RouterOS script.")
-        return _script_config(spec, peer.id, topology, peer.name)
+        return script_config(spec, peer.id, topology, peer.name)
     rendered: RenderedConfig = render_config(spec, peer.id, topology)
     return PeerConfig(peer.id, "wireguard", rendered.text, rendered.sha256)
 

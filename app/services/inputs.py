@@ -45,9 +45,7 @@ def text_list(value: Any, field: str) -> list[str]:
     out: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise ValidationError(
-                f"{field.replace('_', ' ').capitalize()} must be a list of text values.", field
-            )
+            raise ValidationError(f"{field.replace('_', ' ').capitalize()} must be a list of text values.", field)
         if item.strip():
             out.append(item)
     if len(out) > 64:

@@ -14,9 +14,10 @@ from app.domain.addressing import parse_ipv4_address
 from app.domain.errors import ConflictError
 from app.extensions import db
 from app.models import Peer, Wan
-from app.services import audit
+from app.services import audit, changes
 from app.services.inputs import Collector, as_bool, optional_text
 from app.services.specs import wan_spec
+from app.services.tx import lock_wan
 
 # What a user may set. mikrotik_* are flat here; the JSON API flattens its nested "mikrotik" object.
 PEER_FIELDS = (
@@ -102,16 +103,12 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     }
     priority = optional_text(merged.get("hub_priority"))
     out["hub_priority"] = (
-        c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000)
-        if priority is not None
-        else None
+        c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000) if priority is not None else None
     )
     keepalive = optional_text(merged.get("keepalive"))
     out["keepalive"] = c(validation.validate_keepalive, keepalive) if keepalive is not None else None
     tunnel_ip = optional_text(merged.get("tunnel_ip"))
-    out["tunnel_ip"] = (
-        c(parse_ipv4_address, tunnel_ip, "tunnel_ip", "Tunnel IP") if tunnel_ip is not None else None
-    )
+    out["tunnel_ip"] = c(parse_ipv4_address, tunnel_ip, "tunnel_ip", "Tunnel IP") if tunnel_ip is not None else None
     endpoint = None
     if out["listen_port"] is not None:
         endpoint = c(validation.parse_endpoint, merged.get("endpoint"), out["listen_port"])
@@ -122,18 +119,14 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     if out["kind"] == "mikrotik":
         host = optional_text(merged.get("mikrotik_host"))
         out["mt_host"] = c(validation.validate_host, host) if host is not None else None
-        out["mt_port"] = c(
-            validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port"
-        )
+        out["mt_port"] = c(validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port")
         out["mt_use_tls"] = c(as_bool, merged.get("mikrotik_use_tls"), "mikrotik_use_tls")
         out["mt_verify_cert"] = c(as_bool, merged.get("mikrotik_verify_cert"), "mikrotik_verify_cert")
         out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or "wirewan")
         out["mt_auto_deploy"] = c(as_bool, merged.get("mikrotik_auto_deploy"), "mikrotik_auto_deploy")
         password = data.get("mikrotik_password")
         # Write-only: a blank password on edit keeps the stored one.
-        out["mt_password"] = (
-            c(validation.validate_password, password) if optional_text(password) is not None else None
-        )
+        out["mt_password"] = c(validation.validate_password, password) if optional_text(password) is not None else None
     c.check()
 
     if endpoint is not None:
@@ -181,6 +174,8 @@ def _check_management(peer: Peer, wan: Wan) -> None:
 
 
 def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
+    changes.touched(wan.id)
+    lock_wan(wan.id)
     values = _parse(wan, data, None)
     _check_name_free(wan, values["name"], None)
     spec = wan_spec(wan)
@@ -207,6 +202,8 @@ def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
 
 
 def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
+    changes.touched(peer.wan_id)
+    lock_wan(peer.wan_id)
     wan = peer.wan
     before = summary(peer)
     values = _parse(wan, data, peer)
@@ -235,6 +232,7 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
 
 def regenerate_keys(peer: Peer) -> Peer:
     """Key rotation: a fresh pair held by WireWAN (every other peer's config goes stale)."""
+    changes.touched(peer.wan_id)
     private, public = keys.generate_keypair()
     old = peer.public_key
     peer.public_key, peer.private_key_enc = public, crypto.encrypt(private)
@@ -250,6 +248,7 @@ def regenerate_keys(peer: Peer) -> Peer:
 
 
 def delete_peer(peer: Peer) -> None:
+    changes.touched(peer.wan_id)
     audit.record(
         "delete",
         "peer",

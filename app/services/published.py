@@ -9,30 +9,27 @@ from app.domain import conflicts, validation
 from app.domain.addressing import parse_address, parse_ipv4_address
 from app.extensions import db
 from app.models import Peer, Service
-from app.services import audit
+from app.services import audit, changes
 from app.services.inputs import Collector, optional_text
 from app.services.specs import wan_spec
+from app.services.tx import lock_wan
 
 SERVICE_FIELDS = ("name", "protocol", "local_ip", "local_port", "shared_ip", "shared_port")
 
 
 def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
+    changes.touched(peer.wan_id)
+    lock_wan(peer.wan_id)
     c = Collector()
     name = c(validation.validate_service_name, data.get("name"))
     protocol = c(validation.validate_protocol, data.get("protocol") or "tcp")
     local_ip = c(parse_address, data.get("local_ip"), "local_ip", "Local IP")
     local_port = c(validation.validate_port, data.get("local_port"), "local_port", "Local port")
     shared_ip_text = optional_text(data.get("shared_ip"))
-    shared_ip = (
-        c(parse_ipv4_address, shared_ip_text, "shared_ip", "Shared IP")
-        if shared_ip_text is not None
-        else None
-    )
+    shared_ip = c(parse_ipv4_address, shared_ip_text, "shared_ip", "Shared IP") if shared_ip_text is not None else None
     shared_port_text = optional_text(data.get("shared_port"))
     shared_port = (
-        c(validation.validate_port, shared_port_text, "shared_port", "Shared port")
-        if shared_port_text
-        else None
+        c(validation.validate_port, shared_port_text, "shared_port", "Shared port") if shared_port_text else None
     )
     c.check()
     decision = conflicts.check_service(
@@ -62,6 +59,7 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
 
 
 def delete_service(peer: Peer, service: Service) -> None:
+    changes.touched(peer.wan_id)
     audit.record(
         "delete",
         "service",

@@ -78,9 +78,7 @@ def peer_spec(peer: Peer, *, secrets: bool = False) -> PeerSpec:
     )
 
 
-def wan_spec(
-    wan: Wan, *, secrets_for: Collection[int] = (), exclude_peer_ids: Collection[int] = ()
-) -> WanSpec:
+def wan_spec(wan: Wan, *, secrets_for: Collection[int] = (), exclude_peer_ids: Collection[int] = ()) -> WanSpec:
     """The WAN as plain data. Private keys and passwords are decrypted only for `secrets_for`."""
     return WanSpec(
         id=wan.id,
@@ -95,7 +93,5 @@ def wan_spec(
         mtu=wan.mtu,
         mgmt_cidrs=tuple(ip_network(c) for c in wan.mgmt_cidrs or ()),
         dns=tuple(ip_address(a) for a in wan.dns or ()),
-        peers=tuple(
-            peer_spec(p, secrets=p.id in secrets_for) for p in wan.peers if p.id not in exclude_peer_ids
-        ),
+        peers=tuple(peer_spec(p, secrets=p.id in secrets_for) for p in wan.peers if p.id not in exclude_peer_ids),
     )

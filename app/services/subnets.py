@@ -13,9 +13,10 @@ from app.domain.errors import ConflictError
 from app.domain.model import IPNetwork
 from app.extensions import db
 from app.models import Peer, Subnet
-from app.services import audit
+from app.services import audit, changes
 from app.services.inputs import as_bool
 from app.services.specs import wan_spec
+from app.services.tx import lock_wan
 
 
 def _describe(subnet: Subnet) -> str:
@@ -34,13 +35,13 @@ def check(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = False)
     """Parse and check without saving (also the live check under the form field)."""
     cidr = parse_network_strict(cidr_text)
     routed_b = as_bool(routed, "routed")
-    decision = conflicts.check_subnet(
-        wan_spec(peer.wan), peer.id, cidr, routed_b, as_bool(auto_nat, "auto_nat")
-    )
+    decision = conflicts.check_subnet(wan_spec(peer.wan), peer.id, cidr, routed_b, as_bool(auto_nat, "auto_nat"))
     return SubnetCheck(cidr, routed_b, decision)
 
 
 def add_subnet(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = False) -> Subnet:
+    changes.touched(peer.wan_id)
+    lock_wan(peer.wan_id)
     checked = check(peer, cidr_text, routed, auto_nat)
     nat = checked.decision.nat_cidr
     subnet = Subnet(
@@ -63,10 +64,10 @@ def add_subnet(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = F
     return subnet
 
 
-def update_subnet(
-    peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = None, auto_nat: Any = False
-) -> Subnet:
+def update_subnet(peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = None, auto_nat: Any = False) -> Subnet:
     """Auto-NAT on an existing subnet, NAT off, or routed on/off; each re-checked against the WAN."""
+    changes.touched(peer.wan_id)
+    lock_wan(peer.wan_id)
     before = _describe(subnet)
     spec = wan_spec(peer.wan)
     cidr = ip_network(subnet.cidr)
@@ -92,10 +93,9 @@ def update_subnet(
 
 
 def delete_subnet(peer: Peer, subnet: Subnet) -> None:
+    changes.touched(peer.wan_id)
     used_by = [s.name for s in peer.services if _inside(s.local_ip, subnet.cidr)]
-    if used_by and not any(
-        _inside_other(s.local_ip, peer, subnet) for s in peer.services if s.name in used_by
-    ):
+    if used_by and not any(_inside_other(s.local_ip, peer, subnet) for s in peer.services if s.name in used_by):
         raise ConflictError(
             f"{subnet.cidr} holds the local address of published service(s) {', '.join(sorted(used_by))}; "
             "delete those services first.",

@@ -12,7 +12,7 @@ from app.domain import addressing, conflicts, validation
 from app.domain.errors import ConflictError, ValidationError
 from app.extensions import db
 from app.models import Wan
-from app.services import audit
+from app.services import audit, changes
 from app.services.inputs import Collector, text_list
 from app.services.specs import wan_spec
 
@@ -55,9 +55,7 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
         "name": c(validation.validate_wan_name, merged.get("name")),
         "topology": c(validation.validate_topology, merged.get("topology")),
         "interface_name": c(validation.validate_interface_name, merged.get("interface_name")),
-        "listen_port": c(
-            validation.validate_port, merged.get("listen_port"), "listen_port", "Default listen port"
-        ),
+        "listen_port": c(validation.validate_port, merged.get("listen_port"), "listen_port", "Default listen port"),
         "keepalive": c(validation.validate_keepalive, merged.get("keepalive")),
         "mtu": c(validation.validate_mtu, merged.get("mtu")),
     }
@@ -70,9 +68,7 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
         out[field] = net
     mgmt = c(text_list, merged.get("mgmt_cidrs"), "mgmt_cidrs") or []
     out["mgmt_cidrs"] = [
-        str(n)
-        for n in (c(addressing.parse_network_strict, m, "mgmt_cidrs", "Management CIDR") for m in mgmt)
-        if n
+        str(n) for n in (c(addressing.parse_network_strict, m, "mgmt_cidrs", "Management CIDR") for m in mgmt) if n
     ]
     dns = c(text_list, merged.get("dns"), "dns") or []
     out["dns"] = [str(a) for a in (c(addressing.parse_address, d, "dns", "DNS server") for d in dns) if a]
@@ -109,6 +105,7 @@ def create_wan(data: Mapping[str, Any]) -> Wan:
 
 
 def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
+    changes.touched(wan.id)
     before = _summary(wan)
     values = _parse(data, before)
     conflicts.check_wan_ranges(

@@ -26,7 +26,7 @@ def _authenticate() -> Any:
         # logged-in browser profile, a test client): the request acts as the token's user.
         user = user_for_token(header[7:].strip())
         if user is None:
-            return api_error(401, "This API token is unknown or revoked.")
+            return api_error(401, "This API token is unknown or revoked; send a valid 'Authorization: Bearer <token>'.")
         g._login_user = user  # flask-login's per-request user slot
         db.session.commit()  # last_used_at
         request.environ["wirewan.token_auth"] = True

@@ -7,16 +7,19 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.blueprints.api import bp
-from app.blueprints.api.schemas import peer_json, service_json, subnet_json, wan_json
+from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
 from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
 from app.extensions import db
-from app.models import Peer, Service, Subnet, Wan
-from app.services import audit, configs, published, subnets, wans
+from app.models import Job, Peer, Service, Subnet, Wan
+from app.models.jobs import JOB_STATUSES
+from app.services import audit, configs, mikrotik, published, subnets, wans
 from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
+from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit_with_retry
+from jobs.runtime import reap_abandoned
 
 PEER_BODY_FIELDS = set(peer_service.PEER_FIELDS) - {
     n for n in peer_service.PEER_FIELDS if n.startswith("mikrotik_")
@@ -37,7 +40,10 @@ def _body(allowed: set[str] | tuple[str, ...], *, query_fallback: bool = False) 
     if not raw.strip():
         data: Any = request.args.to_dict() if query_fallback else {}
     else:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # absurdly nested: the decoder gives up before silent= applies
+            data = None
         if data is None:
             raise MalformedRequest("The body is not valid JSON.", None)
     if not isinstance(data, dict):
@@ -244,9 +250,7 @@ def add_subnet(peer_id: int) -> Any:
 
     def work() -> Subnet:
         peer = _peer_or_404(peer_id)
-        return subnets.add_subnet(
-            peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False)
-        )
+        return subnets.add_subnet(peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False))
 
     subnet = commit_with_retry(work)
     return _created(subnet_json(subnet), url_for("api.get_peer", peer_id=peer_id))
@@ -297,3 +301,78 @@ def delete_service(peer_id: int, service_id: int) -> Any:
 
     commit_with_retry(work)
     return "", 204
+
+
+# --- MikroTik jobs ---------------------------------------------------------------------------------
+
+
+def _job_accepted(job: Job) -> Any:
+    resp = jsonify({"job_id": job.id, "status": job.status})
+    resp.status_code = 202
+    resp.headers["Location"] = url_for("api.get_job", job_id=job.id)
+    return resp
+
+
+def _router_job(peer_id: int, kind: str) -> Any:
+    if not current_user.can_edit:
+        abort(403, "Your role is read-only (viewer).")
+    return _job_accepted(commit_with_retry(lambda: mikrotik.request_job(kind, _peer_or_404(peer_id))))
+
+
+@bp.post("/peers/<int:peer_id>/mikrotik/test-connection")
+def mikrotik_test_connection(peer_id: int) -> Any:
+    return _router_job(peer_id, "test_connection")
+
+
+@bp.get("/peers/<int:peer_id>/mikrotik/preflight")
+def mikrotik_preflight(peer_id: int) -> Any:
+    return _router_job(peer_id, "preflight")
+
+
+@bp.get("/peers/<int:peer_id>/mikrotik/verify")
+def mikrotik_verify(peer_id: int) -> Any:
+    return _router_job(peer_id, "verify")
+
+
+@bp.post("/peers/<int:peer_id>/mikrotik/revert")
+def mikrotik_revert(peer_id: int) -> Any:
+    return _router_job(peer_id, "revert")
+
+
+@bp.post("/peers/<int:peer_id>/mikrotik/clear")
+def mikrotik_clear(peer_id: int) -> Any:
+    return _router_job(peer_id, "clear")
+
+
+@bp.post("/peers/<int:peer_id>/mikrotik/deploy")
+def mikrotik_deploy(peer_id: int) -> Any:
+    data = {**request.args.to_dict(), **_body({"approve", "plan_hash"})}
+    approve = as_bool(data.get("approve", False), "approve")
+    plan_hash = data.get("plan_hash")
+    if plan_hash is not None and not isinstance(plan_hash, str):
+        raise MalformedRequest("plan_hash must be text.", "plan_hash")
+    job = commit_with_retry(lambda: mikrotik.request_deploy(_peer_or_404(peer_id), approve, plan_hash))
+    return _job_accepted(job)
+
+
+@bp.get("/jobs")
+def list_jobs() -> Any:
+    reap_abandoned()
+    query = select(Job).order_by(Job.id.desc()).limit(min(request.args.get("limit", 100, type=int) or 100, 500))
+    for name in ("wan_id", "peer_id"):
+        value = request.args.get(name, type=int)
+        if value is not None:
+            query = query.where(getattr(Job, name) == value)
+    status = request.args.get("status")
+    if status:
+        if status not in JOB_STATUSES:
+            raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
+        query = query.where(Job.status == status)
+    return jsonify([job_json(j) for j in db.session.scalars(query)])
+
+
+@bp.get("/jobs/<int:job_id>")
+def get_job(job_id: int) -> Any:
+    reap_abandoned()
+    job = db.session.get(Job, job_id) or abort(404, "No such job.")
+    return jsonify(job_json(job))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.models import Peer, Service, Subnet, Wan
+from app.models import Job, Peer, Service, Subnet, Wan
 
 
 def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
@@ -76,3 +76,29 @@ def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
             "password_set": peer.mt_password_enc is not None,
         }
     return data
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "wan_id": job.wan_id,
+        "peer_id": job.peer_id,
+        "peer_name": job.peer_name,
+        "actor": job.actor,
+        "trigger": job.trigger,
+        "status": job.status,
+        "progress": job.progress,
+        "step": job.step,
+        "log": list(job.log or []),
+        "result": job.result,
+        "warnings": list(job.warnings or []),
+        "error": job.error,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }

@@ -17,9 +17,7 @@ class RegisterForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
     new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])
-    confirm = PasswordField(
-        "Repeat new password", validators=[EqualTo("new_password", "The passwords differ.")]
-    )
+    confirm = PasswordField("Repeat new password", validators=[EqualTo("new_password", "The passwords differ.")])
 
 
 class TokenForm(FlaskForm):

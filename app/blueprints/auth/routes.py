@@ -113,9 +113,7 @@ def change_password() -> Any:
     form = ChangePasswordForm(prefix="pw")
     if form.validate_on_submit():
         try:
-            accounts.change_password(
-                current_user, form.current_password.data or "", form.new_password.data or ""
-            )
+            accounts.change_password(current_user, form.current_password.data or "", form.new_password.data or "")
         except accounts.AccountError as exc:
             db.session.rollback()
             getattr(form, exc.field or "new_password").errors = [exc.message]

@@ -177,9 +177,7 @@ def _section(peer_id: int, template: str, status: int = 200, **forms: Any) -> An
     peer = _peer_or_404(peer_id)
     if is_htmx():
         # The section plus the flash messages, swapped out of band into the page's message area.
-        body = render_template(template, **peer_page_context(peer, **forms)) + render_template(
-            "_flashes_oob.html"
-        )
+        body = render_template(template, **peer_page_context(peer, **forms)) + render_template("_flashes_oob.html")
         return body, status
     if status >= 400:
         return render_template("peers/detail.html", **peer_page_context(peer, **forms)), status
@@ -193,9 +191,7 @@ def add_subnet(peer_id: int) -> Any:
     if form.validate_on_submit():
         try:
             subnet = commit_with_retry(
-                lambda: subnets.add_subnet(
-                    _peer_or_404(peer_id), form.cidr.data, form.routed.data, form.auto_nat.data
-                )
+                lambda: subnets.add_subnet(_peer_or_404(peer_id), form.cidr.data, form.routed.data, form.auto_nat.data)
             )
         except DomainError as exc:
             show_errors(form, exc)
@@ -206,9 +202,7 @@ def add_subnet(peer_id: int) -> Any:
     return _section(peer_id, "peers/_subnets.html", 422, subnet_form=form)
 
 
-@bp.post(
-    "/peers/<int:peer_id>/subnets/<int:subnet_id>/<any('auto-nat', 'nat-off', 'routed', 'not-routed'):action>"
-)
+@bp.post("/peers/<int:peer_id>/subnets/<int:subnet_id>/<any('auto-nat', 'nat-off', 'routed', 'not-routed'):action>")
 @editor_required
 def update_subnet(peer_id: int, subnet_id: int, action: str) -> Any:
     options = {
@@ -250,9 +244,7 @@ def add_service(peer_id: int) -> Any:
     if form.validate_on_submit():
         try:
             service = commit_with_retry(
-                lambda: published.add_service(
-                    _peer_or_404(peer_id), form_data(form, published.SERVICE_FIELDS)
-                )
+                lambda: published.add_service(_peer_or_404(peer_id), form_data(form, published.SERVICE_FIELDS))
             )
         except DomainError as exc:
             show_errors(form, exc)

@@ -168,9 +168,7 @@ def check_endpoint(wan_id: int) -> Any:
                     "one, and its config keeps the tunnel alive with PersistentKeepalive."
                 ]
             )
-        validation.check_endpoint_port(
-            endpoint[1], listen_port, as_bool(request.args.get("has_port_forward"), "x")
-        )
+        validation.check_endpoint_port(endpoint[1], listen_port, as_bool(request.args.get("has_port_forward"), "x"))
     except DomainError as exc:
         return _messages([exc.message])
     host = f"[{endpoint[0]}]" if ":" in endpoint[0] else endpoint[0]

@@ -287,9 +287,7 @@ def build_desired(
         # Plain `api` is always restricted; it is only enabled when WireWAN uses it (no TLS).
         api_props = {"address": mgmt} if mt.use_tls else {"address": mgmt, "disabled": "false"}
         res.append(
-            Resource(
-                SERVICE, "service:api", api_props, match={"name": "api"}, create=False, title="API service"
-            )
+            Resource(SERVICE, "service:api", api_props, match={"name": "api"}, create=False, title="API service")
         )
         if mt.use_tls:
             res.append(
@@ -339,9 +337,7 @@ def build_desired(
         props["endpoint-address"] = host
         props["endpoint-port"] = port
         props["persistent-keepalive"] = fmt_duration(section.persistent_keepalive or 0)
-        res.append(
-            Resource(WG_PEERS, managed_key("peer", remote.uuid), props, title=f"peer entry for {remote.name}")
-        )
+        res.append(Resource(WG_PEERS, managed_key("peer", remote.uuid), props, title=f"peer entry for {remote.name}"))
 
     # Step 4: the tunnel address (its connected route covers the whole tunnel range).
     res.append(

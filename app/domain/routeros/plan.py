@@ -138,8 +138,7 @@ def _mask(props: Mapping[str, str]) -> dict[str, str]:
 
 def _prop_words(props: Mapping[str, str]) -> str:
     return " ".join(
-        f"{k}={MASK if k in SECRET_PROPS else render_value(v, force_quote=k in FORCE_QUOTE)}"
-        for k, v in props.items()
+        f"{k}={MASK if k in SECRET_PROPS else render_value(v, force_quote=k in FORCE_QUOTE)}" for k, v in props.items()
     )
 
 
@@ -403,9 +402,7 @@ class _Builder:
             self.forward.append(
                 (
                     step,
-                    Op(
-                        "add", res.menu, None, res.add_props(), res.key, before, f"add {res.title or res.key}"
-                    ),
+                    Op("add", res.menu, None, res.add_props(), res.key, before, f"add {res.title or res.key}"),
                 )
             )
             return

@@ -56,9 +56,7 @@ def verify(desired: DesiredState, actual: Mapping[str, Iterable[Mapping[str, obj
         row = found[0]
         want, _have, _skipped = diff_props(res, row)
         details = [f"{p}: {_show(p, row.get(p))} -> {_show(p, v)}" for p, v in want.items()]
-        details += [
-            f"{p}: {row[p]} (expected {v})" for p, v in res.expect.items() if p in row and row[p] != v
-        ]
+        details += [f"{p}: {row[p]} (expected {v})" for p, v in res.expect.items() if p in row and row[p] != v]
         hit = misplaced(res, row, rows)
         if hit is not None:
             details.append(f"placed after {anchor_word(res.placement)} ({hit[1]})")

@@ -1,0 +1,206 @@
+"""Running a job: its own app context, a tracked Job row, a heartbeat, and the per-router lock.
+
+RQ only schedules. Progress, log lines, the result and the final status live in the `Job` row, and a
+heartbeat thread refreshes `heartbeat_at` (and the router lock) while the job runs. A job whose worker
+died stops beating; `reap_abandoned` marks it `abandoned` instead of leaving it `running` forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from redis.exceptions import LockError
+from sqlalchemy import select, update
+
+from app.extensions import db, redis_connection
+from app.models import AuditEntry, Job, Peer
+from app.models.base import utcnow
+from app.routeros_api import CallRecord, RouterError
+
+HEARTBEAT_SECONDS = float(os.environ.get("WIREWAN_JOB_HEARTBEAT", "5"))
+LOCK_TTL_SECONDS = 120
+_app: Flask | None = None
+
+
+class JobFailed(Exception):
+    """The job cannot go on; `message` is what the user sees on the job page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def get_app() -> Flask:
+    """One app per worker process, created lazily (jobs import this module, not the web app)."""
+    global _app
+    if _app is None:
+        from app import create_app
+
+        _app = create_app()
+    return _app
+
+
+def set_app(app: Flask | None) -> None:
+    """Tests run jobs in-process against their own app and database."""
+    global _app
+    _app = app
+
+
+class JobContext:
+    """What a job function uses to report: progress, log lines, warnings, the result."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.result: dict[str, Any] = {}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.job.params or {})
+
+    def peer(self) -> Peer:
+        peer = db.session.get(Peer, self.job.peer_id) if self.job.peer_id else None
+        if peer is None:
+            raise JobFailed("The peer was deleted before the job ran.")
+        return peer
+
+    def log(self, line: str) -> None:
+        # A new list: SQLAlchemy only notices a JSON column change by assignment.
+        self.job.log = [*(self.job.log or []), f"{utcnow():%H:%M:%S} {line}"]
+        db.session.commit()
+
+    def progress(self, percent: int, step: str) -> None:
+        self.job.progress = max(0, min(100, percent))
+        self.job.step = step[:200]
+        self.log(step)
+
+    def warn(self, message: str) -> None:
+        self.job.warnings = [*(self.job.warnings or []), message]
+        self.log(f"WARNING: {message}")
+
+    def audit_router_call(self, record: CallRecord) -> None:
+        """Every router call becomes an audit entry (secrets already redacted by the adapter)."""
+        db.session.add(
+            AuditEntry(
+                actor=self.job.actor,
+                user_id=self.job.user_id,
+                action="router-call",
+                object_type="peer",
+                object_id=self.job.peer_id,
+                wan_id=self.job.wan_id,
+                summary=f"{record.command} → {record.result} ({record.duration_ms} ms)",
+                details={
+                    "command": record.command,
+                    "arguments": dict(record.arguments),
+                    "result": record.result,
+                    "duration_ms": record.duration_ms,
+                    "job_id": self.job.id,
+                },
+            )
+        )
+
+
+def _beat(app: Flask, job_id: int, lock: Any, stop: threading.Event) -> None:
+    with app.app_context():
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with db.engine.begin() as conn:
+                    conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+                if lock is not None:
+                    lock.extend(LOCK_TTL_SECONDS, replace_ttl=True)
+            except Exception as exc:  # noqa: BLE001 — a missed beat must not kill the job; the next retries
+                app.logger.warning("job %s heartbeat failed: %s", job_id, exc)
+
+
+@contextmanager
+def tracked(job_id: int) -> Iterator[JobContext]:
+    """Open the app, mark the job running, and record how it ends (re-raising failures for RQ)."""
+    app = get_app()
+    with app.app_context():
+        db.engine.dispose(close=False)  # never share pooled connections with the forking parent
+        job = db.session.get(Job, job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        if job.terminal:
+            raise JobFailed(f"Job {job_id} already finished ({job.status}); not running it twice.")
+        job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
+        job.step = "started"
+        db.session.commit()
+        ctx = JobContext(job)
+        stop = threading.Event()
+        beat = threading.Thread(target=_beat, args=(app, job_id, None, stop), daemon=True)
+        beat.start()
+        try:
+            yield ctx
+        except (JobFailed, RouterError) as exc:
+            _finish(job_id, "failed", ctx, error=exc.message)
+            raise
+        except Exception as exc:
+            _finish(job_id, "failed", ctx, error=f"Internal error ({type(exc).__name__}); see the worker log.")
+            raise
+        else:
+            _finish(job_id, "succeeded", ctx)
+        finally:
+            stop.set()
+            beat.join(timeout=2)
+
+
+def _finish(job_id: int, status: str, ctx: JobContext, error: str | None = None) -> None:
+    db.session.rollback()
+    job = db.session.get(Job, job_id)
+    assert job is not None
+    job.status = status
+    job.finished_at = utcnow()
+    job.result = ctx.result or job.result
+    if status == "succeeded":
+        job.progress, job.step = 100, "done"
+    else:
+        job.error = error
+        job.step = "failed"
+    job.log = [
+        *(job.log or []),
+        f"{utcnow():%H:%M:%S} {'done' if status == 'succeeded' else 'FAILED: ' + (error or '')}",
+    ]
+    db.session.commit()
+
+
+@contextmanager
+def router_lock(peer_id: int, ctx: JobContext, wait_seconds: float = 60) -> Iterator[None]:
+    """One job per router at a time, across every worker (the lock lives in Redis)."""
+    lock = redis_connection().lock(f"wirewan:lock:router:{peer_id}", timeout=LOCK_TTL_SECONDS, thread_local=False)
+    if not lock.acquire(blocking=True, blocking_timeout=wait_seconds):
+        raise JobFailed("Another job is still working on this router; try again when it has finished.")
+    stop = threading.Event()
+    beat = threading.Thread(target=_beat, args=(get_app(), ctx.job.id, lock, stop), daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join(timeout=2)
+        with contextlib.suppress(LockError):  # an expired lock is already gone
+            lock.release()
+
+
+def reap_abandoned(timeout_seconds: float | None = None) -> int:
+    """Mark jobs whose worker stopped beating as abandoned; returns how many. Cheap, run on reads."""
+    limit = timeout_seconds if timeout_seconds is not None else max(30.0, HEARTBEAT_SECONDS * 6)
+    cutoff = utcnow() - timedelta(seconds=limit)
+    stale = db.session.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
+    for job in stale:
+        job.status = "abandoned"
+        job.finished_at = utcnow()
+        job.error = (
+            f"The worker running this job stopped (no heartbeat for {int(limit)} s). Nothing more will "
+            "happen; run the job again — a deploy reads the router first, so it converges."
+        )
+        job.log = [*(job.log or []), f"{utcnow():%H:%M:%S} ABANDONED: worker stopped"]
+    if stale:
+        db.session.commit()
+    return len(stale)
