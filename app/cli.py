@@ -12,6 +12,8 @@ from app.services import accounts
 
 
 def register_cli(app: Flask) -> None:
+    register_secrets_cli(app)
+
     @app.cli.group("user")
     def user_group() -> None:
         """Manage users."""
@@ -48,3 +50,38 @@ def register_cli(app: Flask) -> None:
         db.session.commit()
         click.echo(f"token '{name}' for {user.email} (shown once; store it now):")
         click.echo(value)
+
+
+def register_secrets_cli(app: Flask) -> None:
+    @app.cli.group("secrets")
+    def secrets_group() -> None:
+        """Manage the encryption of stored secrets."""
+
+    @secrets_group.command("rotate")
+    def rotate() -> None:
+        """Re-encrypt every stored private key and router password under the current ENCRYPTION_KEY.
+
+        Put the previous key in ENCRYPTION_OLD_KEYS, set a new ENCRYPTION_KEY, run this, then drop
+        the old key. Stops without writing anything if a secret cannot be read with any key.
+        """
+        from app import crypto
+        from app.models import Deployment, Peer
+
+        count = 0
+        try:
+            for peer in db.session.scalars(select(Peer)):
+                if peer.private_key_enc:
+                    peer.private_key_enc = crypto.rotate(peer.private_key_enc)
+                    count += 1
+                if peer.mt_password_enc:
+                    peer.mt_password_enc = crypto.rotate(peer.mt_password_enc)
+                    count += 1
+            for deployment in db.session.scalars(select(Deployment)):
+                if deployment.desired_enc:
+                    deployment.desired_enc = crypto.rotate(deployment.desired_enc)
+                    count += 1
+        except Exception as exc:
+            db.session.rollback()
+            raise click.ClickException(f"nothing changed: {exc}") from exc
+        db.session.commit()
+        click.echo(f"re-encrypted {count} secrets under the current key")

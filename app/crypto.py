@@ -54,4 +54,9 @@ def decrypt(token: str) -> str:
 
 def rotate(token: str) -> str:
     """Re-encrypt under the current key (MultiFernet decrypts with any configured key)."""
-    return _app_cipher().rotate(token.encode()).decode()
+    try:
+        return _app_cipher().rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUnreadable(
+            "A stored secret cannot be decrypted with ENCRYPTION_KEY or ENCRYPTION_OLD_KEYS."
+        ) from exc
