@@ -60,6 +60,7 @@ def app_config(tmp_path: Any) -> Iterator[dict[str, Any]]:
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "REDIS_URL": os.environ.get("REDIS_URL"),
             "RQ_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+            "BCRYPT_ROUNDS": 4,
             **TEST_SECRETS,
         }
 

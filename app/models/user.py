@@ -6,6 +6,7 @@ import secrets
 from datetime import datetime
 
 import bcrypt
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -36,7 +37,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = bcrypt.hashpw(_prehash(password), bcrypt.gensalt()).decode()
+        # 12 rounds in production; the test suite lowers it (it hashes hundreds of passwords).
+        rounds = int(current_app.config.get("BCRYPT_ROUNDS", 12)) if has_app_context() else 12
+        self.password_hash = bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
 
     def check_password(self, password: str) -> bool:
         return bcrypt.checkpw(_prehash(password), self.password_hash.encode())
