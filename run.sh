@@ -2,6 +2,7 @@
 # WireWAN in one command.
 #   ./run.sh            set up (venv, packages, migrations) and start Redis, the RQ worker and the web app
 #   ./run.sh test [...] set up and run the whole test suite (extra arguments go to pytest)
+#   ./run.sh demo       the same stack plus two simulated MikroTiks and a sample WAN wired to them
 # One Ctrl-C stops everything this script started. Running it again is safe.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -137,8 +138,58 @@ run_tests() {
   return $status
 }
 
+# The demo: the normal stack plus two simulated MikroTiks on loopback and a sample WAN wired to them.
+# Its data lives in instance/demo/ (unless WIREWAN_INSTANCE is set), apart from real data.
+DEMO_ROUTER_PASSWORD=demo-router
+
+demo() {
+  local host=${HOST:-127.0.0.1} port=${PORT:-8000} p1 p2 p seed_output
+  ensure_venv requirements.txt
+  trap stop_children EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if [ "$INSTANCE" = "$ROOT/instance" ]; then
+    INSTANCE=$ROOT/instance/demo
+    export WIREWAN_INSTANCE=$INSTANCE
+  fi
+  log "demo data in $INSTANCE"
+  migrate
+  p1=$(free_port)
+  p2=$(free_port)
+  while [ "$p2" = "$p1" ]; do p2=$(free_port); done
+  for p in "$p1" "$p2"; do
+    start_child "$VENV/bin/python" -m tests.routeros_sim --host 127.0.0.1 --port "$p" --user admin \
+      --password "$DEMO_ROUTER_PASSWORD" --auto-handshake
+  done
+  for p in "$p1" "$p2"; do
+    for _ in $(seq 1 100); do
+      if "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $p), 1).close()" 2>/dev/null; then
+        break
+      fi
+      sleep 0.1
+    done
+  done
+  seed_output=$("$VENV/bin/flask" --app wsgi demo seed --router1-port "$p1" --router2-port "$p2" \
+    --url "http://$host:$port") || { log "seeding the demo failed"; exit 1; }
+  # Said again once the app answers, below the servers' start-up lines. Disowned: `wait -n` in
+  # serve must not take this printer's exit for a crashed component.
+  (
+    for _ in $(seq 1 300); do
+      kill -0 $$ 2>/dev/null || exit 0
+      if "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://$host:$port/healthz', timeout=1)" 2>/dev/null; then
+        printf '\n==== WireWAN demo ====\n%s\n======================\n\n' "$seed_output" >&2
+        exit 0
+      fi
+      sleep 0.2
+    done
+  ) &
+  disown
+  HOST=$host PORT=$port serve
+}
+
 case "${1:-serve}" in
   serve) serve ;;
   test) shift; run_tests "$@" ;;
-  *) echo "usage: ./run.sh [serve|test [pytest args]]" >&2; exit 2 ;;
+  demo) demo ;;
+  *) echo "usage: ./run.sh [serve|test [pytest args]|demo]" >&2; exit 2 ;;
 esac

@@ -51,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.blueprints.admin.routes import bp as admin_bp
     from app.blueprints.api import bp as api_bp
     from app.blueprints.auth.routes import bp as auth_bp
+    from app.blueprints.jobs.routes import bp as jobs_bp
     from app.blueprints.main.routes import bp as main_bp
     from app.blueprints.peers.routes import bp as peers_bp
     from app.blueprints.wans.routes import bp as wans_bp
@@ -61,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(wans_bp)
     app.register_blueprint(peers_bp)
+    app.register_blueprint(jobs_bp)
 
     _register_login_loaders()
     _register_errors(app)

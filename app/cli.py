@@ -51,6 +51,10 @@ def register_cli(app: Flask) -> None:
         click.echo(f"token '{name}' for {user.email} (shown once; store it now):")
         click.echo(value)
 
+    from app.demo import demo_cli
+
+    app.cli.add_command(demo_cli)
+
 
 def register_secrets_cli(app: Flask) -> None:
     @app.cli.group("secrets")
