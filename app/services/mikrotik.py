@@ -33,8 +33,10 @@ def request_deploy(peer: Peer, approve: bool, plan_hash: str | None) -> Job:
             "approve=true and its plan_hash.",
             "plan_hash",
         )
-    preflight = jobs.latest("preflight", peer.id, status="succeeded")
-    if preflight is None or (preflight.result or {}).get("plan_hash") != plan_hash:
+    # The newest preflight decides: an older plan is not approvable once a newer preflight ran
+    # (even one that failed: the router may have changed under it).
+    preflight = jobs.latest("preflight", peer.id)
+    if preflight is None or preflight.status != "succeeded" or (preflight.result or {}).get("plan_hash") != plan_hash:
         raise ConflictError(
             "That plan is not the latest preflight of this router (the router or the WAN changed since). "
             "Run Preflight again and approve the new plan.",

@@ -135,3 +135,27 @@ def test_wrong_password_gives_the_seed_explanation(api, run_jobs, sim, router_wa
 def test_router_jobs_need_a_router(api, router_wan):
     resp = api.post(f"/api/peers/{router_wan['server']['id']}/mikrotik/test-connection")
     assert resp.status_code == 422 and "not a MikroTik peer" in resp.get_json()["message"]
+
+
+def test_only_the_newest_preflight_is_approvable(api, run_jobs, sim, router_wan):
+    router = router_wan["router"]["id"]
+    first = finished(api, run_jobs, api.get(f"/api/peers/{router}/mikrotik/preflight"))
+    sim.faults.refuse_connections = True
+    failed = finished(api, run_jobs, api.post(f"/api/peers/{router}/mikrotik/preflight"))
+    assert failed["status"] == "failed" and "127.0.0.1" in failed["error"]
+    sim.faults.refuse_connections = False
+    resp = api.post(
+        f"/api/peers/{router}/mikrotik/deploy", json={"approve": True, "plan_hash": first["result"]["plan_hash"]}
+    )
+    assert resp.status_code == 409 and "latest preflight" in resp.get_json()["message"]
+
+
+def test_session_get_that_queues_a_job_needs_csrf(app, admin_browser, router_wan):
+    router = router_wan["router"]["id"]
+    resp = admin_browser.client.get(f"/api/peers/{router}/mikrotik/preflight")
+    assert resp.status_code == 400 and resp.get_json()["error"] == "csrf"
+    admin_browser.get("/")
+    resp = admin_browser.client.get(
+        f"/api/peers/{router}/mikrotik/preflight", headers={"X-CSRFToken": admin_browser.csrf}
+    )
+    assert resp.status_code == 202

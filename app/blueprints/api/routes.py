@@ -4,7 +4,9 @@ from typing import Any
 
 from flask import abort, jsonify, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
+from wtforms.validators import ValidationError as WTFValidationError
 
 from app.blueprints.api import bp
 from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
@@ -316,6 +318,14 @@ def _job_accepted(job: Job) -> Any:
 def _router_job(peer_id: int, kind: str) -> Any:
     if not current_user.can_edit:
         abort(403, "Your role is read-only (viewer).")
+    if request.method == "GET" and not request.environ.get("wirewan.token_auth"):
+        # The contract makes preflight and verify GETs, yet they queue work: a browser session
+        # must prove it is not a cross-site request, as for any other state change (flask-wtf's
+        # protect() only looks at unsafe methods, so the token is checked here).
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken"))
+        except WTFValidationError as exc:
+            raise CSRFError(str(exc.args[0] if exc.args else "CSRF check failed")) from exc
     return _job_accepted(commit_with_retry(lambda: mikrotik.request_job(kind, _peer_or_404(peer_id))))
 
 
@@ -324,12 +334,12 @@ def mikrotik_test_connection(peer_id: int) -> Any:
     return _router_job(peer_id, "test_connection")
 
 
-@bp.get("/peers/<int:peer_id>/mikrotik/preflight")
+@bp.route("/peers/<int:peer_id>/mikrotik/preflight", methods=["GET", "POST"])
 def mikrotik_preflight(peer_id: int) -> Any:
     return _router_job(peer_id, "preflight")
 
 
-@bp.get("/peers/<int:peer_id>/mikrotik/verify")
+@bp.route("/peers/<int:peer_id>/mikrotik/verify", methods=["GET", "POST"])
 def mikrotik_verify(peer_id: int) -> Any:
     return _router_job(peer_id, "verify")
 
