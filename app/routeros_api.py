@@ -170,11 +170,11 @@ class RouterSession:
             raise RouterError(f"The router refused {command}: {exc}", "trap") from exc
         except FatalError as exc:
             self._record(command, arguments, f"fatal: {exc}", started, write=write)
-            self._api = None
+            self.close()  # close the dead socket, not just forget it (it would leak until GC)
             raise RouterError(f"The router ended the session during {command}: {exc}", "lost") from exc
         except (LibRouterosError, OSError) as exc:
             self._record(command, arguments, f"error: {type(exc).__name__}", started, write=write)
-            self._api = None
+            self.close()  # close the dead socket, not just forget it (it would leak until GC)
             if isinstance(exc, TimeoutError | socket.timeout):
                 raise RouterError(
                     f"{self.target.label} stopped answering during {command} "

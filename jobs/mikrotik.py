@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from ipaddress import ip_address, ip_network
 
 from flask import current_app
+from sqlalchemy import select
 
 from app import crypto
 from app.domain.routeros.desired import (
@@ -34,7 +35,7 @@ from app.domain.routeros.plan import Op, Plan, parse_actual, parse_duration, pla
 from app.domain.routeros.verify import verify
 from app.domain.topology import build_topology
 from app.extensions import db
-from app.models import Deployment, Peer
+from app.models import Deployment, Job, Peer
 from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
@@ -55,7 +56,7 @@ def probe_seconds() -> float:
 
 
 def rollback_seconds() -> int:
-    return int(setting("WIREWAN_rollback_seconds()", 120))
+    return int(setting("WIREWAN_ROLLBACK_SECONDS", 120))
 
 
 # Changes that can cut the path WireWAN manages the router through; a deploy containing one is
@@ -119,16 +120,24 @@ def read_router(session: RouterSession, desired: DesiredState) -> dict[str, list
     return parse_actual(session.read_state(menus_for(desired)))
 
 
+def port_conflicts(desired: DesiredState, actual: Mapping[str, Sequence[Mapping[str, str]]]) -> list[str]:
+    """Another WireGuard interface already listening on our UDP port. Blocking: RouterOS refuses the
+    interface ("already have wireguard interface with such listen-port"), so a deploy would stop
+    half-way after Step 0 — refuse before writing anything instead."""
+    ours = next((r for r in desired.resources if r.menu == WG), None)
+    port = str(ours.props.get("listen-port")) if ours else None
+    return [
+        f"WireGuard interface '{row.get('name')}' already listens on UDP {port}."
+        for row in actual.get(WG, ())
+        if port is not None and str(row.get("listen-port")) == port and row.get("name") != desired.interface_name
+    ]
+
+
 def router_conflicts(
     desired: DesiredState, actual: Mapping[str, Sequence[Mapping[str, str]]], p: Plan, username: str
 ) -> list[str]:
     """What on the router stands in the way or will be changed behind the operator's back."""
-    found = list(p.conflicts)
-    ours = next((r for r in desired.resources if r.menu == WG), None)
-    port = ours.props.get("listen-port") if ours else None
-    for row in actual.get(WG, ()):
-        if row.get("listen-port") == port and row.get("name") != desired.interface_name:
-            found.append(f"WireGuard interface '{row.get('name')}' already listens on UDP {port}.")
+    found = [*p.conflicts, *port_conflicts(desired, actual)]
     tunnel = next((r for r in desired.resources if r.menu == "/ip/address"), None)
     if tunnel is not None:
         mine = ip_network(tunnel.props["address"], strict=False)
@@ -186,7 +195,7 @@ def disarm_rollback(session: RouterSession, ctx: JobContext) -> None:
     ctx.log("rollback disarmed: WireWAN reached the router after the change")
 
 
-def apply_plan(session: RouterSession, p: Plan, ctx: JobContext, start: int, end: int) -> None:
+def apply_plan(session: RouterSession, p: Plan, ctx: JobContext, start: int, end: int, *, armed: bool = False) -> None:
     total = max(1, len(p.ops))
 
     def report(index: int, op: Op) -> None:
@@ -194,7 +203,53 @@ def apply_plan(session: RouterSession, p: Plan, ctx: JobContext, start: int, end
         ctx.job.step = f"applying {index + 1}/{total}"
         ctx.log(op.cli())
 
-    session.apply(p, on_op=report)
+    try:
+        session.apply(p, on_op=report)
+    except RouterError as exc:
+        if not armed:
+            raise
+        # The plan stopped half-way with the rollback armed: say what the router will do next
+        # (left alone it restores the configuration it had before this job).
+        raise JobFailed(
+            f"{exc.message} The rollback armed before the change restores the previous configuration "
+            f"within {rollback_seconds()} s."
+        ) from exc
+
+
+def rollback_may_be_armed(ctx: JobContext, peer: Peer) -> bool:
+    """Did the last router-changing job before this one end without disarming its rollback?
+
+    A deploy cut off after arming (connection lost, worker killed, confirm failed) leaves the
+    scheduler entry on the router; if the next deploy has nothing risky to do it never re-arms or
+    disarms, and the stale entry would later restore a months-old backup. Looked up in the Job
+    history so that a no-change redeploy after a clean one still reads nothing extra.
+    """
+    last = db.session.scalar(
+        select(Job)
+        .where(
+            Job.peer_id == peer.id,
+            Job.id != ctx.job.id,
+            Job.kind.in_(("deploy", "revert", "clear")),
+            Job.status.in_(("succeeded", "failed", "abandoned")),
+        )
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+    return last is not None and last.status != "succeeded"
+
+
+def disarm_leftover_rollback(session: RouterSession, ctx: JobContext, peer: Peer) -> None:
+    """Remove a rollback an unfinished earlier job left armed (only called when this job armed none)."""
+    if not rollback_may_be_armed(ctx, peer):
+        return
+    leftovers = [r for r in session.call("/system/scheduler/print") if r.get("name") == ROLLBACK_NAME]
+    for row in leftovers:
+        session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
+    for row in session.call("/file/print"):
+        if str(row.get("name", "")).startswith(ROLLBACK_NAME):
+            session.call("/file/remove", **{".id": str(row[".id"])})
+    if leftovers:
+        ctx.log("removed a rollback left armed by an earlier job that did not finish")
 
 
 def demoted_routes(p: Plan) -> list[dict[str, str]]:
@@ -286,8 +341,9 @@ def converge(
     ctx.progress(25, "reading the router")
     actual = read_router(session, desired)
     p = plan(desired, actual)
-    if p.conflicts:
-        raise JobFailed("The router has things in the way: " + " · ".join(p.conflicts))
+    blocking = [*p.conflicts, *port_conflicts(desired, actual)]
+    if blocking:
+        raise JobFailed("The router has things in the way: " + " · ".join(blocking))
     if approved_hash is not None and plan_hash(p) != approved_hash:
         raise JobFailed(
             "The router changed since the preflight you approved (the plan is different now). "
@@ -297,12 +353,15 @@ def converge(
         ctx.warn(warning)
     if p.empty:
         ctx.progress(80, "the router already matches: nothing to change")
+        disarm_leftover_rollback(session, ctx, peer)
         return p, False
     risky = any(is_risky(op) for op in p.ops)
     ctx.progress(35, f"applying {len(p.ops)} change(s)")
     if risky:
         arm_rollback(session, ctx)
-    apply_plan(session, p, ctx, 40, 75)
+    apply_plan(session, p, ctx, 40, 75, armed=risky)
+    if not risky:
+        disarm_leftover_rollback(session, ctx, peer)
     return p, risky
 
 
@@ -391,7 +450,7 @@ def run_preflight(job_id: int) -> None:
                 "plan_lines": p.cli_lines(),
                 "plan_hash": plan_hash(p),
                 "conflicts": found,
-                "blocking": list(p.conflicts),
+                "blocking": [*p.conflicts, *port_conflicts(desired, actual)],
                 "warnings": list(p.warnings) + list(desired.notes),
                 "reads": s.reads,
                 "writes": s.writes,
@@ -423,9 +482,17 @@ def run_deploy(job_id: int) -> None:
             handshakes: dict[str, str] = {}
             if not p.empty:
                 ctx.progress(85, "waiting for handshakes")
-                with RouterSession(target, audit=ctx.audit_router_call) as s2:
-                    handshakes = probe_handshakes(s2, desired, ctx, started)
-                    reads += s2.reads
+                try:
+                    with RouterSession(target, audit=ctx.audit_router_call) as s2:
+                        handshakes = probe_handshakes(s2, desired, ctx, started)
+                        reads += s2.reads
+                except RouterError as exc:
+                    # The change is applied, recorded and confirmed: failing the job here would
+                    # tell the operator the deploy did not happen. The probe is advice, so warn.
+                    ctx.warn(
+                        "The change is deployed and confirmed, but the handshake probe could not read "
+                        f"the router: {exc.message}"
+                    )
             ctx.result = {
                 "writes": writes,
                 "reads": reads,
@@ -506,7 +573,9 @@ def run_clear(job_id: int) -> None:
                 risky = bool(full.ops)
                 if risky:
                     arm_rollback(s, ctx)
-                apply_plan(s, full, ctx, 35, 75)
+                else:
+                    disarm_leftover_rollback(s, ctx, peer)
+                apply_plan(s, full, ctx, 35, 75, armed=risky)
                 record_deployment(ctx, peer, "clear", None, full, s, None)
                 peer.applied_config_hash = None
                 db.session.commit()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from redis.exceptions import LockError
 from sqlalchemy import select, update
 
@@ -25,8 +25,11 @@ from app.models.base import utcnow
 from app.routeros_api import CallRecord, RouterError
 
 HEARTBEAT_SECONDS = float(os.environ.get("WIREWAN_JOB_HEARTBEAT", "5"))
-LOCK_TTL_SECONDS = 120
+# How long a router lock outlives a worker that died holding it (the heartbeat extends it while the
+# job runs). Configurable so a test (or an impatient operator) need not wait two minutes.
+LOCK_TTL_SECONDS = float(os.environ.get("WIREWAN_ROUTER_LOCK_TTL", "120"))
 _app: Flask | None = None
+_app_pid: int | None = None  # the process that made `_app` (and owns its connection pool)
 
 
 class JobFailed(Exception):
@@ -39,18 +42,18 @@ class JobFailed(Exception):
 
 def get_app() -> Flask:
     """One app per worker process, created lazily (jobs import this module, not the web app)."""
-    global _app
+    global _app, _app_pid
     if _app is None:
         from app import create_app
 
-        _app = create_app()
+        _app, _app_pid = create_app(), os.getpid()
     return _app
 
 
 def set_app(app: Flask | None) -> None:
     """Tests run jobs in-process against their own app and database."""
-    global _app
-    _app = app
+    global _app, _app_pid
+    _app, _app_pid = app, os.getpid()
 
 
 class JobContext:
@@ -118,12 +121,23 @@ def _beat(app: Flask, job_id: int, lock: Any, stop: threading.Event) -> None:
                 app.logger.warning("job %s heartbeat failed: %s", job_id, exc)
 
 
+def _fresh_pool_after_fork() -> None:
+    """Never share pooled connections with a forking parent: in a process forked after the app was
+    made (an RQ work-horse), drop — without closing — the pool inherited from the parent. Only then:
+    disposing on every job in the process that owns the pool (SimpleWorker, tests) would orphan its
+    open connections (psycopg warns of each one)."""
+    global _app_pid
+    if _app_pid != os.getpid():
+        db.engine.dispose(close=False)
+        _app_pid = os.getpid()
+
+
 @contextmanager
 def tracked(job_id: int) -> Iterator[JobContext]:
     """Open the app, mark the job running, and record how it ends (re-raising failures for RQ)."""
     app = get_app()
     with app.app_context():
-        db.engine.dispose(close=False)  # never share pooled connections with the forking parent
+        _fresh_pool_after_fork()
         job = db.session.get(Job, job_id)
         if job is None:
             raise LookupError(f"job {job_id} does not exist")
@@ -170,10 +184,15 @@ def _finish(job_id: int, status: str, ctx: JobContext, error: str | None = None)
     db.session.commit()
 
 
+def router_lock_key(peer_id: int) -> str:
+    # Namespaced by queue like the pending-deploy marker: peer ids repeat across databases.
+    return f"wirewan:{current_app.config.get('RQ_QUEUE') or 'wirewan'}:lock:router:{peer_id}"
+
+
 @contextmanager
 def router_lock(peer_id: int, ctx: JobContext, wait_seconds: float = 60) -> Iterator[None]:
     """One job per router at a time, across every worker (the lock lives in Redis)."""
-    lock = redis_connection().lock(f"wirewan:lock:router:{peer_id}", timeout=LOCK_TTL_SECONDS, thread_local=False)
+    lock = redis_connection().lock(router_lock_key(peer_id), timeout=LOCK_TTL_SECONDS, thread_local=False)
     if not lock.acquire(blocking=True, blocking_timeout=wait_seconds):
         raise JobFailed("Another job is still working on this router; try again when it has finished.")
     stop = threading.Event()

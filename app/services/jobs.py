@@ -26,7 +26,9 @@ JOB_FUNCTIONS = {
     "clear": "jobs.mikrotik.run_clear",
     "probe": "jobs.mikrotik.run_probe",
 }
-PENDING_KEY = "wirewan:pending-deploy:{peer_id}"
+# Redis keys carry the queue name: peer ids are only unique within one database, and instances (or
+# test runs) sharing a Redis must not skip each other's auto-deploys.
+PENDING_KEY = "wirewan:{queue}:pending-deploy:{peer_id}"
 JOB_TIMEOUT = 600
 
 
@@ -93,7 +95,7 @@ def discard_staged() -> None:
 
 def schedule_auto_deploy(peer: Peer) -> Job | None:
     """At most one queued auto-deploy per peer (the marker lives in Redis, shared by every process)."""
-    key = PENDING_KEY.format(peer_id=peer.id)
+    key = pending_key(peer.id)
     try:
         if not redis_connection().set(key, "1", nx=True, ex=JOB_TIMEOUT):
             return None
@@ -103,9 +105,13 @@ def schedule_auto_deploy(peer: Peer) -> Job | None:
     return create("deploy", peer, {"auto": True}, trigger="auto")
 
 
+def pending_key(peer_id: int) -> str:
+    return PENDING_KEY.format(queue=current_app.config.get("RQ_QUEUE") or "wirewan", peer_id=peer_id)
+
+
 def release_pending(peer_id: int) -> None:
     """Called by the deploy job as it starts: changes from now on queue a fresh deploy."""
-    redis_connection().delete(PENDING_KEY.format(peer_id=peer_id))
+    redis_connection().delete(pending_key(peer_id))
 
 
 def latest(kind: str, peer_id: int, status: str | None = None) -> Job | None:

@@ -78,3 +78,71 @@ def router_wan(api: Any, sim: SimRouter) -> dict[str, Any]:
     api.post(f"/api/peers/{server['id']}/subnets", json={"cidr": "10.20.0.0/16"})
     laptop = api.post(f"/api/peers/wan/{wan['id']}", json={"name": "laptop", "kind": "client"}).get_json()
     return {"wan": wan, "router": router, "server": server, "laptop": laptop}
+
+
+# ---------------------------------------------------------------- helpers for the fault, worker,
+# auto-deploy and guard tests (added; the fixtures above are unchanged)
+
+TAG = "WAN-Overlay-Manager:"
+
+
+def tagged_rows(sim: SimRouter) -> list[tuple[str, str]]:
+    """(menu, comment) of every WireWAN-tagged row on the simulated router, duplicates kept."""
+    with sim.state.lock:
+        return sorted(
+            (menu, str(row.get("comment")))
+            for menu, rows in sim.state.tables.items()
+            for row in rows
+            if str(row.get("comment", "")).startswith(TAG)
+        )
+
+
+def rollback_leftovers(sim: SimRouter) -> list[str]:
+    """Scheduler entries and files a commit-confirmed deploy left armed on the router."""
+    found = [f"scheduler {r.get('name')}" for r in sim.rows("/system/scheduler") if "wirewan" in str(r.get("name"))]
+    found += [f"file {r.get('name')}" for r in sim.rows("/file") if "wirewan" in str(r.get("name"))]
+    return found
+
+
+@pytest.fixture
+def run_direct(app: Flask) -> Any:
+    """Create a job row for a peer and run its function right here, without Redis or a worker.
+
+    Returns the finished job as the API shows it. The job function's own exception (it re-raises
+    for RQ) is swallowed: the row is what the user sees.
+    """
+    import contextlib
+    import importlib
+
+    from app.blueprints.api.schemas import job_json
+    from app.extensions import db
+    from app.models import Job, Peer
+    from app.services import jobs as job_service
+
+    runtime.set_app(app)
+
+    def run(kind: str, peer_id: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        with app.app_context():
+            peer = db.session.get(Peer, peer_id)
+            assert peer is not None
+            job = job_service.create(kind, peer, params)
+            db.session.commit()
+            job_service.discard_staged()
+            job_id = job.id
+        module, _, name = job_service.JOB_FUNCTIONS[kind].rpartition(".")
+        with contextlib.suppress(Exception):  # the Job row records the failure
+            getattr(importlib.import_module(module), name)(job_id)
+        with app.app_context():
+            finished = db.session.get(Job, job_id)
+            assert finished is not None
+            return job_json(finished)
+
+    yield run
+    runtime.set_app(None)
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Redis]:
+    client = Redis.from_url(os.environ["REDIS_URL"])
+    yield client
+    client.close()
