@@ -111,7 +111,7 @@ serve() {
   start_private_redis
   # --worker-ttl/--maintenance-interval: a worker that died is noticed, and its job marked
   # abandoned, within about two minutes.
-  start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" --worker-ttl 60 \
+  start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" -w jobs.worker.PreloadWorker --worker-ttl 60 \
     --maintenance-interval 30 "$QUEUE"
   start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
     --access-logfile - --graceful-timeout 5 --no-control-socket wsgi:app

@@ -396,7 +396,7 @@ def probe_handshakes(
             fresh[str(row["comment"])] = f"{ago} s ago" if ago is not None and ago <= elapsed + 5 else "none"
         if any(v != "none" for v in fresh.values()) or time.monotonic() >= deadline or not rows:
             break
-        time.sleep(PROBE_INTERVAL)
+        time.sleep(max(0.0, min(PROBE_INTERVAL, deadline - time.monotonic())))
     for key, state in sorted(fresh.items()):
         ctx.log(f"handshake {titles.get(key, key)}: {state}")
     if rows and all(v == "none" for v in fresh.values()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -24,6 +25,7 @@ from app.models import AuditEntry, Job, Peer
 from app.models.base import utcnow
 from app.routeros_api import CallRecord, RouterError
 
+LOG_FLUSH_SECONDS = 0.3
 HEARTBEAT_SECONDS = float(os.environ.get("WIREWAN_JOB_HEARTBEAT", "5"))
 # How long a router lock outlives a worker that died holding it (the heartbeat extends it while the
 # job runs). Configurable so a test (or an impatient operator) need not wait two minutes.
@@ -62,6 +64,7 @@ class JobContext:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.result: dict[str, Any] = {}
+        self._flushed = 0.0
 
     @property
     def params(self) -> dict[str, Any]:
@@ -73,15 +76,19 @@ class JobContext:
             raise JobFailed("The peer was deleted before the job ran.")
         return peer
 
-    def log(self, line: str) -> None:
-        # A new list: SQLAlchemy only notices a JSON column change by assignment.
+    def log(self, line: str, *, flush: bool = False) -> None:
+        # A new list: SQLAlchemy only notices a JSON column change by assignment. Lines are committed
+        # at most every LOG_FLUSH_SECONDS (a 250-peer deploy logs hundreds), and at every progress step.
         self.job.log = [*(self.job.log or []), f"{utcnow():%H:%M:%S} {line}"]
-        db.session.commit()
+        now = time.monotonic()
+        if flush or now - self._flushed >= LOG_FLUSH_SECONDS:
+            db.session.commit()
+            self._flushed = now
 
     def progress(self, percent: int, step: str) -> None:
         self.job.progress = max(0, min(100, percent))
         self.job.step = step[:200]
-        self.log(step)
+        self.log(step, flush=True)
 
     def warn(self, message: str) -> None:
         self.job.warnings = [*(self.job.warnings or []), message]
@@ -166,7 +173,13 @@ def tracked(job_id: int) -> Iterator[JobContext]:
 
 
 def _finish(job_id: int, status: str, ctx: JobContext, error: str | None = None) -> None:
-    db.session.rollback()
+    # Keep what the job had not flushed yet (batched log lines, audit entries of router calls) —
+    # unless the session itself is broken, then only the copies held by the context survive.
+    lines, warnings = list(ctx.job.log or []), list(ctx.job.warnings or [])
+    try:
+        db.session.commit()
+    except Exception:  # noqa: BLE001
+        db.session.rollback()
     job = db.session.get(Job, job_id)
     assert job is not None
     job.status = status
@@ -177,10 +190,8 @@ def _finish(job_id: int, status: str, ctx: JobContext, error: str | None = None)
     else:
         job.error = error
         job.step = "failed"
-    job.log = [
-        *(job.log or []),
-        f"{utcnow():%H:%M:%S} {'done' if status == 'succeeded' else 'FAILED: ' + (error or '')}",
-    ]
+    job.warnings = warnings
+    job.log = [*lines, f"{utcnow():%H:%M:%S} {'done' if status == 'succeeded' else 'FAILED: ' + (error or '')}"]
     db.session.commit()
 
 

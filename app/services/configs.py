@@ -7,7 +7,6 @@ that leaves a peer's config as it was therefore never stales it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zipfile
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import segno
 
 from app.domain.model import WanSpec
-from app.domain.routeros.desired import build_desired
+from app.domain.routeros.desired import build_desired, desired_hash
 from app.domain.routeros.script import render_script
 from app.domain.topology import TopologyResult, build_topology
 from app.domain.wireguard import RenderedConfig, config_diff, render_all, render_config
@@ -52,10 +51,10 @@ def is_stale(peer: Peer, current_hash: str) -> bool:
 
 
 def script_config(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> PeerConfig:
-    # Staleness for routers hashes the bootstrap script (it holds everything deployed); no
-    # management source, so the hash does not depend on where WireWAN happens to connect from.
-    text = render_script(build_desired(spec, peer_id, topology), spec.name, peer_name)
-    return PeerConfig(peer_id, "mikrotik-script", text, hashlib.sha256(text.encode()).hexdigest())
+    # A router's staleness hashes its desired state (what the script and a deploy put on it), built
+    # without a management source so it does not depend on where WireWAN happens to connect from.
+    desired = build_desired(spec, peer_id, topology)
+    return PeerConfig(peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), desired_hash(desired))
 
 
 def wan_configs(wan: Wan) -> WanConfigs:

@@ -193,12 +193,6 @@ def test_a_change_that_does_not_touch_the_router_queues_nothing(
     assert statuses(app, router) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/services/configs.py:script_config hashes the whole bootstrap script, whose header names the "
-    "WAN (render_script: '# WAN <name>, peer <name>'): renaming the WAN makes every router stale and queues "
-    "an auto-deploy that writes nothing",
-)
 def test_renaming_the_wan_queues_nothing(
     app: Flask, api: Any, run_jobs: Any, sim: SimRouter, auto_router: dict[str, Any]
 ) -> None:

@@ -69,6 +69,8 @@ def start_worker(app_config: dict[str, Any], tmp_path: Path) -> Iterator[Callabl
                     os.environ["REDIS_URL"],
                     "--path",
                     str(ROOT),
+                    "-w",
+                    "jobs.worker.PreloadWorker",  # the worker run.sh starts
                     "--worker-ttl",
                     "15",
                     "--name",

@@ -11,6 +11,8 @@ the live rows went through `plan.parse_actual()`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
@@ -493,3 +495,20 @@ def build_desired(
         demotion=DemotionIntent(tuple(routes)),
         notes=tuple(notes),
     )
+
+
+def desired_hash(desired: DesiredState) -> str:
+    """SHA-256 of what the router must hold: menus, tags, properties (secrets included), placement.
+
+    Titles and notes are left out, so renaming the WAN or a peer (display text only) does not make a
+    router stale; anything that changes a row, a key or a password does.
+    """
+    body = {
+        "interface": desired.interface_name,
+        "demotion": [str(p) for p in desired.demotion.dst_prefixes],
+        "resources": [
+            [r.menu, r.key, sorted(r.props.items()), r.placement, sorted(r.match.items())] for r in desired.resources
+        ],
+    }
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
