@@ -1,0 +1,257 @@
+"""Scale benchmark (issue 3): a hub_spoke WAN with 1,000 peers and 2,000 subnets.
+
+Prints p50/p95 in milliseconds for the WAN page, the peer list API, adding a peer and adding a
+subnet (with its conflict check), each over --samples requests, through the Flask test client
+in-process (no network, no gunicorn). Target: every p95 under 150 ms.
+
+    .venv/bin/python bench/scale.py                       # file SQLite in a temp dir
+    .venv/bin/python bench/scale.py --database-url postgresql://postgres@127.0.0.1:5432/bench
+    .venv/bin/python bench/scale.py --profile add_peer    # cProfile one measurement, top functions
+
+The WAN is built with direct bulk inserts that match what the services store (real X25519 keys,
+private keys and router passwords encrypted with the app's Fernet), because building it through the
+services one peer at a time is quadratic and not what is being measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PEERS = int(__import__("os").environ.get("BENCH_PEERS", 1000))
+SUBNETS = 2 * PEERS
+PASSWORD = "bench-password-1"
+
+
+def build_app(database_url: str | None, tmp: Path) -> Any:
+    os.environ.setdefault("WIREWAN_INSTANCE", str(tmp / "instance"))
+    from app import create_app
+    from app.config import normalize_database_url
+
+    url = normalize_database_url(database_url) if database_url else f"sqlite:///{tmp / 'bench.db'}"
+    options: dict[str, Any] = {"connect_args": {"timeout": 15}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return create_app({
+        "TESTING": False,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": options,
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "SECRET_KEY": "bench", "ENCRYPTION_KEY": "bench-key", "ENCRYPTION_SALT": "bench-salt",
+        "WTF_CSRF_ENABLED": False,
+        "REDIS_URL": os.environ.get("REDIS_URL"),
+    })  # fmt: skip
+
+
+def populate(app: Any) -> int:
+    """1,000 peers (2 hubs with endpoints, 100 MikroTiks, servers and CGNAT clients), 2,000 subnets.
+
+    Every peer hosts a unique 10.x LAN and a "home" LAN from a small set of common prefixes
+    (192.168.1.0/24, 192.168.0.0/24, 192.168.88.0/24): the first peer with each routes it plainly, the
+    rest were Auto-NAT'd into the NAT pool, as the API's Auto-NAT would have done.
+    """
+    from app import crypto
+    from app.domain import keys
+    from app.extensions import db
+    from app.models import Peer, Subnet, Wan
+    from app.services import accounts
+
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        accounts.create_user("bench@example.com", PASSWORD, "admin")
+        wan = Wan(name="scale", tunnel_cidr="10.0.0.0/21", services_cidr="10.255.0.0/24",
+                  nat_pool_cidr="172.16.0.0/12", topology="hub_spoke")  # fmt: skip
+        db.session.add(wan)
+        db.session.flush()
+        password_enc = crypto.encrypt("router-secret")
+        peers = []
+        for i in range(PEERS):
+            private, public = keys.generate_keypair()
+            kind = "mikrotik" if i % 10 == 0 else ("client" if i % 3 == 0 else "server")
+            hub = i < 2
+            peer = Peer(
+                wan_id=wan.id, name=f"peer-{i:04d}", kind=kind, is_hub=hub,
+                tunnel_ip=f"10.0.{(i + 1) // 256}.{(i + 1) % 256}", listen_port=51820,
+                endpoint_host=f"hub{i}.example.com" if hub else (f"198.51.{i // 256}.{i % 256}" if i % 2 else None),
+                public_key=public, private_key_enc=crypto.encrypt(private),
+            )  # fmt: skip
+            if kind == "mikrotik":
+                peer.mt_host, peer.mt_port, peer.mt_username = f"192.0.2.{i % 250 + 1}", 8728, "wirewan"
+                peer.mt_password_enc = password_enc
+            peers.append(peer)
+        db.session.add_all(peers)
+        db.session.flush()
+        subnets = []
+        nat_block = 0
+        homes = ["192.168.1.0/24", "192.168.0.0/24", "192.168.88.0/24"]
+        first_home: set[str] = set()
+        for i, peer in enumerate(peers):
+            subnets.append(Subnet(wan_id=wan.id, peer_id=peer.id, cidr=f"10.{16 + i // 256}.{i % 256}.0/24"))
+        for i, peer in enumerate(peers):
+            if len(subnets) >= SUBNETS:
+                break
+            home = homes[i % 3]
+            if home not in first_home:
+                first_home.add(home)
+                subnets.append(Subnet(wan_id=wan.id, peer_id=peer.id, cidr=home))
+            else:
+                nat = f"172.{16 + nat_block // 256}.{nat_block % 256}.0/24"
+                nat_block += 1
+                subnets.append(Subnet(wan_id=wan.id, peer_id=peer.id, cidr=home, nat_cidr=nat))
+        db.session.add_all(subnets)
+        db.session.commit()
+        assert db.session.query(Peer).count() == PEERS
+        assert db.session.query(Subnet).count() == SUBNETS
+        return wan.id
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    k = (len(ordered) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+SLOW_MS = 5000
+
+
+def measure(samples: int, call: Callable[[int], Any], warmup: int = 3) -> list[float]:
+    """Timings in ms. A request slower than SLOW_MS is sampled only twice (the first run counts).
+
+    `call` may return an undo function, run untimed after each sample (so the WAN keeps its size).
+    """
+    out = []
+    for i in range(samples + warmup):
+        start = time.perf_counter()
+        undo = call(i - warmup)
+        elapsed = (time.perf_counter() - start) * 1000
+        if undo is not None:
+            undo()
+        if i >= warmup or elapsed > SLOW_MS:
+            out.append(elapsed)
+        if out and max(out) > SLOW_MS and len(out) >= 2:
+            print(f"  (over {SLOW_MS} ms per request: stopped after {len(out)} samples)")
+            break
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: a file SQLite DB in a temp dir)")
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--profile", help="cProfile this measurement (wan_page, peer_list, add_peer, add_subnet, "
+                                          "add_subnet_nat) and print the top functions")  # fmt: skip
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="wirewan-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        app = build_app(args.database_url, tmp)
+        where = args.database_url.rsplit("@", 1)[-1] if args.database_url else f"file SQLite {tmp / 'bench.db'} (WAL)"
+        print(f"database: {where}")
+        t0 = time.perf_counter()
+        wan_id = populate(app)
+        print(f"built a hub_spoke WAN with {PEERS} peers and {SUBNETS} subnets in {time.perf_counter() - t0:.1f} s")
+
+        from app.extensions import db
+        from app.services import accounts
+
+        client = app.test_client()
+        resp = client.post("/login", data={"email": "bench@example.com", "password": PASSWORD})
+        assert resp.status_code in (302, 303), resp.status_code
+        with app.app_context():
+            from app.models import User
+
+            token = accounts.create_token(db.session.query(User).one(), "bench")
+            db.session.commit()
+        api = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        target_peer = api.get(f"/api/peers/wan/{wan_id}", headers=headers).get_json()[PEERS // 2]["id"]
+
+        def wan_page(_: int) -> Any:
+            r = client.get(f"/wans/{wan_id}")
+            assert r.status_code == 200, r.status_code
+
+        def peer_list(_: int) -> Any:
+            r = api.get(f"/api/peers/wan/{wan_id}", headers=headers)
+            assert r.status_code == 200 and len(r.get_json()) == PEERS
+
+
+        def add_peer(i: int) -> Any:
+            r = api.post(f"/api/peers/wan/{wan_id}", headers=headers,
+                         json={"name": f"bench-{i + 10}", "kind": "server", "endpoint": "203.0.113.9"})  # fmt: skip
+            assert r.status_code == 201, r.get_json()
+            peer_id = r.get_json()["id"]
+            return lambda: _expect(api.delete(f"/api/peers/{peer_id}", headers=headers), 204)
+
+        def add_subnet(i: int) -> Any:
+            r = api.post(f"/api/peers/{target_peer}/subnets", headers=headers,
+                         json={"cidr": f"10.100.{i + 10}.0/24"})  # fmt: skip
+            assert r.status_code == 201, r.get_json()
+            return _undo_subnet(r.get_json()["id"])
+
+        def add_subnet_nat(i: int) -> Any:
+            r = api.post(f"/api/peers/{target_peer}/subnets", headers=headers,
+                         json={"cidr": "192.168.1.0/24", "auto_nat": True})  # fmt: skip
+            assert r.status_code == 201 and r.get_json()["nat_cidr"], r.get_json()
+            return _undo_subnet(r.get_json()["id"])
+
+        def _expect(resp: Any, status: int) -> None:
+            assert resp.status_code == status, resp.get_data(as_text=True)[:300]
+
+        def _undo_subnet(subnet_id: int) -> Callable[[], None]:
+            return lambda: _expect(api.delete(f"/api/peers/{target_peer}/subnets/{subnet_id}", headers=headers), 204)
+
+        has_page = any(rule.rule == "/wans/<int:wan_id>" for rule in app.url_map.iter_rules())
+        cases: list[tuple[str, str, Callable[[int], Any]]] = []
+        if has_page:
+            cases.append(("wan_page", f"GET /wans/{wan_id} (WAN page, full HTML)", wan_page))
+        else:
+            print("note: GET /wans/<id> does not exist yet; the WAN page is skipped")
+        cases += [
+            ("peer_list", f"GET /api/peers/wan/{wan_id} ({PEERS} peers)", peer_list),
+            ("add_peer", "POST /api/peers/wan/<id> (add a peer)", add_peer),
+            ("add_subnet", "POST /api/peers/<id>/subnets (no overlap)", add_subnet),
+            ("add_subnet_nat", "POST /api/peers/<id>/subnets (overlap, Auto-NAT)", add_subnet_nat),
+        ]
+
+        rows = []
+        for key, label, call in cases:
+            if args.profile == key:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                measure(args.samples, call, warmup=0)
+                profiler.disable()
+                print(f"\n--- profile of {label} over {args.samples} requests ---")
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+                continue
+            print(f"measuring {label} ...", flush=True)
+            times = measure(args.samples, call)
+            rows.append((label, len(times), statistics.median(times), percentile(times, 95), max(times)))
+
+        print(f"\nup to {args.samples} samples each (n), Flask test client in-process, target p95 < 150 ms")
+        print(f"{'request':<52} {'n':>3} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}  target")
+        missed = False
+        for label, n, p50, p95, worst in rows:
+            ok = p95 < 150
+            missed |= not ok
+            print(f"{label:<52} {n:3d} {p50:9.1f} {p95:9.1f} {worst:9.1f}  {'ok' if ok else 'MISSED'}")
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+        return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
