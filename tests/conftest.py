@@ -77,6 +77,24 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def make_app(app_config: dict[str, Any]) -> Iterator[Any]:
+    """Build more apps on the test database (other keys, other Redis); their pools are closed after,
+    so no connection is left for the garbage collector (psycopg warns about those)."""
+    made: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        application = create_app({**app_config, **overrides})
+        made.append(application)
+        return application
+
+    yield build
+    for application in made:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

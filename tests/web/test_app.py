@@ -6,7 +6,6 @@ import os
 import stat
 from pathlib import Path
 
-from app import create_app
 from app.config import ensure_secrets, load_settings
 
 
@@ -16,8 +15,8 @@ def test_factory_applies_overrides(app):
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
 
 
-def test_secure_cookie_when_configured_for_https(app_config):
-    app = create_app({**app_config, "SESSION_COOKIE_SECURE": True})
+def test_secure_cookie_when_configured_for_https(make_app):
+    app = make_app(SESSION_COOKIE_SECURE=True)
     assert app.config["SESSION_COOKIE_SECURE"] is True
 
 
@@ -65,8 +64,8 @@ def test_healthz_reports_database_and_redis(client):
         assert body["redis"] == "ok"
 
 
-def test_healthz_503_when_redis_unreachable(app_config):
-    app = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
+def test_healthz_503_when_redis_unreachable(make_app):
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     resp = app.test_client().get("/healthz")
     assert resp.status_code == 503
     assert resp.get_json()["redis"].startswith("error")

@@ -9,15 +9,12 @@ from flask_migrate import upgrade
 from app.extensions import db
 
 
-def test_migrations_match_models(app_config):
-    from app import create_app
-
-    app = create_app(app_config)
+def test_migrations_match_models(make_app):
+    app = make_app()
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata
             )
-        db.engine.dispose()
     assert diff == []

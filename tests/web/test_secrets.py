@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, text
 
-from app import create_app, crypto
+from app import crypto
 from app.extensions import db
 from app.models import Peer
 
@@ -33,28 +33,26 @@ def test_private_keys_and_passwords_are_encrypted_at_rest(app, api):
         assert len(private) == 44
 
 
-def test_key_rotation_keeps_secrets_readable(app_config, app, api):
+def test_key_rotation_keeps_secrets_readable(make_app, app, api):
     peer = _router(api)
     with app.app_context():
         before = crypto.decrypt(db.session.get(Peer, peer["id"]).private_key_enc)
-    rotated = create_app(
-        {**app_config, "ENCRYPTION_KEY": "a-brand-new-key", "ENCRYPTION_OLD_KEYS": "test-encryption-key"}
-    )
+    rotated = make_app(ENCRYPTION_KEY="a-brand-new-key", ENCRYPTION_OLD_KEYS="test-encryption-key")
     result = rotated.test_cli_runner().invoke(args=["secrets", "rotate"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 2 secrets" in result.output
-    only_new = create_app({**app_config, "ENCRYPTION_KEY": "a-brand-new-key"})
+    only_new = make_app(ENCRYPTION_KEY="a-brand-new-key")
     with only_new.app_context():
         stored = db.session.scalar(select(Peer))
         assert crypto.decrypt(stored.private_key_enc) == before
         assert crypto.decrypt(stored.mt_password_enc) == "r0uter-Secret"
 
 
-def test_rotation_with_the_wrong_old_key_changes_nothing(app_config, app, api):
+def test_rotation_with_the_wrong_old_key_changes_nothing(make_app, app, api):
     _router(api)
     with app.app_context():
         original = db.session.scalar(select(Peer.private_key_enc))
-    wrong = create_app({**app_config, "ENCRYPTION_KEY": "new", "ENCRYPTION_OLD_KEYS": "not-the-old-one"})
+    wrong = make_app(ENCRYPTION_KEY="new", ENCRYPTION_OLD_KEYS="not-the-old-one")
     result = wrong.test_cli_runner().invoke(args=["secrets", "rotate"])
     assert result.exit_code != 0 and "nothing changed" in result.output
     with app.app_context():
