@@ -168,31 +168,28 @@ def make_token(app: Flask, email: str, name: str = "t") -> str:
         return value
 
 
-@pytest.fixture
-def admin_browser(app: Flask, browser: Browser) -> Browser:
+def logged_in(app: Flask, browser: Browser, email: str, role: str) -> Browser:
+    """The browser logged in as a user of `role` (the first account, an admin, exists too)."""
     make_user(app, "admin@example.com", "admin")
-    resp = browser.login("admin@example.com", "correct-horse")
-    assert resp.status_code == 303
+    make_user(app, email, role)
+    assert browser.login(email, "correct-horse").status_code == 303
     browser.get("/")
     return browser
+
+
+@pytest.fixture
+def admin_browser(app: Flask, browser: Browser) -> Browser:
+    return logged_in(app, browser, "admin@example.com", "admin")
 
 
 @pytest.fixture
 def operator_browser(app: Flask, browser: Browser) -> Browser:
-    make_user(app, "admin@example.com", "admin")
-    make_user(app, "op@example.com", "operator")
-    assert browser.login("op@example.com", "correct-horse").status_code == 303
-    browser.get("/")
-    return browser
+    return logged_in(app, browser, "op@example.com", "operator")
 
 
 @pytest.fixture
 def viewer_browser(app: Flask, browser: Browser) -> Browser:
-    make_user(app, "admin@example.com", "admin")
-    make_user(app, "viewer@example.com", "viewer")
-    assert browser.login("viewer@example.com", "correct-horse").status_code == 303
-    browser.get("/")
-    return browser
+    return logged_in(app, browser, "viewer@example.com", "viewer")
 
 
 @pytest.fixture
