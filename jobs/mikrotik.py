@@ -101,7 +101,7 @@ def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, confi
     """The desired state (admitting the address this session comes from), and the bootstrap script
     of the same snapshot: its hash is what the peer counts as applied once the deploy lands."""
     spec = wan_spec(load_wan(peer.wan_id), secrets_for={peer.id})  # type: ignore[arg-type]
-    topology = build_topology(spec)
+    topology = build_topology(spec, [peer.id])  # this router's view only
     source = ip_address(session.local_address())
     desired = build_desired(spec, peer.id, topology, management_source=source)
     return desired, configs.script_config(spec, peer.id, topology, peer.name)

@@ -7,6 +7,7 @@ so topology, rendering and RouterOS planning can be tested (and benchmarked) wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Literal
 
@@ -124,7 +125,16 @@ class WanSpec:
     peers: tuple[PeerSpec, ...] = field(default_factory=tuple)
 
     def peer(self, peer_id: int) -> PeerSpec:
+        try:
+            return self._peers_by_id[peer_id]
+        except KeyError:
+            raise KeyError(peer_id) from None
+
+    @cached_property
+    def _peers_by_id(self) -> dict[int, PeerSpec]:
+        # The first peer with an id wins, as the linear search did. Kept in the instance __dict__
+        # (cached_property works on frozen dataclasses); not a field, so eq/hash ignore it.
+        out: dict[int, PeerSpec] = {}
         for p in self.peers:
-            if p.id == peer_id:
-                return p
-        raise KeyError(peer_id)
+            out.setdefault(p.id, p)
+        return out

@@ -39,7 +39,7 @@ Rules (the design is the reference; the comments here say how they are applied):
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
@@ -256,7 +256,7 @@ class _Peer:
 class _Merged:
     """A relay section shared by every peer with the same relayed groups (fast path)."""
 
-    __slots__ = ("keys", "nets", "positions")
+    __slots__ = ("keys", "nets", "positions", "strict")
 
     def __init__(self, entries: list[_Entry]) -> None:
         self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
@@ -264,6 +264,25 @@ class _Merged:
         self.positions: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
             self.positions.setdefault(e[2], []).append(i)
+        # Strictly increasing keys (no prefix twice); every subset of it then is too.
+        keys = self.keys
+        self.strict = all(a < b for a, b in zip(keys, keys[1:], strict=False))
+
+    def without_positions(self, drop: list[int]) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
+        """The section without the entries at the given positions (any order, no duplicates)."""
+        if not drop:
+            return self.nets, self.keys
+        drop.sort()
+        nets: list[IPNetwork] = []
+        keys: list[int] = []
+        lo = 0
+        for i in drop:
+            nets.extend(self.nets[lo:i])
+            keys.extend(self.keys[lo:i])
+            lo = i + 1
+        nets.extend(self.nets[lo:])
+        keys.extend(self.keys[lo:])
+        return tuple(nets), tuple(keys)
 
     def without(self, owner: int) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
         pos = self.positions.get(owner)
@@ -298,6 +317,9 @@ class _Builder:
         self.relay: _Peer | None = self.by_id[rid] if rid is not None else None
         self._groups: dict[_Sel, tuple[list[_Peer], tuple[int, ...]]] = {}
         self._merged: dict[_Sel, _Merged] = {}
+        self._merged_aggs: dict[tuple[_Sel, tuple[IPNetwork, ...]], _Merged] = {}
+        self._rest_aggs: dict[tuple[IPNetwork, ...], list[tuple[IPNetwork, ...]]] = {}
+        self._group_idx: dict[_Sel, frozenset[int]] = {}
         self._sections: dict[tuple[int, int | None], PeerSection] = {}
         self._index_prefixes()
 
@@ -424,6 +446,71 @@ class _Builder:
             self._merged[sel] = got
         return got
 
+    def _rest_for(self, aggs: tuple[IPNetwork, ...]) -> list[tuple[IPNetwork, ...]]:
+        """Per peer idx: its own prefixes not covered by `aggs` (a subset of the WAN's aggregates)."""
+        got = self._rest_aggs.get(aggs)
+        if got is None:
+            if aggs == self.aggs:
+                got = [p.rest for p in self.peers]
+            else:
+                got = [tuple(n for n in p.own if not _covered(n, aggs)) for p in self.peers]
+            self._rest_aggs[aggs] = got
+        return got
+
+    def _merged_with(self, sel: _Sel, relay: _Peer, aggs: tuple[IPNetwork, ...]) -> _Merged:
+        """Like :meth:`_merged_for` for any subset of the aggregates, without raising on a prefix
+        listed twice (``strict`` is False then and the caller takes the exact slow path)."""
+        key = (sel, aggs)
+        got = self._merged_aggs.get(key)
+        if got is None:
+            rest = self._rest_for(aggs)
+            entries: list[_Entry] = [(prefix_sort_key(n), n, relay.idx) for n in rest[relay.idx]]
+            entries.extend((prefix_sort_key(a), a, -1) for a in aggs)
+            for z in self._group(sel)[0]:
+                entries.extend((prefix_sort_key(n), n, z.idx) for n in rest[z.idx])
+            entries.sort(key=itemgetter(0))
+            got = _Merged(entries)
+            self._merged_aggs[key] = got
+        return got
+
+    def _group_members(self, sel: _Sel) -> frozenset[int]:
+        got = self._group_idx.get(sel)
+        if got is None:
+            got = frozenset(p.idx for p in self._group(sel)[0])
+            self._group_idx[sel] = got
+        return got
+
+    def _relay_filtered(
+        self,
+        x: _Peer,
+        relay: _Peer,
+        relayed_sel: _Sel,
+        aggs: tuple[IPNetwork, ...],
+        blocked: dict[int, dict[IPNetwork, str]],
+        unreachable: list[Unreachable],
+    ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]] | None:
+        """:meth:`_relay_slow` computed from the shared merged section (drop X's own entries and the
+        blocked ones) instead of re-checking every prefix of the WAN. Same result, same order of
+        `unreachable`; None when the shared section lists a prefix twice (use the slow path)."""
+        merged = self._merged_with(relayed_sel, relay, aggs)
+        members = self._group_members(relayed_sel)
+        if not merged.strict or relay.idx in members:
+            return None
+        drop = list(merged.positions.get(x.idx, ()))
+        owners = [o for o in blocked if o != x.idx and (o == relay.idx or o in members)]
+        owners.sort(key=lambda o: (o != relay.idx, o))  # the relay first, then tunnel order
+        for o in owners:
+            z = self.peers[o]
+            why_map = blocked[o]
+            for net in z.own:
+                why = why_map.get(net)
+                if why is not None:
+                    unreachable.append(Unreachable(x.pid, z.pid, z.meta[net], net, why))
+            for i in merged.positions.get(o, ()):
+                if merged.nets[i] in why_map:
+                    drop.append(i)
+        return merged.without_positions(drop)
+
     def _relay_slow(
         self,
         x: _Peer,
@@ -481,7 +568,11 @@ class _Builder:
             if not blocked and len(aggs) == len(self.aggs):
                 nets, relay_keys = self._merged_for(relayed_sel, relay).without(x.idx)
             else:
-                nets, relay_keys = self._relay_slow(x, relay, relayed_members, aggs, blocked, unreachable)
+                fast = self._relay_filtered(x, relay, relayed_sel, aggs, blocked, unreachable)
+                if fast is None:
+                    nets, relay_keys = self._relay_slow(x, relay, relayed_members, aggs, blocked, unreachable)
+                else:
+                    nets, relay_keys = fast
             relay_section = PeerSection(
                 relay.pid, nets, relay.spec.endpoint, _keepalive(self.wan, x.spec, relay.spec), relayed_ids
             )
@@ -534,7 +625,7 @@ class _Builder:
         )
         return PeerView(x.pid, tuple(sections), False, forwards, tuple(unreachable))
 
-    def build(self) -> TopologyResult:
+    def build(self, peer_ids: Collection[int] | None = None) -> TopologyResult:
         relay = self.relay
         plans = []
         anyone_uses = False
@@ -543,6 +634,12 @@ class _Builder:
             uses = relay is not None and x is not relay and relayed_sel != _NO_GROUP
             anyone_uses = anyone_uses or uses
             plans.append((x, direct_sel, relayed_sel, uses))
+        if peer_ids is not None:
+            wanted = set(peer_ids)
+            missing = wanted - self.by_id.keys()
+            if missing:
+                raise KeyError(min(missing))
+            plans = [plan for plan in plans if plan[0].pid in wanted]
         views: dict[int, PeerView] = {}
         all_unreachable: list[Unreachable] = []
         for x, direct_sel, relayed_sel, uses in plans:
@@ -560,9 +657,13 @@ def _check_increasing(entries: list[_Entry], name: str) -> None:
             raise TopologyInvariantError(f"{a[1]} appears twice in the relay section of {name}")
 
 
-def build_topology(wan: WanSpec) -> TopologyResult:
-    """Every peer's view of the WAN (sections, relaying, forwarding, unreachable prefixes)."""
-    return _Builder(wan).build()
+def build_topology(wan: WanSpec, peer_ids: Collection[int] | None = None) -> TopologyResult:
+    """Every peer's view of the WAN (sections, relaying, forwarding, unreachable prefixes).
+
+    With `peer_ids`, only those peers' views are built (each exactly as in the full build), and
+    `views`, `unreachable` and `edges` cover only them: what rendering one config needs.
+    """
+    return _Builder(wan).build(peer_ids)
 
 
 __all__ = [

@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, inspect, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import utcnow
@@ -30,6 +30,15 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]
     dns: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # Bumped by every flush that changes the WAN, a peer, a subnet or a service of it
+    # (app/services/revisions.py). Cached derived data is valid only at the revision it was
+    # computed for: the peers' current config hashes and `derived_cache` (unreachable prefixes and
+    # conflicts, for the WAN page).
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    derived_revision: Mapped[int | None] = mapped_column(default=None)
+    # Loaded only when read (it grows with the WAN; only the WAN page and the dashboard use it).
+    derived_cache: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, deferred=True)
 
     peers: Mapped[list[Peer]] = relationship(back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id")
 
@@ -72,6 +81,10 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]
     applied_config_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     applied_config_masked: Mapped[str | None] = mapped_column(Text, default=None)
     applied_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The hash of the peer's current config (wg-quick text, or the router's desired state), valid
+    # while current_hash_revision equals the WAN's revision (app/services/configs.py).
+    current_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    current_hash_revision: Mapped[int | None] = mapped_column(default=None)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -146,6 +159,65 @@ class Service(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     peer: Mapped[Peer] = relationship(back_populates="services")
+
+
+# Columns whose changes never alter a config: staleness bookkeeping and the caches themselves.
+_NOT_CONFIG = frozenset(
+    {
+        "applied_config_hash",
+        "applied_config_masked",
+        "applied_at",
+        "current_hash",
+        "current_hash_revision",
+        "created_at",
+        "updated_at",
+        "revision",
+        "derived_revision",
+        "derived_cache",
+    }
+)
+
+
+def _changes_config(state: Any) -> bool:
+    return any(attr.key not in _NOT_CONFIG and attr.history.has_changes() for attr in state.attrs)
+
+
+def _wan_id_of(obj: Any) -> int | None:
+    if isinstance(obj, Wan):
+        return obj.id
+    wan_id: int | None = obj.wan_id
+    if wan_id is None:
+        parent = obj.wan if isinstance(obj, Peer) else obj.peer
+        if parent is not None:
+            wan_id = parent.id if isinstance(parent, Wan) else parent.wan_id
+    return wan_id
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_revisions(session: Session, flush_context: Any, instances: Any) -> None:
+    """Every flush that changes what a WAN's configs are made of bumps that WAN's revision, in the
+    same transaction: whoever reads the revision and then the rows can tell whether anything it
+    derived from them (config hashes, unreachable prefixes) is still current."""
+    wan_ids: set[int] = set()
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, (Wan, Peer, Subnet, Service)) and not (isinstance(obj, Wan) and obj in session.new):
+            wan_id = _wan_id_of(obj)
+            if wan_id is not None:
+                wan_ids.add(wan_id)
+    for obj in session.dirty:
+        if isinstance(obj, (Wan, Peer, Subnet, Service)) and _changes_config(inspect(obj)):
+            wan_id = _wan_id_of(obj)
+            if wan_id is not None:
+                wan_ids.add(wan_id)
+    if not wan_ids:
+        return
+    table = Wan.__table__
+    session.connection().execute(
+        update(table).where(table.c.id.in_(sorted(wan_ids))).values(revision=table.c.revision + 1)
+    )
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Wan) and obj.id in wan_ids:
+            session.expire(obj, ["revision"])
 
 
 def as_summary(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:

@@ -3,8 +3,10 @@ whose desired state changed get one (coalesced) deploy."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from app.extensions import db
-from app.models import Peer
+from app.models import Peer, Wan
 from app.services import jobs
 
 TOUCHED = "wirewan_touched_wans"
@@ -37,18 +39,29 @@ def schedule_auto_deploys(wan_id: int) -> list:  # type: ignore[type-arg]
     """A deploy for every auto-deploy router of the WAN whose desired state no longer matches the one
     it runs. Routers never deployed nor bootstrapped are left alone: there is nothing to update yet."""
     from app.services import configs
-    from app.services.specs import load_wan
 
-    wan = load_wan(wan_id)
-    if wan is None:
-        return []
-    routers = [p for p in wan.peers if p.kind == "mikrotik" and p.mt_auto_deploy and _deployable(p)]
+    routers = db.session.scalars(
+        select(Peer)
+        .where(
+            Peer.wan_id == wan_id,
+            Peer.kind == "mikrotik",
+            Peer.mt_auto_deploy.is_(True),
+            Peer.mt_host.is_not(None),
+            Peer.mt_password_enc.is_not(None),
+            Peer.applied_config_hash.is_not(None),
+        )
+        .order_by(Peer.id)
+    ).all()
+    routers = [p for p in routers if _deployable(p)]  # empty strings count as unset, as before
     if not routers:
         return []
-    current = configs.wan_configs(wan).configs
+    wan = db.session.get(Wan, wan_id)
+    if wan is None:
+        return []
+    current = configs.hashes_for(wan, routers)
     created = []
     for peer in routers:
-        if configs.is_stale(peer, current[peer.id].sha256):
+        if configs.is_stale(peer, current[peer.id]):
             job = jobs.schedule_auto_deploy(peer)
             if job is not None:
                 created.append(job)

@@ -9,19 +9,42 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import ip_network
+from typing import Any
 
 import segno
+from sqlalchemy import bindparam, event, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
+from app.domain.conflicts import Conflict, wan_conflicts
 from app.domain.model import WanSpec
-from app.domain.routeros.desired import build_desired, desired_hash
+from app.domain.routeros.desired import RouterHasher, build_desired, router_hash
 from app.domain.routeros.script import render_script
-from app.domain.topology import TopologyResult, build_topology
+from app.domain.topology import TopologyResult, Unreachable, build_topology
 from app.domain.wireguard import RenderedConfig, config_diff, render_all, render_config
+from app.extensions import db
 from app.models import Peer, Wan
 from app.models.base import utcnow
 from app.services import audit
-from app.services.specs import wan_spec
+from app.services.specs import load_spec
+
+# Set on a session once it flushed in the current transaction (it may hold SQLite's write lock).
+FLUSHED = "wirewan_flushed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, flush_context: Any) -> None:
+    session.info[FLUSHED] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_flush(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(FLUSHED, None)
+
 
 PRIVATE_LINE_PREFIXES = ("PrivateKey", "PresharedKey")
 
@@ -34,15 +57,64 @@ class PeerConfig:
     sha256: str
 
 
-@dataclass(frozen=True)
 class WanConfigs:
-    """Every peer's current config of one WAN, with its staleness."""
+    """Every peer's current config hash of one WAN (DESIGN.md §5), with the topology, the rendered
+    configs and the WAN's conflicts available on demand.
 
-    topology: TopologyResult
-    configs: dict[int, PeerConfig]
+    The hashes usually come from the cache in the database (``Peer.current_hash``, valid at
+    ``Wan.revision``); the topology and the configs are computed only when asked for.
+    """
 
-    def stale_ids(self, peers: list[Peer]) -> set[int]:
-        return {p.id for p in peers if is_stale(p, self.configs[p.id].sha256)}
+    def __init__(
+        self,
+        wan: Wan,
+        hashes: dict[int, str],
+        *,
+        topology: TopologyResult | None = None,
+        configs: dict[int, PeerConfig] | None = None,
+        derived: dict[str, Any] | None = None,
+    ) -> None:
+        self.wan = wan
+        self.hashes = hashes
+        self._topology = topology
+        self._configs = configs
+        self._derived = derived
+
+    @property
+    def topology(self) -> TopologyResult:
+        if self._topology is None:
+            self._topology = build_topology(self._spec())
+        return self._topology
+
+    @property
+    def configs(self) -> dict[int, PeerConfig]:
+        """Every peer's config, rendered (texts hold private keys)."""
+        if self._configs is None:
+            self._configs = _render(self._spec(all_secrets=True), self.topology)
+        return self._configs
+
+    @property
+    def unreachable(self) -> tuple[Unreachable, ...]:
+        """Every prefix some peer cannot reach (the topology's), from the cache when it is current."""
+        if self._derived is not None:
+            return tuple(Unreachable(u[0], u[1], u[2], ip_network(u[3]), u[4]) for u in self._derived["unreachable"])
+        return self.topology.unreachable
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        """`conflicts.wan_conflicts` of the WAN, from the cache when it is current."""
+        if self._derived is not None:
+            return [Conflict(**c) for c in self._derived["conflicts"]]
+        return wan_conflicts(self._spec())
+
+    def _spec(self, *, all_secrets: bool = False) -> WanSpec:
+        spec = load_spec(self.wan.id, all_secrets=all_secrets)
+        assert spec is not None
+        return spec
+
+    def stale_ids(self, peers: Iterable[Peer]) -> set[int]:
+        # A peer missing here was added after these hashes were read: it cannot have been applied.
+        return {p.id for p in peers if p.id not in self.hashes or is_stale(p, self.hashes[p.id])}
 
 
 def is_stale(peer: Peer, current_hash: str) -> bool:
@@ -51,35 +123,173 @@ def is_stale(peer: Peer, current_hash: str) -> bool:
 
 
 def script_config(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> PeerConfig:
-    # A router's staleness hashes its desired state (what the script and a deploy put on it), built
-    # without a management source so it does not depend on where WireWAN happens to connect from.
+    """A router's bootstrap script, and its staleness hash: :func:`router_hash` of the same spec.
+
+    The hash stands for the desired state (what the script and a deploy put on the router), built
+    without a management source so it does not depend on where WireWAN connects from. Deploys store
+    this value, and `wan_configs` computes the same one, so a deployed router is not stale.
+    """
     desired = build_desired(spec, peer_id, topology)
-    return PeerConfig(peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), desired_hash(desired))
+    return PeerConfig(
+        peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), router_hash(spec, peer_id, topology)
+    )
 
 
-def wan_configs(wan: Wan) -> WanConfigs:
-    """Render every peer's config once (one topology build, every key decrypted in memory)."""
-    spec = wan_spec(wan, secrets_for={p.id for p in wan.peers})
-    topology = build_topology(spec)
+def _render(spec: WanSpec, topology: TopologyResult) -> dict[int, PeerConfig]:
     wg_ids = [p.id for p in spec.peers if p.kind != "mikrotik"]
-    configs = {
+    out = {
         peer_id: PeerConfig(peer_id, "wireguard", r.text, r.sha256)
         for peer_id, r in render_all(spec, topology, wg_ids).items()
     }
     for peer in spec.peers:
         if peer.kind == "mikrotik":
-            configs[peer.id] = script_config(spec, peer.id, topology, peer.name)
-    return WanConfigs(topology, configs)
+            out[peer.id] = script_config(spec, peer.id, topology, peer.name)
+    return out
+
+
+def current_hashes(spec: WanSpec, topology: TopologyResult, peer_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """The current config hash of every peer (or of `peer_ids`): what `mark_applied` stores when the
+    peer gets its config. wg-quick peers hash their rendered file, routers their desired state."""
+    wanted = None if peer_ids is None else set(peer_ids)
+    peers = [p for p in spec.peers if wanted is None or p.id in wanted]
+    out = {
+        peer_id: r.sha256
+        for peer_id, r in render_all(spec, topology, [p.id for p in peers if p.kind != "mikrotik"]).items()
+    }
+    routers = [p.id for p in peers if p.kind == "mikrotik"]
+    if routers:
+        hasher = RouterHasher(spec, topology)
+        out.update((peer_id, hasher.hash(peer_id)) for peer_id in routers)
+    return out
+
+
+def _cached_hashes(wan: Wan) -> dict[int, str] | None:
+    revision = wan.revision
+    hashes = {}
+    for p in wan.peers:
+        if p.current_hash is None or p.current_hash_revision != revision:
+            return None
+        hashes[p.id] = p.current_hash
+    return hashes
+
+
+def _cached_derived(wan: Wan) -> dict[str, Any] | None:
+    if wan.derived_cache is not None and wan.derived_revision == wan.revision:
+        return wan.derived_cache
+    return None
+
+
+def _session_clean() -> bool:
+    """Nothing of this transaction is pending or flushed: a separate session may write meanwhile
+    (it would otherwise wait for our own write lock on SQLite)."""
+    session = db.session()
+    return not (session.new or session.dirty or session.deleted or session.info.get(FLUSHED))
+
+
+def wan_configs(wan: Wan) -> WanConfigs:
+    """Every peer's current config hash; cached in the database per WAN revision.
+
+    When the cache is not current, everything is computed once (one topology build, every key
+    decrypted in memory) and stored for the next request.
+    """
+    hashes = _cached_hashes(wan)
+    if hashes is not None:
+        return WanConfigs(wan, hashes, derived=_cached_derived(wan))
+    if _session_clean():
+        computed = _compute_and_store(wan.id)
+        if computed is not None:
+            hashes, topology, derived = computed
+            return WanConfigs(wan, hashes, topology=topology, derived=derived)
+    # Inside a transaction that changed something: compute from what it sees, store nothing.
+    spec = load_spec(wan.id, all_secrets=True)
+    assert spec is not None
+    topology = build_topology(spec)
+    rendered = _render(spec, topology)
+    return WanConfigs(wan, {i: c.sha256 for i, c in rendered.items()}, topology=topology, configs=rendered)
+
+
+def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dict[str, Any]] | None:
+    """Compute every hash of the WAN as committed, in a session of its own, and store them if no
+    change committed meanwhile (the revision read before the rows is still the current one)."""
+    with Session(db.engine) as session:
+        revision = session.scalar(select(Wan.revision).where(Wan.id == wan_id))
+        spec = load_spec(wan_id, all_secrets=True, session=session)
+        if revision is None or spec is None:
+            return None
+        topology = build_topology(spec)
+        hashes = current_hashes(spec, topology)
+        derived = {
+            "unreachable": [
+                [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
+            ],
+            "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
+        }
+        try:
+            if session.scalar(select(Wan.revision).where(Wan.id == wan_id)) == revision:
+                peer = Peer.__table__
+                session.execute(
+                    update(peer)
+                    .where(peer.c.id == bindparam("peer_id"), peer.c.wan_id == wan_id)
+                    .values(current_hash=bindparam("hash"), current_hash_revision=revision),
+                    [{"peer_id": pid, "hash": h} for pid, h in hashes.items()],
+                )
+                wan = Wan.__table__
+                session.execute(
+                    update(wan)
+                    .where(wan.c.id == wan_id, wan.c.revision == revision)
+                    .values(derived_revision=revision, derived_cache=derived)
+                )
+                session.commit()
+        except OperationalError:  # a writer holds the database: a later request stores them
+            session.rollback()
+    return hashes, topology, derived
+
+
+def hashes_for(wan: Wan, peers: Iterable[Peer]) -> dict[int, str]:
+    """The current config hashes of some peers of `wan`: the cached ones when current, the others
+    computed from their own views only."""
+    out: dict[int, str] = {}
+    missing = []
+    for p in peers:
+        if p.current_hash is not None and p.current_hash_revision == wan.revision:
+            out[p.id] = p.current_hash
+        else:
+            missing.append(p.id)
+    if missing:
+        spec = load_spec(wan.id, secrets_for=set(missing))
+        assert spec is not None
+        out.update(current_hashes(spec, build_topology(spec, missing), missing))
+    return out
+
+
+def peer_stale(peer: Peer) -> bool:
+    """Whether the peer needs its config (re)applied, computed as cheaply as possible: a peer
+    never applied is stale without rendering anything; otherwise the cached hash is used when
+    current, else only this peer's config is computed."""
+    if peer.applied_config_hash is None:
+        return True
+    return is_stale(peer, peer_hash(peer))
+
+
+def peer_hash(peer: Peer) -> str:
+    """The peer's current config hash (the cached one when it is current)."""
+    if peer.current_hash is not None and peer.current_hash_revision == peer.wan.revision:
+        return peer.current_hash
+    spec = load_spec(peer.wan_id, secrets_for={peer.id})
+    assert spec is not None
+    return current_hashes(spec, build_topology(spec, [peer.id]), [peer.id])[peer.id]
 
 
 def peer_config(peer: Peer, config_type: str | None = None) -> PeerConfig:
-    """One peer's config: its wg-quick file, or for MikroTik peers the RouterOS bootstrap script."""
-    spec = wan_spec(peer.wan, secrets_for={peer.id})
+    """One peer's config: its wg-quick file, or for MikroTik peers the RouterOS bootstrap script.
+    Only this peer's view of the topology is built."""
     kind = config_type or ("mikrotik-script" if peer.kind == "mikrotik" else "wireguard")
-    topology = build_topology(spec)
+    if kind == "mikrotik-script" and peer.kind != "mikrotik":
+        raise ValueError("Only MikroTik peers have a RouterOS script.")
+    spec = load_spec(peer.wan_id, secrets_for={peer.id})
+    assert spec is not None
+    topology = build_topology(spec, [peer.id])
     if kind == "mikrotik-script":
-        if peer.kind != "mikrotik":
-            raise ValueError("Only MikroTik peers have a RouterOS script.")
         return script_config(spec, peer.id, topology, peer.name)
     rendered: RenderedConfig = render_config(spec, peer.id, topology)
     return PeerConfig(peer.id, "wireguard", rendered.text, rendered.sha256)
@@ -127,14 +337,18 @@ def changes_since_applied(peer: Peer, config: PeerConfig) -> str:
 
 def configs_zip(wan: Wan) -> tuple[bytes, list[Peer]]:
     """Every non-MikroTik peer's config as `<peer name>.conf` in one zip; marks them applied."""
-    rendered = wan_configs(wan)
+    wg_ids = {p.id for p in wan.peers if p.kind != "mikrotik"}
+    spec = load_spec(wan.id, secrets_for=wg_ids)
+    assert spec is not None
+    rendered = render_all(spec, build_topology(spec), sorted(wg_ids))
     buf = io.BytesIO()
     included = []
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for peer in sorted(wan.peers, key=lambda p: p.name):
             if peer.kind == "mikrotik":
                 continue
-            config = rendered.configs[peer.id]
+            r = rendered[peer.id]
+            config = PeerConfig(peer.id, "wireguard", r.text, r.sha256)
             info = zipfile.ZipInfo(f"{peer.name}.conf", date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o600 << 16  # private keys: owner-only when unpacked
             zf.writestr(info, config.text)
