@@ -14,12 +14,18 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The OpenAPI document and its viewer (api/docs.py) need no login: they hold no data.
+PUBLIC_ENDPOINTS = frozenset({"api.openapi_json", "api.docs"})
+# Ids are 64-bit at most; a longer number in a URL names nothing (and SQLite cannot bind it).
+MAX_ID = 2**63 - 1
 
 
 @bp.before_request
 def _authenticate() -> Any:
     from app import api_error
 
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         # A token wins over a session cookie that happens to ride along (a script run from a
@@ -42,4 +48,15 @@ def _authenticate() -> Any:
     return None
 
 
-from app.blueprints.api import routes  # noqa: E402,F401
+@bp.before_request
+def _ids_in_range() -> Any:
+    """An id in the path beyond any database id is a 404, not a driver overflow (a 500)."""
+    from app import api_error
+
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and value > MAX_ID:
+            return api_error(404, "No such object.")
+    return None
+
+
+from app.blueprints.api import docs, routes  # noqa: E402,F401

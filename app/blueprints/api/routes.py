@@ -8,7 +8,9 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
 from wtforms.validators import ValidationError as WTFValidationError
 
-from app.blueprints.api import bp
+from app.blueprints.api import MAX_ID, bp
+from app.blueprints.api import openapi as oa
+from app.blueprints.api.openapi import documented, job_accepted, json_response, query_param
 from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
 from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
@@ -72,6 +74,11 @@ def _created(payload: dict[str, Any], location: str) -> Any:
 
 
 @bp.get("/me")
+@documented(
+    "Who the token or session belongs to",
+    tags=["Account"],
+    responses={200: json_response(oa.MeSchema, "The calling user.")},
+)
 def me() -> Any:
     """Who the token or session belongs to: handy for checking a token in scripts."""
     return jsonify({"id": current_user.id, "email": current_user.email, "role": current_user.role})
@@ -81,6 +88,9 @@ def me() -> Any:
 
 
 @bp.get("/wan")
+@documented(
+    "List WANs", tags=["Networks"], responses={200: json_response(oa.WanSchema, "Every WAN, by name.", many=True)}
+)
 def list_wans() -> Any:
     counts = dict(db.session.execute(select(Peer.wan_id, func.count(Peer.id)).group_by(Peer.wan_id)).all())
     rows = db.session.scalars(select(Wan).order_by(Wan.name)).all()
@@ -88,6 +98,15 @@ def list_wans() -> Any:
 
 
 @bp.post("/wan")
+@documented(
+    "Create a WAN",
+    tags=["Networks"],
+    description="Only `name` is required; the rest default to 10.0.0.0/24, 10.0.5.0/24, 172.16.0.0/12, mesh, "
+    "wg-wan-overlay, 51820, keepalive 25, MTU 1420.",
+    body=oa.WanCreateSchema,
+    responses={201: json_response(oa.WanSchema, "Created.", location=True)},
+    errors=(400, 403, 409, 413, 422),
+)
 def create_wan() -> Any:
     data = _body(wans.WAN_FIELDS)
     wan = commit_with_retry(lambda: wans.create_wan(data))
@@ -95,11 +114,20 @@ def create_wan() -> Any:
 
 
 @bp.get("/wan/<int:wan_id>")
+@documented("One WAN", tags=["Networks"], responses={200: json_response(oa.WanSchema, "The WAN.")}, errors=(404,))
 def get_wan(wan_id: int) -> Any:
     return jsonify(wan_json(_wan_or_404(wan_id)))
 
 
 @bp.patch("/wan/<int:wan_id>")
+@documented(
+    "Change a WAN",
+    tags=["Networks"],
+    description="Any WAN field; the others keep their values. Range changes that would strand a peer are refused.",
+    body=oa.WanUpdateSchema,
+    responses={200: json_response(oa.WanSchema, "The changed WAN.")},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def update_wan(wan_id: int) -> Any:
     data = _body(wans.WAN_FIELDS)
     wan = commit_with_retry(lambda: wans.update_wan(_wan_or_404(wan_id), data))
@@ -107,18 +135,38 @@ def update_wan(wan_id: int) -> Any:
 
 
 @bp.delete("/wan/<int:wan_id>")
+@documented(
+    "Delete a WAN with its peers",
+    tags=["Networks"],
+    responses={204: oa.NO_CONTENT},
+    errors=(400, 403, 404, 409),
+)
 def delete_wan(wan_id: int) -> Any:
     commit_with_retry(lambda: wans.delete_wan(_wan_or_404(wan_id)))
     return "", 204
 
 
 @bp.get("/wan/<int:wan_id>/conflicts")
+@documented(
+    "Conflicts in a WAN",
+    tags=["Networks"],
+    description="Overlaps and other problems in the saved data (e.g. from before a rule existed), critical first.",
+    responses={200: json_response(oa.ConflictSchema, "The conflicts found.", many=True)},
+    errors=(404,),
+)
 def wan_conflicts(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     return jsonify([c.to_dict() for c in conflict_rules.wan_conflicts(wan_spec(wan))])
 
 
 @bp.get("/wan/<int:wan_id>/topology")
+@documented(
+    "Tunnel topology of a WAN",
+    tags=["Networks"],
+    description="Peers (nodes), tunnels between them (edges, direct or relayed) and prefixes a peer cannot reach.",
+    responses={200: json_response(oa.TopologySchema, "The topology.")},
+    errors=(404,),
+)
 def wan_topology(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     rendered = configs.wan_configs(wan)
@@ -150,6 +198,25 @@ def wan_topology(wan_id: int) -> Any:
 
 
 @bp.get("/wan/<int:wan_id>/configs.zip")
+@documented(
+    "wg-quick configs of every non-MikroTik peer, zipped",
+    tags=["Networks"],
+    description="One `<peer name>.conf` per server/client peer (they hold private keys). Marks those peers applied.",
+    responses={
+        200: {
+            "description": "The zip file, as an attachment.",
+            "headers": {
+                "Content-Disposition": {
+                    "schema": {"type": "string"},
+                    "required": True,
+                    "description": 'attachment; filename="<wan>-configs.zip"',
+                }
+            },
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    errors=(404,),
+)
 def wan_configs_zip(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     data, _ = configs.configs_zip(wan)
@@ -174,6 +241,12 @@ def _flatten_peer_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/peers/wan/<int:wan_id>")
+@documented(
+    "List a WAN's peers",
+    tags=["Peers"],
+    responses={200: json_response(oa.PeerSchema, "The peers, with subnets, services and router access.", many=True)},
+    errors=(404,),
+)
 def list_peers(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     stale = configs.wan_configs(wan).stale_ids(wan.peers)
@@ -181,6 +254,15 @@ def list_peers(wan_id: int) -> Any:
 
 
 @bp.post("/peers/wan/<int:wan_id>")
+@documented(
+    "Add a peer to a WAN",
+    tags=["Peers"],
+    description="Gets the lowest free tunnel IP unless `tunnel_ip` is given, and a fresh key pair unless "
+    "`public_key` is given.",
+    body=oa.PeerCreateSchema,
+    responses={201: json_response(oa.PeerSchema, "Created.", location=True)},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def create_peer(wan_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
     peer = commit_with_retry(lambda: peer_service.create_peer(_wan_or_404(wan_id), data))
@@ -188,15 +270,49 @@ def create_peer(wan_id: int) -> Any:
 
 
 def _peer_out(peer: Peer) -> dict[str, Any]:
-    return peer_json(peer, configs.is_stale(peer, configs.peer_config(peer).sha256))
+    return peer_json(peer, configs.peer_stale(peer))
 
 
 @bp.get("/peers/<int:peer_id>")
+@documented("One peer", tags=["Peers"], responses={200: json_response(oa.PeerSchema, "The peer.")}, errors=(404,))
 def get_peer(peer_id: int) -> Any:
     return jsonify(_peer_out(_peer_or_404(peer_id)))
 
 
 @bp.get("/peers/<int:peer_id>/config")
+@documented(
+    "Download a peer's config",
+    tags=["Peers"],
+    description="The wg-quick file (`wireguard`) or, for a MikroTik peer, the RouterOS script (`mikrotik-script`). "
+    "It holds the private key, so viewers may not download it. Downloading the peer's own kind of config marks "
+    "it applied.",
+    query=[
+        query_param(
+            "config_type",
+            {"type": "string", "enum": ["wireguard", "mikrotik-script"], "default": "wireguard"},
+            "Which config.",
+        )
+    ],
+    responses={
+        200: {
+            "description": "The config text, as an attachment (`<interface>.conf` or `<peer>.rsc`).",
+            "headers": {
+                "Content-Disposition": {
+                    "schema": {"type": "string"},
+                    "required": True,
+                    "description": 'attachment; filename="…"',
+                },
+                "X-Config-Hash": {
+                    "schema": {"type": "string"},
+                    "required": True,
+                    "description": "SHA-256 of the config.",
+                },
+            },
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+    errors=(400, 403, 404),
+)
 def peer_config(peer_id: int) -> Any:
     """The wg-quick file or RouterOS script, as an attachment; the peer counts as applied."""
     peer = _peer_or_404(peer_id)
@@ -224,6 +340,14 @@ def peer_config(peer_id: int) -> Any:
 
 
 @bp.patch("/peers/<int:peer_id>")
+@documented(
+    "Change a peer",
+    tags=["Peers"],
+    description="Any peer field; the others keep their values. A blank router password keeps the stored one.",
+    body=oa.PeerUpdateSchema,
+    responses={200: json_response(oa.PeerSchema, "The changed peer.")},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def update_peer(peer_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
     peer = commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
@@ -231,6 +355,7 @@ def update_peer(peer_id: int) -> Any:
 
 
 @bp.delete("/peers/<int:peer_id>")
+@documented("Delete a peer", tags=["Peers"], responses={204: oa.NO_CONTENT}, errors=(400, 403, 404, 409))
 def delete_peer(peer_id: int) -> Any:
     commit_with_retry(lambda: peer_service.delete_peer(_peer_or_404(peer_id)))
     return "", 204
@@ -247,6 +372,21 @@ def _subnet_or_404(peer: Peer, subnet_id: int) -> Subnet:
 
 
 @bp.post("/peers/<int:peer_id>/subnets")
+@documented(
+    "Add a LAN the peer hosts",
+    tags=["Peers"],
+    description="The fields come as a JSON body or, when the body is empty, as query arguments. An overlap is "
+    "refused (409) unless `auto_nat` is true.",
+    body=oa.SubnetCreateSchema,
+    body_required=False,
+    query=[
+        query_param("cidr", {"type": "string"}, "The LAN (used only when the body is empty)."),
+        query_param("routed", {"type": "boolean"}, "Default true (used only when the body is empty)."),
+        query_param("auto_nat", {"type": "boolean"}, "Default false (used only when the body is empty)."),
+    ],
+    responses={201: json_response(oa.SubnetSchema, "Created; Location is the peer.", location=True)},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def add_subnet(peer_id: int) -> Any:
     data = _body({"cidr", "routed", "auto_nat"}, query_fallback=True)
 
@@ -259,6 +399,21 @@ def add_subnet(peer_id: int) -> Any:
 
 
 @bp.put("/peers/<int:peer_id>/subnets/<int:subnet_id>")
+@documented(
+    "Change a LAN: Auto-NAT, NAT off, routed on/off",
+    tags=["Peers"],
+    description="`auto_nat=true` gives it an Auto-NAT translation; `nat: false` removes it; `routed` switches "
+    "routing. Query arguments and JSON body fields combine (the body wins).",
+    body=oa.SubnetUpdateSchema,
+    body_required=False,
+    query=[
+        query_param("auto_nat", {"type": "boolean"}, "true: give the subnet an Auto-NAT translation."),
+        query_param("nat", {"type": "boolean"}, "false: remove the translation."),
+        query_param("routed", {"type": "boolean"}, "Route to it or not."),
+    ],
+    responses={200: json_response(oa.SubnetSchema, "The changed subnet.")},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def update_subnet(peer_id: int, subnet_id: int) -> Any:
     data = {**request.args.to_dict(), **_body({"routed", "nat", "auto_nat"})}
 
@@ -276,6 +431,13 @@ def update_subnet(peer_id: int, subnet_id: int) -> Any:
 
 
 @bp.delete("/peers/<int:peer_id>/subnets/<int:subnet_id>")
+@documented(
+    "Remove a LAN",
+    tags=["Peers"],
+    description="Refused (409) while a published service's local address is only inside it.",
+    responses={204: oa.NO_CONTENT},
+    errors=(400, 403, 404, 409),
+)
 def delete_subnet(peer_id: int, subnet_id: int) -> Any:
     def work() -> None:
         peer = _peer_or_404(peer_id)
@@ -286,6 +448,14 @@ def delete_subnet(peer_id: int, subnet_id: int) -> Any:
 
 
 @bp.post("/peers/<int:peer_id>/services")
+@documented(
+    "Publish a service",
+    tags=["Peers"],
+    description="Makes local_ip:local_port reachable across the overlay at shared_ip:shared_port.",
+    body=oa.ServiceCreateSchema,
+    responses={201: json_response(oa.ServiceSchema, "Created; Location is the peer.", location=True)},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def add_service(peer_id: int) -> Any:
     data = _body(published.SERVICE_FIELDS)
     service = commit_with_retry(lambda: published.add_service(_peer_or_404(peer_id), data))
@@ -293,6 +463,7 @@ def add_service(peer_id: int) -> Any:
 
 
 @bp.delete("/peers/<int:peer_id>/services/<int:service_id>")
+@documented("Stop publishing a service", tags=["Peers"], responses={204: oa.NO_CONTENT}, errors=(400, 403, 404, 409))
 def delete_service(peer_id: int, service_id: int) -> Any:
     def work() -> None:
         peer = _peer_or_404(peer_id)
@@ -330,31 +501,82 @@ def _router_job(peer_id: int, kind: str) -> Any:
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/test-connection")
+@documented(
+    "Test the router connection",
+    tags=["MikroTik"],
+    description="The finished job's result has the RouterOS version, identity and WireWAN's local address.",
+    responses={202: job_accepted()},
+    errors=(400, 403, 404, 409, 422),
+)
 def mikrotik_test_connection(peer_id: int) -> Any:
     return _router_job(peer_id, "test_connection")
 
 
 @bp.route("/peers/<int:peer_id>/mikrotik/preflight", methods=["GET", "POST"])
+@documented(
+    "Preflight: plan a deploy",
+    tags=["MikroTik"],
+    description="Reads the router and plans the changes. The finished job's result holds "
+    "`{plan: [ops], plan_hash, conflicts: [...]}`; approve the plan with its plan_hash. GET (as in the "
+    "contract) and POST do the same; a session GET needs X-CSRFToken.",
+    responses={202: job_accepted()},
+    errors=(400, 403, 404, 409, 422),
+)
 def mikrotik_preflight(peer_id: int) -> Any:
     return _router_job(peer_id, "preflight")
 
 
 @bp.route("/peers/<int:peer_id>/mikrotik/verify", methods=["GET", "POST"])
+@documented(
+    "Verify the router against the desired state",
+    tags=["MikroTik"],
+    description="The finished job's result holds `{in_sync: bool, drift: [...]}`. GET (as in the contract) "
+    "and POST do the same; a session GET needs X-CSRFToken.",
+    responses={202: job_accepted()},
+    errors=(400, 403, 404, 409, 422),
+)
 def mikrotik_verify(peer_id: int) -> Any:
     return _router_job(peer_id, "verify")
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/revert")
+@documented(
+    "Revert to the previous deployment",
+    tags=["MikroTik"],
+    responses={202: job_accepted()},
+    errors=(400, 403, 404, 409, 422),
+)
 def mikrotik_revert(peer_id: int) -> Any:
     return _router_job(peer_id, "revert")
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/clear")
+@documented(
+    "Remove everything WireWAN put on the router",
+    tags=["MikroTik"],
+    description="Also restores routes WireWAN demoted.",
+    responses={202: job_accepted()},
+    errors=(400, 403, 404, 409, 422),
+)
 def mikrotik_clear(peer_id: int) -> Any:
     return _router_job(peer_id, "clear")
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/deploy")
+@documented(
+    "Deploy an approved plan",
+    tags=["MikroTik"],
+    description="Applies exactly the plan of the latest succeeded preflight: send `approve=true` and its "
+    "`plan_hash` (JSON body or query arguments). Refused with 409 if the router or the WAN changed since.",
+    body=oa.DeploySchema,
+    body_required=False,
+    query=[
+        query_param("approve", {"type": "boolean"}, "Must be true."),
+        query_param("plan_hash", {"type": "string"}, "plan_hash of the latest succeeded preflight."),
+    ],
+    responses={202: job_accepted()},
+    errors=(400, 403, 404, 409, 413, 422),
+)
 def mikrotik_deploy(peer_id: int) -> Any:
     data = {**request.args.to_dict(), **_body({"approve", "plan_hash"})}
     approve = as_bool(data.get("approve", False), "approve")
@@ -366,12 +588,28 @@ def mikrotik_deploy(peer_id: int) -> Any:
 
 
 @bp.get("/jobs")
+@documented(
+    "List jobs, newest first",
+    tags=["Jobs"],
+    query=[
+        query_param("wan_id", {"type": "integer"}, oa.JOB_PARAM_DOC.format("WAN")),
+        query_param("peer_id", {"type": "integer"}, oa.JOB_PARAM_DOC.format("peer")),
+        query_param("status", {"type": "string", "enum": list(JOB_STATUSES)}, oa.JOB_PARAM_DOC.format("status")),
+        query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "At most this many."),
+    ],
+    responses={200: json_response(oa.JobSchema, "The jobs.", many=True)},
+    errors=(400,),
+)
 def list_jobs() -> Any:
     reap_abandoned()
-    query = select(Job).order_by(Job.id.desc()).limit(min(request.args.get("limit", 100, type=int) or 100, 500))
+    # 1..500: a negative LIMIT means "no limit" to SQLite and is an error (a 500) on PostgreSQL.
+    limit = max(1, min(request.args.get("limit", 100, type=int) or 100, 500))
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
     for name in ("wan_id", "peer_id"):
         value = request.args.get(name, type=int)
         if value is not None:
+            if abs(value) > MAX_ID:  # names no row, and SQLite cannot bind it (a 500)
+                return jsonify([])
             query = query.where(getattr(Job, name) == value)
     status = request.args.get("status")
     if status:
@@ -382,6 +620,7 @@ def list_jobs() -> Any:
 
 
 @bp.get("/jobs/<int:job_id>")
+@documented("One job", tags=["Jobs"], responses={200: json_response(oa.JobSchema, "The job.")}, errors=(404,))
 def get_job(job_id: int) -> Any:
     reap_abandoned()
     job = db.session.get(Job, job_id) or abort(404, "No such job.")

@@ -1,0 +1,571 @@
+"""The OpenAPI 3.1 document of the JSON API, generated from the code (issue 7).
+
+apispec builds the document; the marshmallow schemas below exist only to describe the JSON shapes
+(../shared/API.md) and are never used to load or validate a request: the views keep their own
+parsing and error bodies. Each view carries its operation (summary, body, query parameters,
+responses) through :func:`documented`; :func:`build_spec` walks the Flask URL map, so a path, its
+path parameters and its methods always come from the routes themselves. A view under /api/ without
+a description is left out here and fails tests/web/test_openapi.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from marshmallow import Schema, fields, validate
+
+from app.domain.model import PEER_KINDS
+from app.domain.validation import (
+    HOST_MAX,
+    INTERFACE_NAME_MAX,
+    MTU_MAX,
+    MTU_MIN,
+    PASSWORD_MAX,
+    PEER_NAME_MAX,
+    SERVICE_NAME_MAX,
+    USERNAME_MAX,
+    WAN_NAME_MAX,
+)
+from app.models.jobs import JOB_KINDS, JOB_STATUSES
+from app.models.user import ROLES
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "0.1.0"  # pyproject.toml's version
+DOC_ATTR = "__openapi__"
+TOPOLOGIES = ("mesh", "hub_spoke", "hybrid")
+PROTOCOLS = ("tcp", "udp")
+SEVERITIES = ("critical", "warning")
+PORT = validate.Range(1, 65535)
+KEEPALIVE = validate.Range(0, 65535)
+
+
+def _d(text: str, **extra: Any) -> dict[str, Any]:
+    return {"description": text, **extra}
+
+
+# --- shapes: answers ------------------------------------------------------------------------------
+# Every member is always present (required); members that may be null say so (allow_none).
+# marshmallow's default `unknown = RAISE` becomes `additionalProperties: false`: an answer that grows
+# a member the document does not name fails the schemathesis test until the document says it.
+
+
+class ErrorSchema(Schema):
+    error = fields.String(
+        required=True,
+        metadata=_d(
+            "Machine code: malformed, csrf, unauthorized, forbidden, not_found, method_not_allowed, conflict, "
+            "range_full, too_large, invalid, guardrail, throttled, …",
+            example="conflict",
+        ),
+    )
+    message = fields.String(required=True, metadata=_d("What went wrong and how to fix it, fit to show a user."))
+    field = fields.String(
+        required=True, allow_none=True, metadata=_d("The request field the error is about, or null for the request.")
+    )
+
+
+class MeSchema(Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class WanSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    tunnel_cidr = fields.String(
+        required=True, metadata=_d("IPv4 range of the tunnel addresses.", example="10.0.0.0/24")
+    )
+    services_cidr = fields.String(required=True, metadata=_d("IPv4 range of published services' shared IPs."))
+    nat_pool_cidr = fields.String(required=True, metadata=_d("IPv4 range Auto-NAT takes translations from."))
+    topology = fields.String(required=True, validate=validate.OneOf(TOPOLOGIES))
+    interface_name = fields.String(required=True)
+    listen_port = fields.Integer(required=True)
+    keepalive = fields.Integer(required=True)
+    mtu = fields.Integer(required=True)
+    mgmt_cidrs = fields.List(fields.String(), required=True)
+    dns = fields.List(fields.String(), required=True)
+    peer_count = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class SubnetSchema(Schema):
+    id = fields.Integer(required=True)
+    cidr = fields.String(required=True, metadata=_d("The LAN as the peer hosts it.", example="192.168.1.0/24"))
+    routed = fields.Boolean(required=True, metadata=_d("Other peers route to it."))
+    nat_cidr = fields.String(
+        required=True, allow_none=True, metadata=_d("Auto-NAT: the block the LAN is reachable as, or null.")
+    )
+
+
+class ServiceSchema(Schema):
+    id = fields.Integer(required=True)
+    peer_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    protocol = fields.String(required=True, validate=validate.OneOf(PROTOCOLS))
+    local_ip = fields.String(required=True)
+    local_port = fields.Integer(required=True)
+    shared_ip = fields.String(required=True, metadata=_d("Where the overlay reaches the service."))
+    shared_port = fields.Integer(required=True)
+
+
+class PeerMikrotikSchema(Schema):
+    """Router access of a MikroTik peer. The password is write-only: only whether one is set shows."""
+
+    host = fields.String(required=True, allow_none=True)
+    port = fields.Integer(required=True, allow_none=True)
+    use_tls = fields.Boolean(required=True)
+    verify_cert = fields.Boolean(required=True)
+    username = fields.String(required=True, allow_none=True)
+    auto_deploy = fields.Boolean(required=True)
+    password_set = fields.Boolean(required=True)
+
+
+class PeerSchema(Schema):
+    id = fields.Integer(required=True)
+    wan_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(PEER_KINDS))
+    is_hub = fields.Boolean(required=True)
+    hub_priority = fields.Integer(required=True, allow_none=True)
+    tunnel_ip = fields.String(required=True)
+    listen_port = fields.Integer(required=True)
+    endpoint = fields.String(required=True, allow_none=True, metadata=_d("host:port, or null (no endpoint)."))
+    has_port_forward = fields.Boolean(required=True)
+    keepalive = fields.Integer(required=True, allow_none=True)
+    public_key = fields.String(required=True)
+    brings_own_key = fields.Boolean(
+        required=True, metadata=_d("The device holds its private key; WireWAN only knows the public key.")
+    )
+    cgnat = fields.Boolean(required=True, metadata=_d("No reachable endpoint: it must dial out to others."))
+    stale = fields.Boolean(required=True, metadata=_d("Its current config was not applied (downloaded/deployed) yet."))
+    subnets = fields.List(fields.Nested(SubnetSchema), required=True)
+    services = fields.List(fields.Nested(ServiceSchema), required=True)
+    mikrotik = fields.Nested(
+        PeerMikrotikSchema, required=True, allow_none=True, metadata=_d("Router access; null unless kind is mikrotik.")
+    )
+
+
+class ConflictSchema(Schema):
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    kind = fields.String(required=True, metadata=_d("Machine code of the rule that found it."))
+    message = fields.String(required=True)
+    peer_id = fields.Integer(required=True, allow_none=True)
+    subnet_id = fields.Integer(required=True, allow_none=True)
+    other_peer_id = fields.Integer(required=True, allow_none=True)
+    other_subnet_id = fields.Integer(required=True, allow_none=True)
+
+
+class TopologyNodeSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(PEER_KINDS))
+    is_hub = fields.Boolean(required=True)
+    tunnel_ip = fields.String(required=True)
+    cgnat = fields.Boolean(required=True)
+    stale = fields.Boolean(required=True)
+
+
+class TopologyEdgeSchema(Schema):
+    a = fields.Integer(required=True, metadata=_d("Peer id (a < b)."))
+    b = fields.Integer(required=True, metadata=_d("Peer id."))
+    via = fields.Integer(
+        required=True, allow_none=True, metadata=_d("null for a direct tunnel, else the relaying peer's id.")
+    )
+
+
+class UnreachableSchema(Schema):
+    from_peer_id = fields.Integer(required=True)
+    peer_id = fields.Integer(required=True)
+    subnet_id = fields.Integer(required=True, allow_none=True, metadata=_d("null for a tunnel or service address."))
+    prefix = fields.String(required=True)
+    message = fields.String(required=True, metadata=_d("Why, and the fix."))
+
+
+class TopologySchema(Schema):
+    nodes = fields.List(fields.Nested(TopologyNodeSchema), required=True)
+    edges = fields.List(fields.Nested(TopologyEdgeSchema), required=True)
+    unreachable = fields.List(
+        fields.Nested(UnreachableSchema), required=True, metadata=_d("Prefixes a peer cannot reach.")
+    )
+
+
+class JobSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(JOB_KINDS))
+    wan_id = fields.Integer(required=True, allow_none=True)
+    peer_id = fields.Integer(required=True, allow_none=True, metadata=_d("null once the peer was deleted."))
+    peer_name = fields.String(required=True)
+    actor = fields.String(required=True)
+    trigger = fields.String(required=True, validate=validate.OneOf(("manual", "auto")))
+    status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
+    progress = fields.Integer(required=True, metadata=_d("Percent."))
+    step = fields.String(required=True)
+    log = fields.List(fields.String(), required=True)
+    result = fields.Dict(
+        required=True,
+        allow_none=True,
+        metadata=_d(
+            "null until the job finishes. preflight: {plan: [ops], plan_lines, plan_hash, conflicts: [...], "
+            "blocking, warnings}; verify: {in_sync: bool, drift: [...]}; test_connection: {version, identity, "
+            "local_address}; deploy: {plan_hash, deployment_id, handshakes, …}. Every router job's result "
+            "has writes and reads: the API sentences that changed or read the router."
+        ),
+    )
+    warnings = fields.List(fields.String(), required=True)
+    error = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(required=True, allow_none=True)
+    finished_at = fields.DateTime(required=True, allow_none=True)
+
+
+class JobAcceptedSchema(Schema):
+    job_id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
+
+
+# --- shapes: request bodies ------------------------------------------------------------------------
+# Unknown members are refused with 400 (additionalProperties: false). The views validate; these
+# describe. Booleans are also accepted as "true"/"false" text, numbers as decimal text.
+
+
+class _WanFields(Schema):
+    tunnel_cidr = fields.String(metadata=_d("IPv4 network, host bits clear.", example="10.0.0.0/24"))
+    services_cidr = fields.String(metadata=_d("IPv4 network.", example="10.0.5.0/24"))
+    nat_pool_cidr = fields.String(metadata=_d("IPv4 network.", example="172.16.0.0/12"))
+    topology = fields.String(validate=validate.OneOf(TOPOLOGIES))
+    interface_name = fields.String(
+        validate=validate.Length(1, INTERFACE_NAME_MAX), metadata=_d("[A-Za-z0-9._-]", example="wg-wan-overlay")
+    )
+    listen_port = fields.Integer(validate=PORT)
+    keepalive = fields.Integer(validate=KEEPALIVE)
+    mtu = fields.Integer(validate=validate.Range(MTU_MIN, MTU_MAX))
+    mgmt_cidrs = fields.List(fields.String(), validate=validate.Length(max=64), metadata=_d("Management networks."))
+    dns = fields.List(fields.String(), validate=validate.Length(max=64), metadata=_d("DNS server addresses."))
+
+
+class WanCreateSchema(_WanFields):
+    name = fields.String(required=True, validate=validate.Length(1, WAN_NAME_MAX), metadata=_d("Printable text."))
+
+
+class WanUpdateSchema(_WanFields):
+    name = fields.String(validate=validate.Length(1, WAN_NAME_MAX))
+
+
+class MikrotikAccessSchema(Schema):
+    host = fields.String(
+        allow_none=True, validate=validate.Length(max=HOST_MAX), metadata=_d("Management address or DNS name.")
+    )
+    port = fields.Integer(validate=PORT, metadata=_d("RouterOS API port (default 8728)."))
+    use_tls = fields.Boolean()
+    verify_cert = fields.Boolean()
+    username = fields.String(validate=validate.Length(1, USERNAME_MAX), metadata=_d("Default wirewan."))
+    password = fields.String(
+        load_only=True,
+        validate=validate.Length(1, PASSWORD_MAX),
+        metadata=_d("Write-only, printable ASCII; blank keeps the stored one."),
+    )
+    auto_deploy = fields.Boolean()
+
+
+class _PeerFields(Schema):
+    is_hub = fields.Boolean()
+    hub_priority = fields.Integer(allow_none=True, validate=validate.Range(0, 1000))
+    endpoint = fields.String(
+        allow_none=True, metadata=_d("host:port (or host), null for none.", example="203.0.113.7:51820")
+    )
+    listen_port = fields.Integer(validate=PORT, metadata=_d("Defaults to the WAN's."))
+    tunnel_ip = fields.String(allow_none=True, metadata=_d("Inside the tunnel range; null picks the lowest free."))
+    has_port_forward = fields.Boolean()
+    public_key = fields.String(
+        allow_none=True, metadata=_d("The device's own WireGuard public key; null lets WireWAN generate a pair.")
+    )
+    keepalive = fields.Integer(allow_none=True, validate=KEEPALIVE)
+    mikrotik = fields.Nested(MikrotikAccessSchema, allow_none=True, metadata=_d("Router access (kind mikrotik)."))
+
+
+class PeerCreateSchema(_PeerFields):
+    name = fields.String(
+        required=True, validate=validate.Length(1, PEER_NAME_MAX), metadata=_d("[A-Za-z0-9._-]", example="branch-1")
+    )
+    kind = fields.String(required=True, validate=validate.OneOf(PEER_KINDS))
+
+
+class PeerUpdateSchema(_PeerFields):
+    name = fields.String(validate=validate.Length(1, PEER_NAME_MAX))
+    kind = fields.String(validate=validate.OneOf(PEER_KINDS))
+
+
+class SubnetCreateSchema(Schema):
+    cidr = fields.String(required=True, metadata=_d("The LAN, host bits clear.", example="192.168.1.0/24"))
+    routed = fields.Boolean(metadata=_d("Default true."))
+    auto_nat = fields.Boolean(metadata=_d("On overlap, take a free NAT block instead of refusing. Default false."))
+
+
+class SubnetUpdateSchema(Schema):
+    routed = fields.Boolean()
+    nat = fields.Boolean(metadata=_d("false removes the Auto-NAT translation."))
+    auto_nat = fields.Boolean(metadata=_d("true gives the subnet an Auto-NAT translation."))
+
+
+class ServiceCreateSchema(Schema):
+    name = fields.String(
+        required=True, validate=validate.Length(1, SERVICE_NAME_MAX), metadata=_d("[A-Za-z0-9._-]", example="web")
+    )
+    protocol = fields.String(validate=validate.OneOf(PROTOCOLS), metadata=_d("Default tcp."))
+    local_ip = fields.String(required=True, metadata=_d("The host on the peer's LAN (or the peer itself)."))
+    local_port = fields.Integer(required=True, validate=PORT)
+    shared_ip = fields.String(allow_none=True, metadata=_d("In the services range; null picks one."))
+    shared_port = fields.Integer(allow_none=True, validate=PORT, metadata=_d("null keeps local_port."))
+
+
+class DeploySchema(Schema):
+    approve = fields.Boolean(metadata=_d("Must be true."))
+    plan_hash = fields.String(metadata=_d("plan_hash of the latest succeeded preflight."))
+
+
+SCHEMAS: tuple[type[Schema], ...] = (
+    ErrorSchema,
+    MeSchema,
+    WanSchema,
+    WanCreateSchema,
+    WanUpdateSchema,
+    PeerSchema,
+    PeerMikrotikSchema,
+    PeerCreateSchema,
+    PeerUpdateSchema,
+    MikrotikAccessSchema,
+    SubnetSchema,
+    SubnetCreateSchema,
+    SubnetUpdateSchema,
+    ServiceSchema,
+    ServiceCreateSchema,
+    ConflictSchema,
+    TopologySchema,
+    TopologyNodeSchema,
+    TopologyEdgeSchema,
+    UnreachableSchema,
+    JobSchema,
+    JobAcceptedSchema,
+    DeploySchema,
+)
+
+
+# --- responses and parameters --------------------------------------------------------------------
+
+ERRORS: dict[int, tuple[str, str]] = {
+    400: (
+        "Malformed",
+        "Malformed request: not a JSON object, unknown field, bad query value, or CSRF failed "
+        "(error 'csrf', session auth only).",
+    ),  # fmt: skip
+    401: ("Unauthorized", "No valid bearer token and no logged-in session."),
+    403: ("Forbidden", "The role may not do this (viewers may only read, and may not download configs)."),
+    404: ("NotFound", "No such object (or it belongs to another parent)."),
+    409: (
+        "Conflict",
+        "Conflicts with existing data (overlapping subnet, name taken, stale plan, full range, a concurrent change).",
+    ),  # fmt: skip
+    413: ("TooLarge", "The body exceeds the size limit."),
+    422: ("Invalid", "A value is invalid or breaks a guardrail (error 'invalid' or 'guardrail'); 'field' names it."),
+    429: ("Throttled", "Too many attempts; wait and retry. (Login throttling; no API operation answers it today.)"),
+}
+LOCATION = {"description": "URL of the new object (201) or of the job (202).", "schema": {"type": "string"}}
+JOB_PARAM_DOC = "Filter by {}."
+
+
+def json_response(schema: type[Schema] | str, description: str, *, many: bool = False,
+                  location: bool = False) -> dict[str, Any]:  # fmt: skip
+    name = schema if isinstance(schema, str) else _schema_name(schema)
+    ref: dict[str, Any] = {"$ref": f"#/components/schemas/{name}"}
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "array", "items": ref} if many else ref}},
+    }
+    if location:
+        response["headers"] = {"Location": {**LOCATION, "required": True}}
+    return response
+
+
+def job_accepted() -> dict[str, Any]:
+    return json_response(
+        JobAcceptedSchema, "Queued. Poll the job at the Location URL (GET /api/jobs/{job_id}).", location=True
+    )
+
+
+NO_CONTENT = {"description": "Deleted."}
+
+
+def query_param(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+def _schema_name(schema: Any) -> str:
+    """`WanCreateSchema` → `WANCreate` (the contract's spelling), `PeerSchema` → `Peer`."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema")
+    return "WAN" + name[3:] if name.startswith("Wan") else name
+
+
+# --- the registry --------------------------------------------------------------------------------
+
+
+def documented(
+    summary: str,
+    *,
+    tags: Iterable[str],
+    responses: Mapping[int, dict[str, Any]],
+    errors: Iterable[int] = (),
+    description: str | None = None,
+    body: type[Schema] | None = None,
+    body_required: bool = True,
+    query: Iterable[dict[str, Any]] = (),
+    public: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Attach the OpenAPI operation of a view (every method of its rule shares it)."""
+    operation: dict[str, Any] = {"summary": summary, "tags": list(tags)}
+    if description:
+        operation["description"] = description
+    params = list(query)
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        operation["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_schema_name(body)}"}}},
+        }
+    out = {str(status): response for status, response in responses.items()}
+    auth_errors = () if public else (401,)
+    for status in sorted({*errors, *auth_errors}):
+        out[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
+    operation["responses"] = out
+    if public:
+        operation["security"] = []
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(view, DOC_ATTR, operation)
+        return view
+
+    return mark
+
+
+_RULE_ARG = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+_CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer", "minimum": 1},
+    "string": {"type": "string"},
+    "default": {"type": "string"},
+}
+PATH_PARAM_DOC = {
+    "wan_id": "WAN id.",
+    "peer_id": "Peer id.",
+    "subnet_id": "Subnet id (of this peer).",
+    "service_id": "Service id (of this peer).",
+    "job_id": "Job id.",
+}
+
+
+def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """`/api/wan/<int:wan_id>` → `/api/wan/{wan_id}` and its path parameters."""
+    params: list[dict[str, Any]] = []
+    for match in _RULE_ARG.finditer(rule):
+        converter = match.group("converter") or "default"
+        params.append(
+            {
+                "name": match.group("name"),
+                "in": "path",
+                "required": True,
+                "description": PATH_PARAM_DOC.get(match.group("name"), ""),
+                "schema": dict(_CONVERTER_SCHEMAS.get(converter, {"type": "string"})),
+            }
+        )
+    return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule), params
+
+
+def api_rules(app: Flask) -> list[Any]:
+    return sorted((r for r in app.url_map.iter_rules() if r.rule.startswith("/api/")), key=lambda r: r.rule)
+
+
+DESCRIPTION = """\
+The WireWAN JSON API: the same services as the browser UI. Contract: shared/API.md.
+
+**Authentication.** Send `Authorization: Bearer <token>` (tokens are made on the account page or with
+`flask --app wsgi token create --email E --name N`). A logged-in browser session (the `session` cookie)
+works too; it must then send the page's CSRF token in `X-CSRFToken` with every change and with the GETs
+that queue router jobs (preflight, verify). Roles: viewer may only read; operator and admin may change
+networks and deploy.
+
+**Errors.** Every refusal is JSON `{"error": code, "message": text, "field": name or null}` with 400
+(malformed, csrf), 401, 403, 404, 409 (conflict with existing data), 413 (too large), 422 (invalid value
+or guardrail) or 429. Bad input is never a 500. No answer holds a private key or router password,
+except the config downloads.
+
+**Jobs.** Router operations answer 202 with `{job_id, status}` and a `Location` header; poll
+`GET /api/jobs/{job_id}` until its status is succeeded, failed or abandoned.
+"""
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI document of every documented view under /api/ (cached per app)."""
+    cached: dict[str, Any] | None = app.extensions.get("wirewan_openapi")
+    if cached is not None:
+        return cached
+    spec = APISpec(
+        title="WireWAN API",
+        version=API_VERSION,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        info={"description": DESCRIPTION},
+        tags=[
+            {"name": "Account", "description": "Who is calling."},
+            {"name": "Networks", "description": "WANs: ranges, topology, conflicts, config bundles."},
+            {"name": "Peers", "description": "Peers of a WAN, their configs, LANs and published services."},
+            {"name": "MikroTik", "description": "Router jobs: test, preflight, deploy, verify, revert, clear."},
+            {"name": "Jobs", "description": "Background jobs and their results."},
+            {"name": "Documentation", "description": "This document and its viewer."},
+        ],
+        security=[{"bearerAuth": []}, {"sessionCookie": []}],
+    )
+    spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "An API token: `Authorization: Bearer <token>`."},
+    )
+    spec.components.security_scheme(
+        "sessionCookie",
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": app.config.get("SESSION_COOKIE_NAME", "session"),
+            "description": "A logged-in browser session. Changes (and the preflight/verify GETs) also need "
+            "the page's CSRF token in the `X-CSRFToken` header.",
+        },
+    )
+    for schema in SCHEMAS:
+        if _schema_name(schema) not in spec.components.schemas:  # nested ones register with their parent
+            spec.components.schema(_schema_name(schema), schema=schema)
+    error_ref = {"$ref": f"#/components/schemas/{_schema_name(ErrorSchema)}"}
+    for _status, (name, text) in sorted(ERRORS.items()):
+        spec.components.response(name, {"description": text, "content": {"application/json": {"schema": error_ref}}})
+
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in api_rules(app):
+        operation = getattr(app.view_functions.get(rule.endpoint), DOC_ATTR, None)
+        if operation is None:
+            continue
+        path, path_params = openapi_path(rule.rule)
+        entry = paths.setdefault(path, {"parameters": path_params, "operations": {}})
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        for method in methods:
+            op = dict(operation)
+            name = rule.endpoint.split(".", 1)[-1]
+            op["operationId"] = name if len(methods) == 1 else f"{name}_{method.lower()}"
+            entry["operations"][method.lower()] = op
+    for path, entry in paths.items():
+        spec.path(path=path, parameters=entry["parameters"] or None, operations=entry["operations"])
+    document = spec.to_dict()
+    app.extensions["wirewan_openapi"] = document
+    return document
