@@ -139,7 +139,7 @@ def router_view(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
     """Everything the Router section of a MikroTik peer's page shows."""
     reap_abandoned()
     if stale is None:
-        stale = configs.is_stale(peer, configs.peer_config(peer).sha256)
+        stale = configs.peer_stale(peer)
     latest = db.session.scalar(select(Job).where(Job.peer_id == peer.id).order_by(Job.id.desc()).limit(1))
     preflight = db.session.scalar(
         select(Job).where(Job.peer_id == peer.id, Job.kind == "preflight").order_by(Job.id.desc()).limit(1)

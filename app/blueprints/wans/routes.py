@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.blueprints.wans.forms import WanForm
 from app.domain import conflicts as conflict_rules
-from app.domain import validation
+from app.domain import topology_svg, validation
 from app.domain.addressing import parse_network_strict
 from app.domain.errors import DomainError
 from app.extensions import db
@@ -65,14 +65,34 @@ def detail(wan_id: int) -> Any:
 
 def wan_page_context(wan: Wan) -> dict[str, Any]:
     """What the WAN page shows: peers (with badges) and the conflicts panel."""
-    rendered = configs.wan_configs(wan)
+    rendered = configs.wan_configs(wan)  # hashes, conflicts and unreachable cached per WAN revision
     return {
         "wan": wan,
         "peers": sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip)),
-        "conflicts": conflict_rules.wan_conflicts(wan_spec(wan)),
-        "unreachable": rendered.topology.unreachable,
+        "conflicts": rendered.conflicts,
+        "unreachable": rendered.unreachable,
         "stale_ids": rendered.stale_ids(wan.peers),
     }
+
+
+# Drawings up to this width start fitted to the page; larger ones at 100 % (scrolled), where their
+# text stays readable.
+FIT_MAX_WIDTH = 1600
+
+
+@bp.get("/<int:wan_id>/topology")
+@login_required
+def topology(wan_id: int) -> Any:
+    """The WAN drawn by role (hubs, then servers and routers, then clients and CGNAT peers)."""
+    wan = _wan_or_404(wan_id)
+    rendered = configs.wan_configs(wan)
+    drawing = topology_svg.render_svg(
+        wan_spec(wan),
+        rendered.topology,
+        stale_ids=rendered.stale_ids(wan.peers),
+        href=lambda peer_id: url_for("peers.detail", peer_id=peer_id),
+    )
+    return render_template("wans/topology.html", wan=wan, drawing=drawing, fit=drawing.width <= FIT_MAX_WIDTH)
 
 
 @bp.route("/<int:wan_id>/edit", methods=["GET", "POST"])

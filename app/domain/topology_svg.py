@@ -1,0 +1,537 @@
+"""The topology drawing: a WAN as server-rendered SVG (no script, no CDN).
+
+Layout by role, deterministic (same WAN → same bytes):
+
+- hubs in the centre (one hub exactly at the centre, several on a small ring);
+- the relay, servers and MikroTik routers with an endpoint on the inner ring(s);
+- clients and every CGNAT peer on the outer ring(s).
+
+Each peer is a *cell*: its glyph, its name (truncated, the full name in the tooltip), badges (CGNAT,
+MikroTik, stale) and its NAT'd LANs with their translation. Every ring is placed so that any two
+cell centres are at least the cells' diagonal apart, which makes overlapping cells impossible: at
+200+ peers the drawing grows (more and wider rings) instead of piling up. Edges: solid for direct
+tunnels, dashed and labelled "via <relay>" for paths through a relay. When one kind of edge is too
+numerous to read (a 200-peer mesh has ~20,000 tunnels) it is left out and the drawing says so; edges
+touching a hub or the relay are always drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from html import escape
+
+from app.domain.model import PeerSpec, WanSpec
+from app.domain.topology import Edge, TopologyResult, relay_peer_id
+
+# Sizes in SVG user units (px at 100 %). Text widths are estimated (no font metrics here) with
+# generous per-character widths, so real text is narrower than its reserved space.
+CELL_WIDTH = 112.0
+NAME_FONT = 12.0
+SMALL_FONT = 9.5
+CHAR_EM = 0.62  # estimated average character width, in em (system-ui is ~0.5, monospace 0.6)
+GLYPH_R = 11.0
+HUB_R = 16.0
+BADGE_H = 13.0
+BADGE_GAP = 3.0
+LINE_GAP = 2.0
+CELL_MARGIN = 10.0  # extra room between any two cells
+GROUP_GAP = 34.0  # extra room between the hub, inner and outer groups
+CANVAS_PAD = 16.0
+NAT_SHOWN = 2  # NAT'd LANs written under a peer; more are counted
+# Beyond these counts a category of edges is not drawn (and the drawing says so).
+MAX_RELAYED_DRAWN = 60
+MAX_OTHER_DIRECT_DRAWN = 400
+
+ROLE_HUB, ROLE_CORE, ROLE_EDGE = "hub", "core", "edge"
+
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def xml_text(value: object) -> str:
+    """Escaped for XML text and attribute values; characters XML 1.0 cannot hold are dropped."""
+    return escape(_XML_BAD.sub("", str(value)), quote=True)
+
+
+def truncate(text: str, width: float, font: float) -> str:
+    """`text` cut with an ellipsis so that it fits `width` at `font` size (estimated)."""
+    limit = max(1, int(width / (font * CHAR_EM)))
+    text = _XML_BAD.sub("", text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def text_width(text: str, font: float) -> float:
+    return len(text) * font * CHAR_EM
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One peer's place: the cell's centre (x, y), its size, and its glyph's centre."""
+
+    peer_id: int
+    role: str
+    ring: int
+    x: float
+    y: float
+    w: float
+    h: float
+    gx: float
+    gy: float
+    r: float
+    # Labels above the glyph (cells in the upper half): edges leave the glyph towards the centre,
+    # so they never run through the cell's own labels.
+    above: bool = False
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(left, top, right, bottom)."""
+        return (self.x - self.w / 2, self.y - self.h / 2, self.x + self.w / 2, self.y + self.h / 2)
+
+
+@dataclass(frozen=True)
+class Layout:
+    cells: dict[int, Cell]
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class TopologyDrawing:
+    """The SVG and what it leaves out, for the page to say."""
+
+    svg: str
+    width: int
+    height: int
+    peers: int
+    direct_total: int
+    direct_drawn: int
+    relayed_total: int
+    relayed_drawn: int
+    notes: tuple[str, ...]
+
+
+def role(peer: PeerSpec, relay_id: int | None) -> str:
+    if peer.is_hub:
+        return ROLE_HUB
+    if peer.id == relay_id or (peer.kind != "client" and not peer.cgnat):
+        return ROLE_CORE
+    return ROLE_EDGE
+
+
+def badges(peer: PeerSpec, stale: bool) -> list[str]:
+    out = []
+    if peer.kind == "mikrotik":
+        out.append("MikroTik")
+    if peer.cgnat:
+        out.append("CGNAT")
+    if stale:
+        out.append("stale")
+    return out
+
+
+def badge_width(label: str) -> float:
+    return text_width(label, SMALL_FONT) + 8
+
+
+def badge_rows(labels: list[str]) -> list[list[str]]:
+    """Badges wrapped into rows that fit the cell width."""
+    rows: list[list[str]] = []
+    width = 0.0
+    for label in labels:
+        w = badge_width(label)
+        if rows and width + BADGE_GAP + w <= CELL_WIDTH:
+            rows[-1].append(label)
+            width += BADGE_GAP + w
+        else:
+            rows.append([label])
+            width = w
+    return rows
+
+
+def nat_lines(peer: PeerSpec) -> list[tuple[str, str]]:
+    """(text, full text) lines for the peer's NAT'd LANs: 'LAN' then 'as TRANSLATION'."""
+    natted = [s for s in peer.subnets if s.nat_cidr is not None and s.routed]
+    lines: list[tuple[str, str]] = []
+    for s in natted[:NAT_SHOWN]:
+        full = f"{s.cidr} as {s.nat_cidr}"
+        lines.append((truncate(str(s.cidr), CELL_WIDTH, SMALL_FONT), full))
+        lines.append((truncate(f"as {s.nat_cidr}", CELL_WIDTH, SMALL_FONT), full))
+    if len(natted) > NAT_SHOWN:
+        extra = len(natted) - NAT_SHOWN
+        lines.append((f"+{extra} more NAT'd", f"{extra} more NAT'd LANs: see the peer's page"))
+    return lines
+
+
+def glyph_radius(r: str) -> float:
+    return HUB_R if r == ROLE_HUB else GLYPH_R
+
+
+def cell_height(peer: PeerSpec, r: str, stale: bool) -> float:
+    rows = len(badge_rows(badges(peer, stale)))
+    return (
+        2 * glyph_radius(r)
+        + 4
+        + NAME_FONT
+        + LINE_GAP
+        + rows * (BADGE_H + LINE_GAP)
+        + len(nat_lines(peer)) * (SMALL_FONT + LINE_GAP)
+        + 2
+    )
+
+
+def _diag(w: float, h: float) -> float:
+    return math.hypot(w, h) + CELL_MARGIN
+
+
+def _capacity(radius: float, spacing: float) -> int:
+    """How many cells fit on a ring of `radius` with neighbours (chord) at least `spacing` apart."""
+    if radius <= 0:
+        return 1
+    half = spacing / (2 * radius)
+    if half >= 1:
+        return 1
+    return max(1, int(math.pi / math.asin(half) + 1e-9))
+
+
+def _radius_for(n: int, spacing: float) -> float:
+    """The smallest ring radius holding `n` cells `spacing` apart."""
+    if n <= 1:
+        return 0.0
+    return spacing / (2 * math.sin(math.pi / n))
+
+
+def _sort_key(p: PeerSpec) -> tuple[int, int, int]:
+    # Within a group: routers, then servers, then clients; then tunnel IP.
+    kind_order = {"mikrotik": 0, "server": 1, "client": 2}[p.kind]
+    return (kind_order, int(p.tunnel_ip), p.id)
+
+
+def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None = None) -> Layout:
+    """Cells for every peer, by role, on concentric rings; deterministic."""
+    groups: dict[str, list[PeerSpec]] = {ROLE_HUB: [], ROLE_CORE: [], ROLE_EDGE: []}
+    for p in wan.peers:
+        groups[role(p, relay_id)].append(p)
+    for g in groups.values():
+        g.sort(key=_sort_key)
+    # The relay (when not a hub) leads the inner ring: it sits at the top, where relayed paths meet.
+    if relay_id is not None:
+        core = groups[ROLE_CORE]
+        for i, p in enumerate(core):
+            if p.id == relay_id:
+                core.insert(0, core.pop(i))
+                break
+
+    heights = {p.id: cell_height(p, role(p, relay_id), p.id in stale_ids) for p in wan.peers}
+    placed: list[tuple[PeerSpec, str, int, float, float, float]] = []  # peer, role, ring, x, y, h
+    radius = -1.0  # radius of the last ring; -1: none yet
+    prev_h = 0.0
+    ring_no = 0
+    for name in (ROLE_HUB, ROLE_CORE, ROLE_EDGE):
+        members = groups[name]
+        if not members:
+            continue
+        h = max(heights[p.id] for p in members)
+        spacing = _diag(CELL_WIDTH, h)
+        # The first group starts at the centre; the next ones clear the previous ring by a cell.
+        min_radius = 0.0 if radius < 0 else radius + _diag(CELL_WIDTH, (h + prev_h) / 2) + GROUP_GAP
+        remaining = members
+        first = True
+        while remaining:
+            if not first:
+                min_radius = radius + spacing
+            first = False
+            cap = _capacity(min_radius, spacing)
+            if cap >= len(remaining):
+                # The last ring of the group: as small as it may be, the cells spread evenly.
+                ring_r = max(min_radius, _radius_for(len(remaining), spacing))
+                take = len(remaining)
+            else:
+                ring_r = min_radius
+                take = cap
+            ring, remaining = remaining[:take], remaining[take:]
+            # Alternate rings start half a slot apart, so their cells do not line up radially.
+            offset = (math.pi / len(ring)) * (ring_no % 2)
+            for i, p in enumerate(ring):
+                if ring_r == 0:
+                    x, y = 0.0, 0.0
+                else:
+                    angle = -math.pi / 2 + offset + 2 * math.pi * i / len(ring)
+                    x, y = ring_r * math.cos(angle), ring_r * math.sin(angle)
+                placed.append((p, name, ring_no, x, y, heights[p.id]))
+            radius = ring_r
+            ring_no += 1
+        prev_h = h
+
+    if not placed:
+        return Layout({}, 2 * CANVAS_PAD + CELL_WIDTH, 2 * CANVAS_PAD + 40)
+    left = min(x - CELL_WIDTH / 2 for _, _, _, x, _, _ in placed)
+    top = min(y - h / 2 for _, _, _, _, y, h in placed)
+    right = max(x + CELL_WIDTH / 2 for _, _, _, x, _, _ in placed)
+    bottom = max(y + h / 2 for _, _, _, _, y, h in placed)
+    dx, dy = CANVAS_PAD - left, CANVAS_PAD - top
+    cells: dict[int, Cell] = {}
+    for p, name, ring_index, x, y, h in placed:
+        cx, cy = round(x + dx, 1), round(y + dy, 1)
+        r = glyph_radius(name)
+        above = y < -1e-6
+        gy = cy + h / 2 - r - 1 if above else cy - h / 2 + r + 1
+        cells[p.id] = Cell(p.id, name, ring_index, cx, cy, CELL_WIDTH, h, cx, round(gy, 1), r, above)
+    width = math.ceil(right - left + 2 * CANVAS_PAD)
+    height = math.ceil(bottom - top + 2 * CANVAS_PAD)
+    return Layout(cells, width, height)
+
+
+def select_edges(edges: Iterable[Edge], anchors: Collection[int]) -> tuple[list[Edge], list[Edge], list[str], int, int]:
+    """The edges to draw: (direct, relayed, notes, direct total, relayed total).
+
+    Direct tunnels touching a hub or the relay (`anchors`) are always drawn; the other direct
+    tunnels and the relayed paths each only while they are few enough to read.
+    """
+    anchored: list[Edge] = []
+    other: list[Edge] = []
+    relayed: list[Edge] = []
+    for e in edges:
+        if e.via is not None:
+            relayed.append(e)
+        elif e.a in anchors or e.b in anchors:
+            anchored.append(e)
+        else:
+            other.append(e)
+    notes: list[str] = []
+    direct = anchored
+    if len(other) <= MAX_OTHER_DIRECT_DRAWN:
+        direct = anchored + other
+    else:
+        notes.append(
+            f"{len(other):,} direct tunnels between peers that are neither hub nor relay are not drawn "
+            "(too many to read); each peer's page lists its own."
+        )
+    drawn_relayed = relayed
+    if len(relayed) > MAX_RELAYED_DRAWN:
+        drawn_relayed = []
+        notes.append(
+            f"{len(relayed):,} relayed paths are not drawn (too many to read): every CGNAT or spoke peer "
+            "reaches the peers it has no tunnel to through the relay it is connected to."
+        )
+    return direct, drawn_relayed, notes, len(anchored) + len(other), len(relayed)
+
+
+def _f(v: float) -> str:
+    """Coordinates with one decimal, no trailing '.0' noise: deterministic and short."""
+    text = f"{v:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _centre(cells: dict[int, Cell]) -> tuple[float, float]:
+    """The centre of the rings (the middle of the cells' extent)."""
+    if not cells:
+        return (0.0, 0.0)
+    xs = [c.x for c in cells.values()]
+    ys = [c.y for c in cells.values()]
+    return ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+
+
+def _shifted(lay: Layout, left: int, top: int, right: int, bottom: int) -> Layout:
+    """The layout on a canvas grown by the given margins (cells moved by left, top)."""
+    cells = {
+        pid: Cell(c.peer_id, c.role, c.ring, c.x + left, c.y + top, c.w, c.h, c.gx + left, c.gy + top, c.r, c.above)
+        for pid, c in lay.cells.items()
+    }
+    return Layout(cells, lay.width + left + right, lay.height + top + bottom)
+
+
+def _curve(a: Cell, b: Cell, cx: float, cy: float) -> tuple[str, float, float]:
+    """A relayed path as a quadratic curve bowing away from the centre; returns (d, label x, label y)."""
+    x1, y1, x2, y2 = a.gx, a.gy, b.gx, b.gy
+    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+    length = math.hypot(x2 - x1, y2 - y1) or 1.0
+    # Unit normal of the chord, turned to point away from the drawing's centre.
+    nx, ny = -(y2 - y1) / length, (x2 - x1) / length
+    if (mx - cx) * nx + (my - cy) * ny < 0:
+        nx, ny = -nx, -ny
+    bulge = 0.22 * length
+    qx, qy = mx + nx * bulge, my + ny * bulge
+    # The curve's midpoint (t = 1/2) is halfway between the chord's midpoint and the control point.
+    lx, ly = (mx + qx) / 2, (my + qy) / 2
+    return f"M{_f(x1)},{_f(y1)} Q{_f(qx)},{_f(qy)} {_f(x2)},{_f(y2)}", lx, ly
+
+
+def render_svg(
+    wan: WanSpec,
+    topology: TopologyResult,
+    *,
+    stale_ids: Collection[int] = (),
+    href: Callable[[int], str] | None = None,
+) -> TopologyDrawing:
+    """The WAN's topology as SVG text. `href(peer_id)` gives each node's link (none when omitted).
+
+    Every user-supplied string (WAN, peer and relay names) is XML-escaped.
+    """
+    relay_id = relay_peer_id(wan)
+    stale = frozenset(stale_ids)
+    lay = layout(wan, stale, relay_id)
+    peers = {p.id: p for p in wan.peers}
+    anchors = {p.id for p in wan.peers if p.is_hub}
+    if relay_id is not None:
+        anchors.add(relay_id)
+    direct, relayed, notes, direct_total, relayed_total = select_edges(topology.edges, anchors)
+    if topology.unreachable:
+        n = len(topology.unreachable)
+        notes.append(f"{n} prefix{'es are' if n != 1 else ' is'} unreachable; the WAN page lists them with the fix.")
+
+    # Relayed paths bow outwards: grow the canvas so that their labels stay inside it.
+    cells = lay.cells
+    centre_x, centre_y = _centre(cells)
+    curves = {e: _curve(cells[e.a], cells[e.b], centre_x, centre_y) for e in relayed}
+    grow = [0.0, 0.0, 0.0, 0.0]  # left, top, right, bottom
+    for e, (_, lx, ly) in curves.items():
+        half = text_width(truncate(f"via {peers[e.via or 0].name}", CELL_WIDTH, SMALL_FONT), SMALL_FONT) / 2 + 4
+        grow[0] = max(grow[0], CANVAS_PAD - (lx - half))
+        grow[1] = max(grow[1], CANVAS_PAD - (ly - SMALL_FONT - 4))
+        grow[2] = max(grow[2], lx + half + CANVAS_PAD - lay.width)
+        grow[3] = max(grow[3], ly + 8 + CANVAS_PAD - lay.height)
+    if any(grow):
+        lay = _shifted(lay, math.ceil(grow[0]), math.ceil(grow[1]), math.ceil(grow[2]), math.ceil(grow[3]))
+        cells = lay.cells
+        centre_x, centre_y = _centre(cells)
+        curves = {e: _curve(cells[e.a], cells[e.b], centre_x, centre_y) for e in relayed}
+    width, height = int(lay.width), int(lay.height)
+    out: list[str] = []
+    out.append(
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="topo" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-labelledby="topo-title topo-desc" '
+        f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">'
+    )
+    out.append(f'<title id="topo-title">Topology of WAN {xml_text(wan.name)}</title>')
+    out.append(
+        f'<desc id="topo-desc">{len(peers)} peers, {wan.topology.replace("_", "-")}: '
+        f"{direct_total} direct tunnels, {relayed_total} relayed paths.</desc>"
+    )
+
+    out.append('<g class="topo-edges">')
+    for e in direct:
+        a, b = cells[e.a], cells[e.b]
+        cls = "topo-edge topo-edge-hub" if (e.a in anchors or e.b in anchors) else "topo-edge"
+        out.append(
+            f'<line class="{cls}" data-a="{e.a}" data-b="{e.b}" x1="{_f(a.gx)}" y1="{_f(a.gy)}" '
+            f'x2="{_f(b.gx)}" y2="{_f(b.gy)}"><title>{xml_text(peers[e.a].name)} ↔ '
+            f"{xml_text(peers[e.b].name)}: direct tunnel</title></line>"
+        )
+    labels: list[str] = []
+    for e in relayed:
+        assert e.via is not None
+        d, lx, ly = curves[e]
+        via = peers[e.via].name
+        title = f"{xml_text(peers[e.a].name)} ↔ {xml_text(peers[e.b].name)}: relayed through {xml_text(via)}"
+        out.append(
+            f'<path class="topo-edge topo-relayed" data-a="{e.a}" data-b="{e.b}" data-via="{e.via}" d="{d}" '
+            f'fill="none" stroke-dasharray="6 4"><title>{title}</title></path>'
+        )
+        text = truncate(f"via {via}", CELL_WIDTH, SMALL_FONT)
+        labels.append(
+            f'<text class="topo-via" x="{_f(lx)}" y="{_f(ly)}" text-anchor="middle" '
+            f'font-size="{_f(SMALL_FONT)}">{xml_text(text)}</text>'
+        )
+    out.append("</g>")
+
+    out.append('<g class="topo-nodes">')
+    for pid in sorted(cells, key=lambda i: (cells[i].ring, i)):
+        out.append(_node(peers[pid], cells[pid], pid in stale, pid == relay_id, href))
+    out.append("</g>")
+    if labels:
+        out.append('<g class="topo-labels">' + "".join(labels) + "</g>")
+    out.append("</svg>")
+    return TopologyDrawing(
+        svg="\n".join(out),
+        width=width,
+        height=height,
+        peers=len(peers),
+        direct_total=direct_total,
+        direct_drawn=len(direct),
+        relayed_total=relayed_total,
+        relayed_drawn=len(relayed),
+        notes=tuple(notes),
+    )
+
+
+def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int], str] | None) -> str:
+    kind = {"mikrotik": "MikroTik", "server": "Server", "client": "Client"}[p.kind]
+    facts = [f"{p.name} — {kind}{' hub' if p.is_hub else ''}", f"tunnel {p.tunnel_ip}"]
+    facts.append(f"endpoint {p.endpoint}" if p.endpoint else "no endpoint (CGNAT)")
+    if is_relay:
+        facts.append("relays for peers without a direct tunnel")
+    for lan in p.subnets:
+        nat = f" as {lan.nat_cidr}" if lan.nat_cidr else ""
+        facts.append(f"LAN {lan.cidr}{nat}" + ("" if lan.routed else " (not routed)"))
+    if stale:
+        facts.append("config stale")
+    classes = f"topo-node topo-role-{c.role} topo-kind-{p.kind}" + (" topo-stale" if stale else "")
+    parts = [f"<title>{xml_text(chr(10).join(facts))}</title>"]
+    if p.kind == "mikrotik":
+        half = c.r * 0.9
+        parts.append(
+            f'<rect class="topo-glyph" x="{_f(c.gx - half)}" y="{_f(c.gy - half)}" width="{_f(2 * half)}" '
+            f'height="{_f(2 * half)}" rx="3"/>'
+        )
+    else:
+        parts.append(f'<circle class="topo-glyph" cx="{_f(c.gx)}" cy="{_f(c.gy)}" r="{_f(c.r)}"/>')
+    if p.is_hub:
+        parts.append(
+            f'<text class="topo-glyph-text" x="{_f(c.gx)}" y="{_f(c.gy + 3.5)}" text-anchor="middle" '
+            f'font-size="{_f(SMALL_FONT)}">HUB</text>'
+        )
+    # The stack of lines next to the glyph, nearest first: name, badge rows, NAT'd LANs.
+    # Above the glyph the blocks come in reverse order (the name still nearest), each block as is.
+    name = truncate(p.name, CELL_WIDTH, NAME_FONT)
+    rows = badge_rows(badges(p, stale))
+    nats = nat_lines(p)
+    blocks: list[list[tuple[float, str]]] = [
+        [(NAME_FONT, "name")],
+        [(BADGE_H, f"badges:{i}") for i in range(len(rows))],
+        [(SMALL_FONT, f"nat:{i}") for i in range(len(nats))],
+    ]
+    if c.above:
+        blocks.reverse()
+    stack = [item for block in blocks for item in block]
+    if c.above:
+        total = sum(h for h, _ in stack) + LINE_GAP * (len(stack) - 1)
+        top = c.gy - c.r - 4 - total
+    else:
+        top = c.gy + c.r + 4
+    for h, item in stack:
+        base = top + h - 0.22 * h  # text baseline: descenders stay inside the line
+        if item == "name":
+            parts.append(
+                f'<text class="topo-name" x="{_f(c.x)}" y="{_f(base)}" text-anchor="middle" '
+                f'font-size="{_f(NAME_FONT)}">{xml_text(name)}</text>'
+            )
+        elif item.startswith("badges:"):
+            row = rows[int(item.split(":")[1])]
+            row_w = sum(badge_width(b) for b in row) + BADGE_GAP * (len(row) - 1)
+            bx = c.x - row_w / 2
+            for b in row:
+                w = badge_width(b)
+                parts.append(
+                    f'<g class="topo-badge topo-badge-{b.lower()}"><rect x="{_f(bx)}" y="{_f(top)}" '
+                    f'width="{_f(w)}" height="{_f(BADGE_H)}" rx="6.5"/><text x="{_f(bx + w / 2)}" '
+                    f'y="{_f(top + BADGE_H - 3.5)}" text-anchor="middle" font-size="{_f(SMALL_FONT)}">'
+                    f"{xml_text(b)}</text></g>"
+                )
+                bx += w + BADGE_GAP
+        else:
+            text = nats[int(item.split(":")[1])][0]  # the full text is in the node's tooltip
+            parts.append(
+                f'<text class="topo-nat" x="{_f(c.x)}" y="{_f(base)}" text-anchor="middle" '
+                f'font-size="{_f(SMALL_FONT)}">{xml_text(text)}</text>'
+            )
+        top += h + LINE_GAP
+    body = "".join(parts)
+    attrs = f'class="{classes}" data-peer-id="{p.id}"'
+    if href is not None:
+        return f'<a {attrs} href="{xml_text(href(p.id))}">{body}</a>'
+    return f"<g {attrs}>{body}</g>"
+
+
+__all__ = ["Cell", "Layout", "TopologyDrawing", "layout", "render_svg", "select_edges", "truncate", "xml_text"]

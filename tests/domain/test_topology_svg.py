@@ -1,0 +1,246 @@
+"""The topology drawing: deterministic, escaped, role-based layout that stays legible at 200+ peers."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from ipaddress import IPv4Network
+
+from app.domain.model import PeerSpec, WanSpec
+from app.domain.topology import build_topology
+from app.domain.topology_svg import (
+    CELL_WIDTH,
+    MAX_RELAYED_DRAWN,
+    NAME_FONT,
+    SMALL_FONT,
+    TopologyDrawing,
+    layout,
+    render_svg,
+)
+from tests.domain.test_topology import peer, subnet, wan_of
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def draw(wan: WanSpec, stale: set[int] | None = None) -> TopologyDrawing:
+    return render_svg(wan, build_topology(wan), stale_ids=stale or set(), href=lambda i: f"/peers/{i}")
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)  # noqa: S314 — our own output, parsed to prove it is well-formed
+
+
+def sample() -> WanSpec:
+    return wan_of(
+        peer(1, "hub", hub=True),
+        peer(2, "vps", subnets=(subnet(1, "10.20.0.0/16"),)),
+        peer(3, "office", kind="mikrotik", subnets=(subnet(2, "192.168.88.0/24"),)),
+        peer(4, "laptop", kind="client", endpoint=False),
+        peer(5, "branch", endpoint=False, subnets=(subnet(3, "192.168.88.0/24", nat="172.16.0.0/24"),)),
+        topology="hybrid",
+    )
+
+
+def big(n: int = 200, topology: str = "hybrid") -> WanSpec:
+    peers = [peer(1, "hub-main", hub=True), peer(2, "hub-backup", hub=True)]
+    for i in range(3, n + 1):
+        ip = f"10.0.{i // 250}.{i % 250 + 1}"
+        if i % 7 == 0:
+            peers.append(
+                peer(
+                    i, f"router-{i:03d}", kind="mikrotik", ip=ip, subnets=(subnet(i, f"10.{i % 250}.{i // 250}.0/24"),)
+                )
+            )
+        elif i % 5 == 0:
+            peers.append(peer(i, f"server-{i:03d}", ip=ip))
+        elif i % 11 == 0:
+            peers.append(
+                peer(
+                    i,
+                    f"cgnat-router-with-a-long-name-{i:03d}",
+                    kind="mikrotik",
+                    ip=ip,
+                    endpoint=False,
+                    subnets=(subnet(1000 + i, "192.168.1.0/24", nat=f"172.{16 + i // 250}.{i % 250}.0/24"),),
+                )
+            )
+        else:
+            peers.append(peer(i, f"laptop-{i:03d}", kind="client", ip=ip, endpoint=False))
+    wan = wan_of(*peers, topology=topology)  # type: ignore[arg-type]
+    return replace(wan, tunnel_cidr=IPv4Network("10.0.0.0/22"))
+
+
+def nodes(root: ET.Element) -> list[ET.Element]:
+    return [el for el in root.iter() if "topo-node" in (el.get("class") or "").split()]
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+
+def test_same_wan_same_bytes_whatever_the_peer_order() -> None:
+    wan = sample()
+    first = draw(wan, {2}).svg
+    assert draw(wan, {2}).svg == first
+    assert draw(replace(wan, peers=tuple(reversed(wan.peers))), {2}).svg == first
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+
+def test_hostile_names_are_escaped_and_the_svg_stays_well_formed() -> None:
+    evil = '<script>alert("x")</script>&\'"'
+    wan = replace(
+        wan_of(
+            peer(1, "hub", hub=True), peer(2, evil, kind="client", endpoint=False), peer(3, "b\x01<i>", endpoint=False)
+        ),
+        name='wan"><img src=x onerror=alert(1)>',
+        topology="hybrid",
+    )
+    svg = draw(wan).svg
+    assert "<script" not in svg and "<img" not in svg and "<i>" not in svg
+    assert "&lt;script&gt;" in svg and "&quot;" in svg
+    root = parse(svg)  # well-formed, control character dropped
+    title = root.find(f"{SVG}title")
+    assert title is not None and title.text == 'Topology of WAN wan"><img src=x onerror=alert(1)>'
+    # The relay's name in a via-label is escaped too.
+    relayed = replace(wan, peers=(replace(wan.peers[0], name="<b>hub</b>"), *wan.peers[1:]))
+    assert "via &lt;b&gt;hub&lt;/b&gt;" in draw(relayed).svg
+
+
+def test_long_names_are_truncated_with_the_full_name_in_the_tooltip() -> None:
+    name = "a-very-long-peer-name-that-goes-on-and-on-x48"
+    root = parse(draw(wan_of(peer(1, "hub", hub=True), peer(2, name))).svg)
+    texts = [t.text or "" for t in root.iter(f"{SVG}text") if t.get("class") == "topo-name"]
+    short = [t for t in texts if t.startswith("a-very")]
+    assert len(short) == 1 and short[0].endswith("…") and len(short[0]) < len(name)
+    assert len(short[0]) * NAME_FONT * 0.5 <= CELL_WIDTH
+    tooltips = [t.text or "" for t in root.iter(f"{SVG}title")]
+    assert any(t.startswith(name + " — Server") for t in tooltips)
+
+
+# --- content -------------------------------------------------------------------------------------
+
+
+def test_relayed_paths_are_dashed_and_labelled_with_the_relay() -> None:
+    wan = sample()
+    root = parse(draw(wan).svg)
+    relayed = [el for el in root.iter(f"{SVG}path") if "topo-relayed" in (el.get("class") or "")]
+    # laptop and branch are both CGNAT: only the hub can carry traffic between them.
+    assert [(el.get("data-a"), el.get("data-b"), el.get("data-via")) for el in relayed] == [("4", "5", "1")]
+    assert relayed[0].get("stroke-dasharray")
+    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "topo-via"]
+    assert labels == ["via hub"]
+    direct = [el for el in root.iter(f"{SVG}line") if "topo-edge" in (el.get("class") or "")]
+    assert all(el.get("stroke-dasharray") is None for el in direct)
+    assert len(direct) == len([e for e in build_topology(wan).edges if e.via is None])
+
+
+def test_every_node_links_to_its_peer_with_badges_and_nat_translation() -> None:
+    root = parse(draw(sample(), stale={3}).svg)
+    links = {el.get("data-peer-id"): el.get("href") for el in nodes(root)}
+    assert links == {str(i): f"/peers/{i}" for i in range(1, 6)}
+    by_id = {el.get("data-peer-id"): el for el in nodes(root)}
+
+    def badge_texts(pid: str) -> list[str]:
+        return [
+            t.text or ""
+            for g in by_id[pid].iter(f"{SVG}g")
+            if "topo-badge" in (g.get("class") or "")
+            for t in g.iter(f"{SVG}text")
+        ]
+
+    assert badge_texts("3") == ["MikroTik", "stale"]
+    assert badge_texts("4") == ["CGNAT"]
+    assert badge_texts("2") == []
+    nat = [t.text for t in by_id["5"].iter(f"{SVG}text") if t.get("class") == "topo-nat"]
+    assert nat == ["192.168.88.0/24", "as 172.16.0.0/24"]
+    # Hubs are marked in the glyph.
+    assert any(t.text == "HUB" for t in by_id["1"].iter(f"{SVG}text"))
+
+
+def test_without_href_nodes_are_plain_groups() -> None:
+    wan = sample()
+    svg = render_svg(wan, build_topology(wan)).svg
+    assert "href" not in svg and svg.count('<g class="topo-node ') == 5
+
+
+def test_empty_wan_renders() -> None:
+    drawing = draw(wan_of())
+    assert parse(drawing.svg).tag == f"{SVG}svg" and drawing.peers == 0
+
+
+# --- layout by role --------------------------------------------------------------------------------
+
+
+def test_hub_in_the_centre_servers_inside_clients_outside() -> None:
+    wan = sample()
+    cells = layout(wan, relay_id=1).cells
+    hub = cells[1]
+    xs = [c.x for c in cells.values()]
+    ys = [c.y for c in cells.values()]
+    assert math.isclose(hub.x, (min(xs) + max(xs)) / 2, abs_tol=1)
+    assert math.isclose(hub.y, (min(ys) + max(ys)) / 2, abs_tol=1)
+
+    def dist(pid: int) -> float:
+        return math.hypot(cells[pid].x - hub.x, cells[pid].y - hub.y)
+
+    assert max(dist(2), dist(3)) < min(dist(4), dist(5))  # vps, office inside; laptop, branch (CGNAT) out
+
+
+def _overlapping(drawing_cells: dict[int, object]) -> list[tuple[int, int]]:
+    boxes = sorted((c.box, pid) for pid, c in drawing_cells.items())  # type: ignore[attr-defined]
+    bad = []
+    for i, ((_, t1, r1, b1), p1) in enumerate(boxes):
+        for (l2, t2, _, b2), p2 in boxes[i + 1 :]:
+            if l2 >= r1:
+                break  # sorted by left edge: nothing further right can overlap
+            if t1 < b2 and t2 < b1:
+                bad.append((p1, p2))
+    return bad
+
+
+def test_200_peers_stay_legible() -> None:
+    wan = big(200)
+    stale = {p.id for p in wan.peers if p.id % 3 == 0}
+    lay = layout(wan, stale, relay_id=1)
+    assert len(lay.cells) == 200
+    # No two cells (glyph, name, badges, NAT lines) overlap.
+    assert _overlapping(lay.cells) == []
+    # Every cell lies on the canvas.
+    for c in lay.cells.values():
+        left, top, right, bottom = c.box
+        assert left >= 0 and top >= 0 and right <= lay.width and bottom <= lay.height
+    # Text stays readable at 100 %, and the canvas stays a size one scrolls around in.
+    drawing = draw(wan, stale)
+    assert min(NAME_FONT, SMALL_FONT) >= 9
+    assert drawing.width <= 3200 and drawing.height <= 3200
+    # The hairball is not drawn: hub edges are, the rest is counted and explained.
+    assert drawing.direct_drawn < 600 and drawing.relayed_drawn <= MAX_RELAYED_DRAWN
+    assert drawing.direct_total > drawing.direct_drawn and drawing.notes
+    root = parse(drawing.svg)
+    assert len(nodes(root)) == 200
+    # Core peers (servers, routers with an endpoint) sit inside the CGNAT/client rings.
+    hub_x = (lay.cells[1].x + lay.cells[2].x) / 2
+    hub_y = (lay.cells[1].y + lay.cells[2].y) / 2
+
+    def dist(pid: int) -> float:
+        return math.hypot(lay.cells[pid].x - hub_x, lay.cells[pid].y - hub_y)
+
+    core = [p.id for p in wan.peers if not p.is_hub and not p.cgnat]
+    edge = [p.id for p in wan.peers if p.cgnat]
+    assert max(map(dist, core)) < min(map(dist, edge))
+
+
+def test_400_peer_mesh_without_hub_still_has_no_overlap() -> None:
+    wan = big(400, "mesh")
+    wan = replace(wan, peers=tuple(replace(p, is_hub=False) for p in wan.peers))
+    lay = layout(wan, relay_id=None)
+    assert _overlapping(lay.cells) == []
+    assert len(draw(wan).notes) >= 1
+
+
+def test_small_wans_draw_every_edge() -> None:
+    peers: list[PeerSpec] = [peer(i, f"p{i}") for i in range(1, 9)]
+    drawing = draw(wan_of(*peers))
+    assert drawing.direct_drawn == drawing.direct_total == 28 and drawing.notes == ()
