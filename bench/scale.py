@@ -186,7 +186,6 @@ def main() -> int:
             r = api.get(f"/api/peers/wan/{wan_id}", headers=headers)
             assert r.status_code == 200 and len(r.get_json()) == PEERS
 
-
         def add_peer(i: int) -> Any:
             r = api.post(f"/api/peers/wan/{wan_id}", headers=headers,
                          json={"name": f"bench-{i + 10}", "kind": "server", "endpoint": "203.0.113.9"})  # fmt: skip

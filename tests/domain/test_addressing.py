@@ -58,8 +58,7 @@ def test_parse_network_strict_accepts(text: str, expected: IPNetwork) -> None:
         ("2001:db8::1/64", "2001:db8::1/64 has host bits set; did you mean 2001:db8::/64?"),
         (
             "foo",
-            "Subnet 'foo' is not a valid network; expected an address and prefix length such as "
-            "192.168.1.0/24.",
+            "Subnet 'foo' is not a valid network; expected an address and prefix length such as 192.168.1.0/24.",
         ),
         (
             "192.168.1/24",
@@ -68,13 +67,11 @@ def test_parse_network_strict_accepts(text: str, expected: IPNetwork) -> None:
         ),
         (
             "192.168.1.0/33",
-            "Subnet '192.168.1.0/33' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to "
-            "/128 for IPv6.",
+            "Subnet '192.168.1.0/33' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to /128 for IPv6.",
         ),
         (
             "192.168.1.0/",
-            "Subnet '192.168.1.0/' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to "
-            "/128 for IPv6.",
+            "Subnet '192.168.1.0/' has an invalid prefix length; use /0 to /32 for IPv4 or /0 to /128 for IPv6.",
         ),
         (
             "192.168.1.0",
@@ -180,8 +177,7 @@ def test_requested_address() -> None:
     )
     err = error_of(allocate_tunnel_ip, net, used, A("10.0.0.255"))
     assert err.message == (
-        "Tunnel IP 10.0.0.255 is the broadcast address of the tunnel range 10.0.0.0/24; it cannot be "
-        "assigned."
+        "Tunnel IP 10.0.0.255 is the broadcast address of the tunnel range 10.0.0.0/24; it cannot be assigned."
     )
     err = error_of(allocate_tunnel_ip, net, used, A("10.0.0.2"))
     assert isinstance(err, ConflictError)
@@ -347,9 +343,7 @@ def test_range_change_refused_names_what_is_in_use() -> None:
         "10.0.0.20 (peer 'office') would fall outside it; 10.0.0.15 (peer 'lab') would become its broadcast "
         "address. Move or delete those first, or choose a range that still contains them."
     )
-    err = error_of(
-        check_range_change, N("10.0.0.0/24"), N("10.0.0.16/28"), [("peer 'x'", A("10.0.0.16"))], "tunnel"
-    )
+    err = error_of(check_range_change, N("10.0.0.0/24"), N("10.0.0.16/28"), [("peer 'x'", A("10.0.0.16"))], "tunnel")
     assert "10.0.0.16 (peer 'x') would become its network address" in err.message
 
 

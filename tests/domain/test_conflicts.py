@@ -31,9 +31,7 @@ def sub(id_: int, cidr: str, routed: bool = True, nat: str | None = None) -> Sub
     return SubnetSpec(id=id_, cidr=ip_network(cidr), routed=routed, nat_cidr=ip_network(nat) if nat else None)
 
 
-def svc(
-    id_: int, name: str, shared: str, port: int, local: str = "192.168.1.10", protocol: str = "tcp"
-) -> ServiceSpec:
+def svc(id_: int, name: str, shared: str, port: int, local: str = "192.168.1.10", protocol: str = "tcp") -> ServiceSpec:
     assert protocol in ("tcp", "udp")
     return ServiceSpec(
         id=id_,
@@ -157,9 +155,7 @@ def test_routed_overlap_with_a_larger_or_smaller_prefix() -> None:
 
 
 def test_routed_overlap_counts_the_others() -> None:
-    wan = make_wan(
-        OFFICE, HOME, peer(4, "lab", "10.0.0.4", (sub(41, "192.168.1.0/25"),)), peer(3, "new", "10.0.0.3")
-    )
+    wan = make_wan(OFFICE, HOME, peer(4, "lab", "10.0.0.4", (sub(41, "192.168.1.0/25"),)), peer(3, "new", "10.0.0.3"))
     err = conflict_of(check_subnet, wan, 3, N("192.168.0.0/16"), True, False)
     assert err.message.startswith(
         "192.168.0.0/16 overlaps 192.168.1.0/24 of peer 'office' (routed) and 1 other routed subnet. "
@@ -233,9 +229,7 @@ def test_editing_a_subnet_excludes_itself() -> None:
     err = conflict_of(check_subnet, wan, 2, N("192.168.1.0/24"), True, False, exclude_subnet_id=21)
     assert err.message.startswith("192.168.1.0/24 overlaps 192.168.1.0/24 of peer 'office' (routed). ")
     # Re-running auto-NAT for it may reuse its own old block.
-    assert check_subnet(wan, 2, N("192.168.1.0/24"), True, True, exclude_subnet_id=21).nat_cidr == N(
-        "172.16.0.0/24"
-    )
+    assert check_subnet(wan, 2, N("192.168.1.0/24"), True, True, exclude_subnet_id=21).nat_cidr == N("172.16.0.0/24")
 
 
 def test_ipv6_subnets() -> None:
@@ -268,9 +262,7 @@ def test_nat_pool_full() -> None:
 def test_auto_nat_existing() -> None:
     wan = make_wan(
         peer(1, "office", "10.0.0.1", (sub(11, "192.168.1.0/24"),)),
-        peer(
-            2, "home", "10.0.0.2", (sub(21, "192.168.1.0/24"), sub(22, "192.168.7.0/24", nat="172.16.0.0/24"))
-        ),
+        peer(2, "home", "10.0.0.2", (sub(21, "192.168.1.0/24"), sub(22, "192.168.7.0/24", nat="172.16.0.0/24"))),
     )
     assert auto_nat_existing(wan, 2, 21) == N("172.16.1.0/24")
     assert auto_nat_existing(wan, 2, 22) == N("172.16.0.0/24")
@@ -328,9 +320,7 @@ def brute_force_refuses(wan: WanSpec, peer_id: int, cidr: IPNetwork, routed: boo
 
 @given(random_wans(), st.integers(1, 6), cidrs, st.booleans())
 @settings(max_examples=300)
-def test_check_subnet_agrees_with_brute_force(
-    wan: WanSpec, peer_id: int, cidr: IPNetwork, routed: bool
-) -> None:
+def test_check_subnet_agrees_with_brute_force(wan: WanSpec, peer_id: int, cidr: IPNetwork, routed: bool) -> None:
     expected = brute_force_refuses(wan, peer_id, cidr, routed)
     try:
         decision = check_subnet(wan, peer_id, cidr, routed, False)
@@ -387,9 +377,7 @@ def test_wan_conflicts_agree_with_brute_force(wan: WanSpec) -> None:
     assert pairs("nat_overlap") == expected_nat
     ranges = {"tunnel_range_overlap": wan.tunnel_cidr, "services_range_overlap": wan.services_cidr}
     for kind, rng in ranges.items():
-        assert {c.subnet_id for c in found if c.kind == kind} == {
-            s.id for _, s in flat if s.cidr.overlaps(rng)
-        }
+        assert {c.subnet_id for c in found if c.kind == kind} == {s.id for _, s in flat if s.cidr.overlaps(rng)}
     severities = [c.severity for c in found]
     assert severities == sorted(severities, key=lambda s: s != "critical")
 
@@ -397,9 +385,7 @@ def test_wan_conflicts_agree_with_brute_force(wan: WanSpec) -> None:
 @given(st.lists(cidrs, max_size=30))
 def test_overlapping_pairs_matches_pairwise(nets: list[IPNetwork]) -> None:
     got = {frozenset(p) for p in overlapping_pairs(nets)}
-    want = {
-        frozenset((i, j)) for i, j in itertools.combinations(range(len(nets)), 2) if nets[i].overlaps(nets[j])
-    }
+    want = {frozenset((i, j)) for i, j in itertools.combinations(range(len(nets)), 2) if nets[i].overlaps(nets[j])}
     assert got == want
     assert len(list(overlapping_pairs(nets))) == len(want)
 
@@ -431,9 +417,7 @@ def test_wan_conflicts_golden() -> None:
             (sub(21, "192.168.1.0/24"), sub(22, "192.168.9.0/24", nat="172.16.0.0/24")),
             (svc(201, "ssh", "10.0.5.1", 443), svc(202, "far", "10.9.9.9", 22)),
         ),
-        peer(
-            3, "lab", "10.0.1.7", (sub(31, "192.168.7.0/24", nat="172.16.0.0/23"), sub(32, "172.16.8.0/24"))
-        ),
+        peer(3, "lab", "10.0.1.7", (sub(31, "192.168.7.0/24", nat="172.16.0.0/23"), sub(32, "172.16.8.0/24"))),
     )
     got = [
         (c.severity, c.kind, c.message, c.peer_id, c.subnet_id, c.other_peer_id, c.other_subnet_id)
@@ -501,9 +485,7 @@ def test_wan_conflicts_golden() -> None:
         (
             "critical",
             "duplicate_service",
-            "10.0.5.1:443/tcp is published twice: by service 'web' of peer 'office' and service "
-            "'ssh' of peer "
-            "'home'.",
+            "10.0.5.1:443/tcp is published twice: by service 'web' of peer 'office' and service 'ssh' of peer 'home'.",
             2,
             None,
             1,
@@ -535,8 +517,7 @@ def test_wan_conflicts_golden() -> None:
         (
             "warning",
             "own_subnet_overlap",
-            "192.168.1.0/24 and 192.168.1.0/25 of peer 'office' overlap; a peer cannot host "
-            "overlapping LANs.",
+            "192.168.1.0/24 and 192.168.1.0/25 of peer 'office' overlap; a peer cannot host overlapping LANs.",
             1,
             11,
             1,
@@ -593,8 +574,7 @@ def test_assign_tunnel_ip() -> None:
     assert isinstance(err, ConflictError)
     assert (err.field, err.other_peer_id) == ("tunnel_ip", 2)
     assert err.message == (
-        "Tunnel IP 10.0.0.2 is already used by peer 'home'; leave it empty to get the lowest free address "
-        "(10.0.0.4)."
+        "Tunnel IP 10.0.0.2 is already used by peer 'home'; leave it empty to get the lowest free address (10.0.0.4)."
     )
     small = make_wan(*WAN.peers, tunnel="10.0.0.0/30")
     assert conflict_of(assign_tunnel_ip, small, A("10.0.0.2")).message == (
@@ -604,8 +584,7 @@ def test_assign_tunnel_ip() -> None:
     err = conflict_of(assign_tunnel_ip, WAN, A("10.0.0.255"))
     assert isinstance(err, ValidationError)
     assert err.message == (
-        "Tunnel IP 10.0.0.255 is the broadcast address of the tunnel range 10.0.0.0/24; it cannot be "
-        "assigned."
+        "Tunnel IP 10.0.0.255 is the broadcast address of the tunnel range 10.0.0.0/24; it cannot be assigned."
     )
     assert isinstance(conflict_of(assign_tunnel_ip, small), RangeFullError)
 
@@ -630,9 +609,7 @@ def test_service_may_share_its_own_peers_ip_on_another_port_or_protocol() -> Non
     assert (d.shared_ip, d.shared_port) == (A("10.0.5.1"), 80)
     assert check_service(SVC_WAN, 1, "udp", A("192.168.1.10"), 443, A("10.0.5.1")).shared_port == 443
     # Editing a service does not clash with itself.
-    assert check_service(
-        SVC_WAN, 1, "tcp", A("192.168.1.10"), 443, A("10.0.5.1"), name="web", exclude_service_id=101
-    )
+    assert check_service(SVC_WAN, 1, "tcp", A("192.168.1.10"), 443, A("10.0.5.1"), name="web", exclude_service_id=101)
 
 
 def test_service_golden_messages() -> None:
@@ -646,8 +623,7 @@ def test_service_golden_messages() -> None:
     err = conflict_of(check_service, SVC_WAN, 1, "tcp", A("192.168.1.20"), 443, A("10.0.5.1"), 443)
     assert isinstance(err, ConflictError)
     assert (err.message, err.field, err.fixes) == (
-        "10.0.5.1:443/tcp is already published by service 'web' of peer 'office'; choose another "
-        "shared port.",
+        "10.0.5.1:443/tcp is already published by service 'web' of peer 'office'; choose another shared port.",
         "shared_port",
         ("other_port",),
     )
@@ -750,6 +726,4 @@ def test_range_users() -> None:
     )
     assert range_users(wan, "tunnel") == [("peer 'office'", A("10.0.0.1"))]
     assert range_users(wan, "services") == [("service 'web' of peer 'office'", A("10.0.5.1"))]
-    assert range_users(wan, "nat_pool") == [
-        ("Auto-NAT of 192.168.1.0/24 of peer 'office'", N("172.16.0.0/24"))
-    ]
+    assert range_users(wan, "nat_pool") == [("Auto-NAT of 192.168.1.0/24 of peer 'office'", N("172.16.0.0/24"))]

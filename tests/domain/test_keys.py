@@ -18,8 +18,7 @@ ALICE_PUBLIC = base64.b64encode(
 ).decode()
 
 KEY_MESSAGE = (
-    "Public key must be a WireGuard key: 44 characters of base64 encoding 32 bytes "
-    "(as printed by `wg pubkey`)."
+    "Public key must be a WireGuard key: 44 characters of base64 encoding 32 bytes (as printed by `wg pubkey`)."
 )
 
 
@@ -40,8 +39,7 @@ def test_public_from_private_rejects_junk() -> None:
     with pytest.raises(ValidationError) as info:
         public_from_private("not a key")
     assert (info.value.message, info.value.field) == (
-        "Private key must be a WireGuard key: 44 characters of base64 encoding 32 bytes (as printed by "
-        "`wg genkey`).",
+        "Private key must be a WireGuard key: 44 characters of base64 encoding 32 bytes (as printed by `wg genkey`).",
         "private_key",
     )
 

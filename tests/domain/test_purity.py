@@ -44,8 +44,7 @@ def test_domain_modules_exist() -> None:
 
 def test_domain_imports_no_framework() -> None:
     offenders = {
-        str(path.relative_to(DOMAIN)): sorted(imported_roots(path) & FORBIDDEN)
-        for path in sorted(DOMAIN.rglob("*.py"))
+        str(path.relative_to(DOMAIN)): sorted(imported_roots(path) & FORBIDDEN) for path in sorted(DOMAIN.rglob("*.py"))
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 

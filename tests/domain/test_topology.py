@@ -35,9 +35,7 @@ def subnet(sid: int, cidr: str, *, routed: bool = True, nat: str | None = None) 
     return SubnetSpec(sid, net(cidr), routed, net(nat) if nat else None)
 
 
-def service(
-    sid: int, shared: str, shared_port: int, local: str, local_port: int, proto: str = "tcp"
-) -> ServiceSpec:
+def service(sid: int, shared: str, shared_port: int, local: str, local_port: int, proto: str = "tcp") -> ServiceSpec:
     assert proto in ("tcp", "udp")
     return ServiceSpec(
         sid,

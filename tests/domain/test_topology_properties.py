@@ -77,9 +77,7 @@ def wans(draw: st.DrawFn) -> WanSpec:
                 services=tuple(services),
             )
         )
-    return wan_of(
-        *peers, topology=draw(st.sampled_from(TOPOLOGIES)), keepalive=draw(st.sampled_from([0, 25]))
-    )
+    return wan_of(*peers, topology=draw(st.sampled_from(TOPOLOGIES)), keepalive=draw(st.sampled_from([0, 25])))
 
 
 # --- independent oracle --------------------------------------------------------------------------
@@ -228,9 +226,7 @@ def test_random_wans_render_what_the_topology_says(wan: WanSpec) -> None:
     for pid, cfg in configs.items():
         text = cfg.text
         assert text.count("[Peer]") == len(topo.view(pid).sections)
-        got = [
-            line.removeprefix("AllowedIPs = ") for line in text.splitlines() if line.startswith("AllowedIPs")
-        ]
+        got = [line.removeprefix("AllowedIPs = ") for line in text.splitlines() if line.startswith("AllowedIPs")]
         want = [", ".join(map(str, s.allowed_ips)) for s in topo.view(pid).sections if s.allowed_ips]
         assert got == want
         up = [line for line in text.splitlines() if line.startswith("PostUp")]

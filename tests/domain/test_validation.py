@@ -97,9 +97,7 @@ VALIDATORS: list[tuple[str, Callable[[object], object], str, set[str]]] = [
 
 
 @pytest.mark.parametrize("hostile", sorted(HOSTILE))
-@pytest.mark.parametrize(
-    ("name", "validator", "field", "accepted"), VALIDATORS, ids=[v[0] for v in VALIDATORS]
-)
+@pytest.mark.parametrize(("name", "validator", "field", "accepted"), VALIDATORS, ids=[v[0] for v in VALIDATORS])
 def test_hostile_input_is_refused_with_the_field(
     name: str, validator: Callable[[object], object], field: str, accepted: set[str], hostile: str
 ) -> None:
@@ -128,9 +126,7 @@ def test_hostile_input_is_refused_with_the_field(
         (validate_public_key, "public_key"),
     ],
 )
-def test_non_text_json_values_are_refused(
-    validator: Callable[[object], object], field: str, value: object
-) -> None:
+def test_non_text_json_values_are_refused(validator: Callable[[object], object], field: str, value: object) -> None:
     with pytest.raises(ValidationError) as info:
         validator(value)
     assert info.value.field == field

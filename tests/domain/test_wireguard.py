@@ -224,17 +224,14 @@ def test_service_dnat_and_masquerade() -> None:
         "sysctl -w net.ipv4.ip_forward=1",
         "iptables -A FORWARD -i %i -j ACCEPT",
         "iptables -A FORWARD -o %i -j ACCEPT",
-        "iptables -t nat -A PREROUTING -i %i -d 10.0.5.1 -p tcp --dport 8080 -j DNAT "
-        "--to-destination 192.168.1.10:80",
+        "iptables -t nat -A PREROUTING -i %i -d 10.0.5.1 -p tcp --dport 8080 -j DNAT --to-destination 192.168.1.10:80",
         "iptables -t nat -A POSTROUTING -d 192.168.1.10 -p tcp --dport 80 -m conntrack --ctstate DNAT "
         "--ctorigdst 10.0.5.1 -j MASQUERADE",
         # On the server itself: DNAT to its tunnel address, no masquerade.
-        "iptables -t nat -A PREROUTING -i %i -d 10.0.5.2 -p tcp --dport 2222 -j DNAT "
-        "--to-destination 10.0.0.1:22",
+        "iptables -t nat -A PREROUTING -i %i -d 10.0.5.2 -p tcp --dport 2222 -j DNAT --to-destination 10.0.0.1:22",
         # On loopback: the interface must accept DNAT to 127.0.0.0/8.
         "sysctl -w net/ipv4/conf/%i/route_localnet=1",
-        "iptables -t nat -A PREROUTING -i %i -d 10.0.5.3 -p udp --dport 53 -j DNAT "
-        "--to-destination 127.0.0.1:5353",
+        "iptables -t nat -A PREROUTING -i %i -d 10.0.5.3 -p udp --dport 53 -j DNAT --to-destination 127.0.0.1:5353",
     ]
 
 
@@ -352,9 +349,7 @@ def test_non_routed_subnet_on_another_peer_does_not_stale_anyone_else() -> None:
     wan = scenarios()["mesh3"]
     before = hashes(wan)
     vps = wan.peers[2]
-    changed = replace(
-        wan, peers=(*wan.peers[:2], replace(vps, subnets=(subnet(9, "10.99.0.0/16", routed=False),)))
-    )
+    changed = replace(wan, peers=(*wan.peers[:2], replace(vps, subnets=(subnet(9, "10.99.0.0/16", routed=False),))))
     after = hashes(changed)
     assert after[1] == before[1] and after[2] == before[2]
 

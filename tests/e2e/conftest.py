@@ -71,9 +71,7 @@ class WanClient:
     def wan(self, name: str, **fields: Any) -> dict[str, Any]:
         return self._ok(self.api.post("/api/wan", json={"name": name, **fields}), 201)
 
-    def peer(
-        self, wan_id: int, name: str, kind: str, endpoint: str | None = None, **fields: Any
-    ) -> dict[str, Any]:
+    def peer(self, wan_id: int, name: str, kind: str, endpoint: str | None = None, **fields: Any) -> dict[str, Any]:
         body = {"name": name, "kind": kind, **fields}
         if endpoint:
             body["endpoint"] = endpoint

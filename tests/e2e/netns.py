@@ -237,9 +237,7 @@ class Network:
         body_file.write_text(body, encoding="utf-8")
         cmd = ["ip", "netns", "exec", node.ns, sys.executable, "-I", str(self.workdir / "echo_server.py"),
                bind, str(port), str(body_file)]  # fmt: skip
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.servers.append(proc)
         url = f"http://{'127.0.0.1' if bind == '0.0.0.0' else bind}:{port}/"
         deadline = time.monotonic() + 5
@@ -295,9 +293,7 @@ class Network:
             if node.wg_conf is None or not node.wg_conf.exists():
                 continue
             conf = PRIVATE_KEY_RE.sub(r"\1<hidden>", node.wg_conf.read_text(encoding="utf-8"))
-            parts.append(
-                f"===== {node.name} ({node.ns}, {node.wg_iface})\n{conf}\n--- wg show\n{self.wg_show(node)}"
-            )
+            parts.append(f"===== {node.name} ({node.ns}, {node.wg_iface})\n{conf}\n--- wg show\n{self.wg_show(node)}")
         return "\n".join(parts)
 
     # --- probes ------------------------------------------------------------------------------------
@@ -377,9 +373,7 @@ class Network:
                     os.kill(int(pid), signal.SIGTERM)
         deadline = time.monotonic() + 3
         for ns in self.namespaces:
-            while (
-                time.monotonic() < deadline and self.sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            ):
+            while time.monotonic() < deadline and self.sh("ip", "netns", "pids", ns, check=False).stdout.split():
                 time.sleep(0.05)
             for pid in self.sh("ip", "netns", "pids", ns, check=False).stdout.split():
                 with contextlib.suppress(ProcessLookupError, ValueError):

@@ -95,17 +95,11 @@ def wan_routing_the_existing_lan():
 def test_unmanaged_look_alikes_survive_the_script():
     with SimRouter(password=PASSWORD, preset="existing") as sim:
         home = [r for r in sim.rows("/interface/wireguard") if r["name"] == "wg-home"]
-        rules = [
-            r for r in sim.rows("/ip/firewall/filter") if not r.get("comment", "").startswith("WAN-Overlay")
-        ]
+        rules = [r for r in sim.rows("/ip/firewall/filter") if not r.get("comment", "").startswith("WAN-Overlay")]
         sim.run_script(render_script(desired_x(wan_routing_the_existing_lan()), "homelab", "office-mikrotik"))
         assert [r for r in sim.rows("/interface/wireguard") if r["name"] == "wg-home"] == home
-        after = [
-            r for r in sim.rows("/ip/firewall/filter") if not r.get("comment", "").startswith("WAN-Overlay")
-        ]
-        assert [r["comment"] for r in after if "comment" in r] == [
-            r["comment"] for r in rules if "comment" in r
-        ]
+        after = [r for r in sim.rows("/ip/firewall/filter") if not r.get("comment", "").startswith("WAN-Overlay")]
+        assert [r["comment"] for r in after if "comment" in r] == [r["comment"] for r in rules if "comment" in r]
         # The distance-1 route to a LAN we route is demoted to 11, not removed.
         demoted = sim.rows("/ip/route", **{"dst-address": "192.168.1.0/24"})
         assert sorted(r["distance"] for r in demoted if r.get("dynamic") == "false") == ["10", "11"]

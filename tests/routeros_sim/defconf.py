@@ -23,13 +23,10 @@ WAN_GATEWAY = "203.0.113.1"
 LAN_ADDRESS = "192.168.88.1/24"
 
 FULL_POLICY = (
-    "local,telnet,ssh,ftp,reboot,read,write,policy,test,winbox,password,web,sniff,"
-    "sensitive,api,romon,rest-api"
+    "local,telnet,ssh,ftp,reboot,read,write,policy,test,winbox,password,web,sniff,sensitive,api,romon,rest-api"
 )
 READ_POLICY = "local,telnet,ssh,reboot,read,test,winbox,password,web,sniff,sensitive,api,romon,rest-api"
-WRITE_POLICY = (
-    "local,telnet,ssh,reboot,read,write,test,winbox,password,web,sniff,sensitive,api,romon,rest-api"
-)
+WRITE_POLICY = "local,telnet,ssh,reboot,read,write,test,winbox,password,web,sniff,sensitive,api,romon,rest-api"
 
 DEFCONF_FILTER: list[dict[str, str]] = [
     {
@@ -253,9 +250,7 @@ def preset_existing(state: RouterState) -> None:
                 "comment": "office LAN via old VPN box",
             },
         )
-        drop = state.find(
-            "/ip/firewall/filter", lambda r: r.get("comment") == "defconf: drop all not coming from LAN"
-        )
+        drop = state.find("/ip/firewall/filter", lambda r: r.get("comment") == "defconf: drop all not coming from LAN")
         state.add(
             "/ip/firewall/filter",
             {
@@ -291,12 +286,8 @@ def preset_existing(state: RouterState) -> None:
                 "comment": "web server",
             },
         )
-        state.add(
-            "/user", {"name": "monitor", "password": "monitor", "group": "read", "comment": "read-only NMS"}
-        )
-        state.add(
-            "/user", {"name": "backup", "password": "backup", "group": "write", "address": "192.168.88.0/24"}
-        )
+        state.add("/user", {"name": "monitor", "password": "monitor", "group": "read", "comment": "read-only NMS"})
+        state.add("/user", {"name": "backup", "password": "backup", "group": "write", "address": "192.168.88.0/24"})
         state.set("/system/identity", None, {"name": "branch-router"})
 
 

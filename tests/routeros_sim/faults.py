@@ -69,9 +69,7 @@ class Faults:
         self.commands.append(CommandFault(command, "trap", message, category, times))
         return self
 
-    def fatal_on(
-        self, command: str, reason: str = "injected fatal error", *, times: int | None = None
-    ) -> Faults:
+    def fatal_on(self, command: str, reason: str = "injected fatal error", *, times: int | None = None) -> Faults:
         self.commands.append(CommandFault(command, "fatal", reason, None, times))
         return self
 

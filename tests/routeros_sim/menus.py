@@ -408,9 +408,7 @@ def build_menus() -> dict[str, Menu]:
             can_remove=False,
             computed=_compute_resource,
         ),
-        Menu(
-            "/system/identity", fields(F("name", name_norm)), singleton=True, can_add=False, can_remove=False
-        ),
+        Menu("/system/identity", fields(F("name", name_norm)), singleton=True, can_add=False, can_remove=False),
         Menu(
             "/interface",
             fields(
@@ -606,9 +604,7 @@ def build_menus() -> dict[str, Menu]:
         ),
         Menu(
             "/user/group",
-            fields(
-                F("name", name_norm, required=True), F("policy"), F("skin", default="default"), F("comment")
-            ),
+            fields(F("name", name_norm, required=True), F("policy"), F("skin", default="default"), F("comment")),
             name_ids=True,
             validate=_unique_name("failure: group with the same name already exists"),  # ⚠
         ),

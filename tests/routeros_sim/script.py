@@ -392,9 +392,7 @@ class Parser:
             if word and self.peek() == "=":
                 self.i += 1
                 allowed = verb in ("add", "set", "find", "move")
-                ok = self.state.field_available(menu, word) and (
-                    verb == "find" or not menu.fields[word].read_only
-                )
+                ok = self.state.field_available(menu, word) and (verb == "find" or not menu.fields[word].read_only)
                 if word in menu.command_params.get(verb, ()):
                     allowed = ok = True
                 if word == "place-before" and verb == "add" and menu.ordered:

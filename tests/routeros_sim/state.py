@@ -404,9 +404,7 @@ class RouterState:
                 # ⚠ Peers of a removed interface are removed with it here.
                 gone = {r["name"] for r in doomed}
                 peers = self.tables["/interface/wireguard/peers"]
-                self.tables["/interface/wireguard/peers"] = [
-                    p for p in peers if p.get("interface") not in gone
-                ]
+                self.tables["/interface/wireguard/peers"] = [p for p in peers if p.get("interface") not in gone]
             self._after_change(path)
 
     def move(self, path: str, numbers: str | Iterable[str], destination: str | None) -> None:
@@ -482,9 +480,7 @@ class RouterState:
             kept.append({".id": self.new_id("/ip/route"), **spec, "_owner": f"address:{addr_id}"})
         self.tables["/ip/route"] = kept
 
-    def _gateway_reachable(
-        self, gateway: str, connected: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-    ) -> bool:
+    def _gateway_reachable(self, gateway: str, connected: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
         enabled_ifaces = {r["name"] for r in self._raw_rows("/interface") if r.get("disabled") != "true"}
         for gw in gateway.split(","):
             gw = gw.strip()
@@ -513,9 +509,7 @@ class RouterState:
             return self._gateway_reachable(r.get("gateway", ""), connected)
 
         key = (row.get("routing-table", "main"), row.get("dst-address"))
-        rivals = [
-            r for r in routes if (r.get("routing-table", "main"), r.get("dst-address")) == key and usable(r)
-        ]
+        rivals = [r for r in routes if (r.get("routing-table", "main"), r.get("dst-address")) == key and usable(r)]
         best = min((int(r.get("distance", "1")) for r in rivals), default=None)
         winners = [r for r in rivals if int(r.get("distance", "1")) == best]
         active = usable(row) and best is not None and int(row.get("distance", "1")) == best
@@ -546,9 +540,7 @@ class RouterState:
     def handshake_view(self, peer: Row) -> Row:
         """Read-only peer values (rx, tx, last-handshake, current-endpoint-*)."""
         out: Row = {"rx": "0", "tx": "0"}
-        wg = next(
-            (w for w in self.tables["/interface/wireguard"] if w["name"] == peer.get("interface")), None
-        )
+        wg = next((w for w in self.tables["/interface/wireguard"] if w["name"] == peer.get("interface")), None)
         if peer.get("disabled") == "true" or wg is None or wg.get("disabled") == "true":
             return out
         hs = self.handshakes.get(peer.get("public-key", ""))
@@ -577,9 +569,7 @@ class RouterState:
         endpoint_port: int | None = None,
     ) -> None:
         with self.lock:
-            self.handshakes[public_key] = Handshake(
-                self.clock - seconds_ago, rx, tx, endpoint_address, endpoint_port
-            )
+            self.handshakes[public_key] = Handshake(self.clock - seconds_ago, rx, tx, endpoint_address, endpoint_port)
 
     def clear_handshake(self, public_key: str) -> None:
         with self.lock:
@@ -705,9 +695,7 @@ class RouterState:
                     row = {
                         k: v
                         for k, v in raw.items()
-                        if k != ".id"
-                        and not k.startswith("_")
-                        and not (k in menu.fields and menu.fields[k].volatile)
+                        if k != ".id" and not k.startswith("_") and not (k in menu.fields and menu.fields[k].volatile)
                     }
                     if raw.get("_password") is not None:
                         row["password"] = raw["_password"]

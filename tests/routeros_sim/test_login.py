@@ -118,9 +118,7 @@ def test_service_rows_can_only_be_set(api: Any) -> None:
     ports = {r["name"]: r["port"] for r in services}
     assert ports["api"] == 8728 and ports["api-ssl"] == 8729
     # Like an unknown path, an absent command draws two traps (librouteros: MultiTrapError).
-    with pytest.raises(
-        MultiTrapError, match="no such command or directory \\(add\\), no such command prefix"
-    ):
+    with pytest.raises(MultiTrapError, match="no such command or directory \\(add\\), no such command prefix"):
         services.add(name="x", port=1)
     with pytest.raises(MultiTrapError, match="no such command"):
         services.remove("api")

@@ -236,10 +236,7 @@ def test_rename_via_interface_menu_follows_references(api: Any) -> None:
     api.path("ip", "address").add(address="10.8.0.1/24", interface="wg0")
     api.path("interface").update(**{".id": "wg0", "name": "wg-overlay"})
     assert [r["name"] for r in api.path("interface", "wireguard")] == ["wg-overlay"]
-    assert (
-        next(a for a in api.path("ip", "address") if a["address"] == "10.8.0.1/24")["interface"]
-        == "wg-overlay"
-    )
+    assert next(a for a in api.path("ip", "address") if a["address"] == "10.8.0.1/24")["interface"] == "wg-overlay"
 
 
 def test_peers(api: Any) -> None:
@@ -258,9 +255,7 @@ def test_peers(api: Any) -> None:
     )
     with pytest.raises(TrapError, match="already have"):
         peers.add(interface="wg0", **{"public-key": PEER_KEY, "allowed-address": "10.0.0.3/32"})
-    peers.add(
-        interface="wg1", **{"public-key": PEER_KEY, "allowed-address": "10.0.0.2/32"}
-    )  # other interface: ok
+    peers.add(interface="wg1", **{"public-key": PEER_KEY, "allowed-address": "10.0.0.2/32"})  # other interface: ok
     with pytest.raises(TrapError, match="missing value"):
         peers.add(interface="wg0", **{"public-key": PEER_KEY2})
     row = next(r for r in peers if r[".id"] == pid)

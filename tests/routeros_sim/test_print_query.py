@@ -51,9 +51,7 @@ QUERY_TABLE: list[tuple[list[str], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("words", "expected"), QUERY_TABLE, ids=[" ".join(w) or "none" for w, _ in QUERY_TABLE]
-)
+@pytest.mark.parametrize(("words", "expected"), QUERY_TABLE, ids=[" ".join(w) or "none" for w, _ in QUERY_TABLE])
 def test_raw_query_semantics(iface_api: Any, words: list[str], expected: list[str]) -> None:
     rows = iface_api.rawCmd("/interface/print", "=.proplist=name", *words)
     assert [r["name"] for r in rows] == expected

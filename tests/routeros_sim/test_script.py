@@ -71,9 +71,7 @@ def test_generated_script_demotes_unmanaged_route_only() -> None:
             },
         )
         sim.run_script(GENERATED)
-        distances = {
-            r.get("comment"): r["distance"] for r in sim.rows("/ip/route", dst_address="192.168.1.0/24")
-        }
+        distances = {r.get("comment"): r["distance"] for r in sim.rows("/ip/route", dst_address="192.168.1.0/24")}
         assert distances == {"office LAN via old VPN box": "11", "WAN-Overlay-Manager:route-x": "5"}
 
 
@@ -85,16 +83,10 @@ def test_local_put_strings_escapes_and_interpolation(sim: SimRouter) -> None:
 
 
 def test_string_interpolation_runs_commands_so_generators_must_escape(sim: SimRouter) -> None:
-    sim.run_script(
-        '/ip route add dst-address=10.1.0.0/16 gateway=bridge comment="x$[/system identity set name=pwned]"'
-    )
+    sim.run_script('/ip route add dst-address=10.1.0.0/16 gateway=bridge comment="x$[/system identity set name=pwned]"')
     assert sim.rows("/system/identity")[0]["name"] == "pwned"
-    sim.run_script(
-        '/ip route add dst-address=10.2.0.0/16 gateway=bridge comment="x\\$[/system identity set name=no]"'
-    )
-    assert (
-        sim.rows("/ip/route", dst_address="10.2.0.0/16")[0]["comment"] == "x$[/system identity set name=no]"
-    )
+    sim.run_script('/ip route add dst-address=10.2.0.0/16 gateway=bridge comment="x\\$[/system identity set name=no]"')
+    assert sim.rows("/ip/route", dst_address="10.2.0.0/16")[0]["comment"] == "x$[/system identity set name=no]"
 
 
 def test_if_else_len_pick_foreach_log(sim: SimRouter) -> None:

@@ -40,9 +40,7 @@ def test_dump_load_round_trip_preserves_everything(tmp_path: Path) -> None:
         b.connect(password="p").close()
         # New ids continue after the loaded ones instead of colliding.
         new_id = b.state.add("/ip/route", {"dst-address": "10.9.0.0/16", "gateway": "bridge"})
-        assert new_id not in {r[".id"] for r in rows} | {
-            r[".id"] for r in b.rows("/ip/route") if r[".id"] != new_id
-        }
+        assert new_id not in {r[".id"] for r in rows} | {r[".id"] for r in b.rows("/ip/route") if r[".id"] != new_id}
 
 
 def test_load_rejects_garbage() -> None:
@@ -182,11 +180,7 @@ def test_many_parallel_clients() -> None:
                     for _ in range(10):
                         c.path("ip", "route").add(**{"dst-address": f"10.{n}.0.0/16", "gateway": "bridge"})
                         c.path("ip", "route").remove(
-                            *[
-                                str(r[".id"])
-                                for r in c.path("ip", "route")
-                                if r["dst-address"] == f"10.{n}.0.0/16"
-                            ]
+                            *[str(r[".id"]) for r in c.path("ip", "route") if r["dst-address"] == f"10.{n}.0.0/16"]
                         )
                 finally:
                     c.close()

@@ -328,9 +328,7 @@ def test_peer_list_get_patch_delete(api: Any, app: Flask) -> None:
     got = api.get(f"/api/peers/{a['id']}")
     assert got.status_code == 200 and got.get_json() == a
 
-    patched = api.patch(
-        f"/api/peers/{a['id']}", json={"name": "a2", "is_hub": True, "endpoint": "203.0.113.5"}
-    )
+    patched = api.patch(f"/api/peers/{a['id']}", json={"name": "a2", "is_hub": True, "endpoint": "203.0.113.5"})
     assert patched.status_code == 200
     body = patched.get_json()
     assert body["name"] == "a2" and body["is_hub"] is True
@@ -357,9 +355,7 @@ def test_peer_name_rules(api: Any) -> None:
         api.post(f"/api/peers/wan/{wan['id']}", json={"name": "my office", "kind": "server"}),
         422, "name", "found ' '",
     )  # fmt: skip
-    assert_error(
-        api.post(f"/api/peers/wan/{wan['id']}", json={"name": "x" * 49, "kind": "server"}), 422, "name"
-    )
+    assert_error(api.post(f"/api/peers/wan/{wan['id']}", json={"name": "x" * 49, "kind": "server"}), 422, "name")
     assert_error(api.post(f"/api/peers/wan/{wan['id']}", json={"name": "x", "kind": "router"}), 422, "kind")
     # The same name in another WAN is fine.
     other = make_wan(api, "other")
@@ -371,9 +367,7 @@ def test_explicit_tunnel_ip_free_taken_and_outside(api: Any, app: Flask) -> None
     owner = make_peer(api, wan["id"], "owner", tunnel_ip="10.0.0.10")
     assert owner["tunnel_ip"] == "10.0.0.10"
     before = count(app, Peer)
-    resp = api.post(
-        f"/api/peers/wan/{wan['id']}", json={"name": "late", "kind": "server", "tunnel_ip": "10.0.0.10"}
-    )
+    resp = api.post(f"/api/peers/wan/{wan['id']}", json={"name": "late", "kind": "server", "tunnel_ip": "10.0.0.10"})
     assert_error(resp, 409, "tunnel_ip", "Tunnel IP 10.0.0.10 is already used by peer 'owner'", "(10.0.0.1)")
     assert count(app, Peer) == before
     assert_error(
@@ -390,9 +384,7 @@ def test_explicit_tunnel_ip_free_taken_and_outside(api: Any, app: Flask) -> None
     )  # fmt: skip
     # Moving another peer onto the owner's address names the owner too.
     other = make_peer(api, wan["id"], "other")
-    assert_error(
-        api.patch(f"/api/peers/{other['id']}", json={"tunnel_ip": "10.0.0.10"}), 409, "tunnel_ip", "'owner'"
-    )
+    assert_error(api.patch(f"/api/peers/{other['id']}", json={"tunnel_ip": "10.0.0.10"}), 409, "tunnel_ip", "'owner'")
 
 
 def test_full_tunnel_range_gives_a_clear_message(api: Any, app: Flask) -> None:
@@ -419,9 +411,7 @@ def test_endpoint_port_guardrail_uses_the_seed_wording(api: Any, app: Flask) -> 
         "translates external port 51821 to internal port 51820",
     )  # fmt: skip
     assert count(app, Peer) == 0
-    ok = make_peer(
-        api, wan["id"], "gw", kind="mikrotik", endpoint="gw.example.com:51821", has_port_forward=True
-    )
+    ok = make_peer(api, wan["id"], "gw", kind="mikrotik", endpoint="gw.example.com:51821", has_port_forward=True)
     assert ok["endpoint"] == "gw.example.com:51821"
     assert ok["has_port_forward"] is True
     # Changing the listen port afterwards without the tick is refused the same way.
@@ -469,9 +459,7 @@ def test_management_host_in_the_tunnel_is_refused(
 
 def test_management_host_guardrail_on_edit(api: Any) -> None:
     wan = make_wan(api)
-    peer = make_peer(
-        api, wan["id"], "gw", kind="mikrotik", mikrotik={"host": "192.168.88.1", "password": "pw"}
-    )
+    peer = make_peer(api, wan["id"], "gw", kind="mikrotik", mikrotik={"host": "192.168.88.1", "password": "pw"})
     resp = api.patch(f"/api/peers/{peer['id']}", json={"mikrotik": {"host": peer["tunnel_ip"]}})
     assert_error(resp, 422, "mikrotik_host", "is this peer's tunnel IP", "locks WireWAN out")
     assert api.get(f"/api/peers/{peer['id']}").get_json()["mikrotik"]["host"] == "192.168.88.1"
@@ -534,9 +522,7 @@ def test_no_response_contains_a_private_key_or_router_password(api: Any, app: Fl
                 f"/api/wan/{wan_id}/conflicts", "/api/me"):  # fmt: skip
         responses.append(api.get(url))
     # Refusals must not echo the password either.
-    responses.append(
-        api.patch(f"/api/peers/{gw_id}", json={"mikrotik": {"password": ROUTER_PASSWORD + "\n"}})
-    )
+    responses.append(api.patch(f"/api/peers/{gw_id}", json={"mikrotik": {"password": ROUTER_PASSWORD + "\n"}}))
     secrets = stored_secrets(app)
     assert len(secrets) == 3  # two private keys, one router password
     assert ROUTER_PASSWORD + "2" in secrets
@@ -620,9 +606,7 @@ def test_overlap_with_a_nat_translation_is_refused(api: Any) -> None:
     add_subnet(api, a["id"], "192.168.1.0/24")
     assert add_subnet(api, b["id"], "192.168.1.0/24", auto_nat=True).get_json()["nat_cidr"] == "100.64.0.0/24"
     # 100.64.0.0/24 is inside the NAT pool: refused as a critical overlap, routed or not.
-    assert_error(
-        add_subnet(api, c["id"], "100.64.0.0/24", routed=False), 409, "cidr", "NAT pool 100.64.0.0/16"
-    )
+    assert_error(add_subnet(api, c["id"], "100.64.0.0/24", routed=False), 409, "cidr", "NAT pool 100.64.0.0/16")
 
 
 @pytest.mark.parametrize(
@@ -991,7 +975,5 @@ def test_audit_entries_for_every_change_without_secrets(api: Any, app: Flask) ->
         by_kind = {(e.action, e.object_type): e for e in entries}
         assert "mtu" in by_kind[("update", "wan")].summary
         assert by_kind[("update", "wan")].details["mtu"] == {"before": 1420, "after": 1400}
-        assert (
-            "gw" in by_kind[("create", "peer")].summary and "10.0.0.1" in by_kind[("create", "peer")].summary
-        )
+        assert "gw" in by_kind[("create", "peer")].summary and "10.0.0.1" in by_kind[("create", "peer")].summary
         assert "192.168.88.0/24" in by_kind[("create", "subnet")].summary

@@ -17,9 +17,7 @@ def test_new_install_sends_visitors_to_registration(client):
 
 def test_first_user_becomes_admin_and_registration_closes(app, browser):
     browser.get("/register")
-    resp = browser.post(
-        "/register", {"email": "Boss@Example.com", "password": "long-enough", "confirm": "long-enough"}
-    )
+    resp = browser.post("/register", {"email": "Boss@Example.com", "password": "long-enough", "confirm": "long-enough"})
     assert resp.status_code == 303
     with app.app_context():
         user = db.session.scalar(select(User))
@@ -27,9 +25,7 @@ def test_first_user_becomes_admin_and_registration_closes(app, browser):
     browser.post("/logout")
     resp = browser.get("/register")
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/login")
-    resp = browser.post(
-        "/register", {"email": "late@example.com", "password": "long-enough", "confirm": "long-enough"}
-    )
+    resp = browser.post("/register", {"email": "late@example.com", "password": "long-enough", "confirm": "long-enough"})
     assert resp.status_code == 302
     with app.app_context():
         assert db.session.scalar(select(db.func.count(User.id))) == 1
@@ -37,9 +33,7 @@ def test_first_user_becomes_admin_and_registration_closes(app, browser):
 
 def test_registration_rejects_mismatched_passwords(browser):
     browser.get("/register")
-    resp = browser.post(
-        "/register", {"email": "a@example.com", "password": "long-enough", "confirm": "different1"}
-    )
+    resp = browser.post("/register", {"email": "a@example.com", "password": "long-enough", "confirm": "different1"})
     assert resp.status_code == 400
     assert "The passwords differ." in resp.get_data(as_text=True)
 
@@ -54,9 +48,7 @@ def test_wrong_password_is_refused_with_a_message(app, browser):
 
 def test_login_redirects_to_safe_next_only(app, browser):
     make_user(app, "a@example.com", "admin")
-    resp = browser.post(
-        "/login?next=//evil.example/x", {"email": "a@example.com", "password": "correct-horse"}
-    )
+    resp = browser.post("/login?next=//evil.example/x", {"email": "a@example.com", "password": "correct-horse"})
     assert resp.status_code == 303
     assert resp.headers["Location"] == "/"
 
@@ -120,27 +112,21 @@ def test_change_password_needs_the_current_one(admin_browser):
 
 
 def test_admin_creates_users_with_roles(app, admin_browser):
-    resp = admin_browser.post(
-        "/users/", {"email": "v@example.com", "password": "viewer-pass", "role": "viewer"}
-    )
+    resp = admin_browser.post("/users/", {"email": "v@example.com", "password": "viewer-pass", "role": "viewer"})
     assert resp.status_code == 303
     with app.app_context():
         assert db.session.scalar(select(User.role).where(User.email == "v@example.com")) == "viewer"
 
 
 def test_duplicate_user_gets_a_field_message(app, admin_browser):
-    resp = admin_browser.post(
-        "/users/", {"email": "admin@example.com", "password": "whatever1", "role": "viewer"}
-    )
+    resp = admin_browser.post("/users/", {"email": "admin@example.com", "password": "whatever1", "role": "viewer"})
     assert resp.status_code == 409
     assert "already exists" in resp.get_data(as_text=True)
 
 
 def test_non_admins_cannot_manage_users(operator_browser):
     assert operator_browser.get("/users/").status_code == 403
-    resp = operator_browser.post(
-        "/users/", {"email": "x@example.com", "password": "whatever1", "role": "admin"}
-    )
+    resp = operator_browser.post("/users/", {"email": "x@example.com", "password": "whatever1", "role": "admin"})
     assert resp.status_code == 403
 
 

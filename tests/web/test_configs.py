@@ -72,9 +72,7 @@ def test_change_that_leaves_a_config_alone_does_not_stale_it(api, wan):
     download(api, hq)
     # A LAN that is not routed is not advertised: hq's config is byte-for-byte the same.
     assert (
-        api.post(
-            f"/api/peers/{branch['id']}/subnets", json={"cidr": "192.168.7.0/24", "routed": False}
-        ).status_code
+        api.post(f"/api/peers/{branch['id']}/subnets", json={"cidr": "192.168.7.0/24", "routed": False}).status_code
         == 201
     )
     api.patch(f"/api/wan/{wan['id']}", json={"name": "acme-renamed"})
@@ -180,9 +178,7 @@ def test_viewer_cannot_download_secrets(app, api, wan, client):
     token = make_token(app, "v@example.com")
     resp = client.get(f"/api/peers/{hq['id']}/config", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 403
-    assert (
-        client.get(f"/api/peers/{hq['id']}", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    )
+    assert client.get(f"/api/peers/{hq['id']}", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
 def test_topology_reports_relayed_cgnat_pair(api, wan):
@@ -202,6 +198,4 @@ def test_unreachable_overlap_shown_in_conflicts_panel(api, admin_browser, wan):
     api.post(f"/api/peers/{a['id']}/subnets", json={"cidr": "192.168.1.0/24", "routed": False})
     api.post(f"/api/peers/{b['id']}/subnets", json={"cidr": "192.168.1.0/24"})
     page = admin_browser.get(f"/wans/{wan['id']}").get_data(as_text=True)
-    assert (
-        "unreachable" in page and "192.168.1.0/24 of peer &#39;b&#39; is unreachable from &#39;a&#39;" in page
-    )
+    assert "unreachable" in page and "192.168.1.0/24 of peer &#39;b&#39; is unreachable from &#39;a&#39;" in page

@@ -17,16 +17,43 @@ from app.extensions import db
 from app.models import Peer, Service, Subnet, Wan
 from tests.web.test_hostile_input import HOSTILE
 
-WAN_FORM = {"name": "acme", "topology": "mesh", "tunnel_cidr": "10.0.0.0/24", "services_cidr": "10.0.5.0/24",
-            "nat_pool_cidr": "172.16.0.0/12", "interface_name": "wg-wan-overlay", "listen_port": "51820",
-            "keepalive": "25", "mtu": "1420", "mgmt_cidrs": "", "dns": ""}
-PEER_FORM = {"name": "branch", "kind": "mikrotik", "endpoint": "198.51.100.7", "listen_port": "51820",
-             "tunnel_ip": "", "keepalive": "", "public_key": "", "mikrotik_host": "192.168.88.1",
-             "mikrotik_port": "8728", "mikrotik_username": "wirewan", "mikrotik_password": "pw", "subnet": "",
-             "subnet_routed": "y"}
+WAN_FORM = {
+    "name": "acme",
+    "topology": "mesh",
+    "tunnel_cidr": "10.0.0.0/24",
+    "services_cidr": "10.0.5.0/24",
+    "nat_pool_cidr": "172.16.0.0/12",
+    "interface_name": "wg-wan-overlay",
+    "listen_port": "51820",
+    "keepalive": "25",
+    "mtu": "1420",
+    "mgmt_cidrs": "",
+    "dns": "",
+}
+PEER_FORM = {
+    "name": "branch",
+    "kind": "mikrotik",
+    "endpoint": "198.51.100.7",
+    "listen_port": "51820",
+    "tunnel_ip": "",
+    "keepalive": "",
+    "public_key": "",
+    "mikrotik_host": "192.168.88.1",
+    "mikrotik_port": "8728",
+    "mikrotik_username": "wirewan",
+    "mikrotik_password": "pw",
+    "subnet": "",
+    "subnet_routed": "y",
+}
 SUBNET_FORM = {"cidr": "192.168.60.0/24", "routed": "y"}
-SERVICE_FORM = {"name": "web", "protocol": "tcp", "local_ip": "192.168.1.10", "local_port": "80", "shared_ip": "",
-                "shared_port": ""}
+SERVICE_FORM = {
+    "name": "web",
+    "protocol": "tcp",
+    "local_ip": "192.168.1.10",
+    "local_port": "80",
+    "shared_ip": "",
+    "shared_port": "",
+}
 
 FORMS: dict[str, tuple[str, dict[str, str]]] = {
     "wan_new": ("/wans/new", WAN_FORM),
@@ -40,8 +67,7 @@ ACCEPTED = {
     ("wan_new", "name"): {"double_quote", "single_quote", "ros_subst", "ros_break", "non_ascii", "dot_dot", "script"},
     ("wan_edit", "name"): {"double_quote", "single_quote", "ros_subst", "ros_break", "non_ascii", "dot_dot", "script"},
     ("peer_new", "mikrotik_password"): {"double_quote", "single_quote", "ros_subst", "ros_break", "dot_dot", "script"},
-    ("peer_edit", "mikrotik_password"): {"double_quote", "single_quote", "ros_subst", "ros_break", "dot_dot",
-                                         "script"},
+    ("peer_edit", "mikrotik_password"): {"double_quote", "single_quote", "ros_subst", "ros_break", "dot_dot", "script"},
 }
 # Select fields only take their choices; a hostile value there is refused like any other.
 CASES = [
@@ -60,8 +86,17 @@ def counts(app: Flask) -> tuple[int, ...]:
 def snapshot(app: Flask) -> list[Any]:
     with app.app_context():
         wan, peer = db.session.get(Wan, 1), db.session.get(Peer, 1)
-        return [wan.name, wan.tunnel_cidr, wan.interface_name, peer.name, peer.endpoint_host, peer.mt_host,
-                peer.mt_password_enc, peer.tunnel_ip, peer.keepalive]
+        return [
+            wan.name,
+            wan.tunnel_cidr,
+            wan.interface_name,
+            peer.name,
+            peer.endpoint_host,
+            peer.mt_host,
+            peer.mt_password_enc,
+            peer.tunnel_ip,
+            peer.keepalive,
+        ]
 
 
 @pytest.fixture

@@ -56,11 +56,24 @@ TYPE_CONFUSION: dict[str, Any] = {
 # (target, field) -> names of HOSTILE values the field legitimately accepts.
 ACCEPTED: dict[tuple[str, str], set[str]] = {
     # A display name: any printable text, shown HTML-escaped; never reaches a config or a router.
-    ("wan", "name"): {"double_quote", "single_quote", "ros_subst", "ros_break", "non_ascii", "dot_dot",
-                      "script"},  # fmt: skip
+    ("wan", "name"): {
+        "double_quote",
+        "single_quote",
+        "ros_subst",
+        "ros_break",
+        "non_ascii",
+        "dot_dot",
+        "script",
+    },  # fmt: skip
     # A RouterOS password: printable ASCII, quotes and `$[` included (escaped when rendered).
-    ("peer", "mikrotik.password"): {"double_quote", "single_quote", "ros_subst", "ros_break", "dot_dot",
-                                    "script"},  # fmt: skip
+    ("peer", "mikrotik.password"): {
+        "double_quote",
+        "single_quote",
+        "ros_subst",
+        "ros_break",
+        "dot_dot",
+        "script",
+    },  # fmt: skip
 }
 # Wrong-typed values a field may take because they mean something there.
 TYPE_ACCEPTED: dict[tuple[str, str], set[str]] = {
@@ -381,7 +394,10 @@ VALID: dict[tuple[str, str], tuple[Any, Any]] = {
     ("peer", "listen_port"): ("51820", 51820),
     ("peer", "tunnel_ip"): ("10.0.0.9", "10.0.0.9"),
     ("peer", "has_port_forward"): ("true", True),
-    ("peer", "public_key"): ("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="),
+    ("peer", "public_key"): (
+        "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+        "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+    ),
     ("peer", "keepalive"): ("25", 25),
     ("peer", "mikrotik.host"): ("192.168.77.2", "192.168.77.2"),
     ("peer", "mikrotik.port"): ("8729", 8729),

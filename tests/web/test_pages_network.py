@@ -117,24 +117,18 @@ def test_endpoint_guardrail_on_the_form(admin_browser, wan_id):
     resp = add_peer(admin_browser, wan_id, endpoint="203.0.113.1:51821")
     assert resp.status_code == 422
     assert errors(resp)[0].startswith("Endpoint port 51821 differs from listen port 51820.")
-    assert (
-        add_peer(admin_browser, wan_id, endpoint="203.0.113.1:51821", has_port_forward="y").status_code == 303
-    )
+    assert add_peer(admin_browser, wan_id, endpoint="203.0.113.1:51821", has_port_forward="y").status_code == 303
 
 
 def test_management_host_lockout_guardrail(admin_browser, wan_id):
     resp = add_peer(admin_browser, wan_id, kind="mikrotik", endpoint="203.0.113.1", mikrotik_host="10.0.0.77")
     assert resp.status_code == 422
-    assert errors(resp)[0].startswith(
-        "Management host 10.0.0.77 is inside the WAN's tunnel range 10.0.0.0/24."
-    )
+    assert errors(resp)[0].startswith("Management host 10.0.0.77 is inside the WAN's tunnel range 10.0.0.0/24.")
 
 
 def test_live_cidr_check_names_the_other_peer(admin_browser, wan_id):
     add_peer(admin_browser, wan_id, endpoint="203.0.113.1", subnet="192.168.1.0/24")
-    resp = admin_browser.get(
-        f"/wans/{wan_id}/check/cidr?cidr=192.168.1.0/24&routed=y", headers={"HX-Request": "true"}
-    )
+    resp = admin_browser.get(f"/wans/{wan_id}/check/cidr?cidr=192.168.1.0/24&routed=y", headers={"HX-Request": "true"})
     assert "of peer 'hq'" in errors(resp)[0]
     resp = admin_browser.get(f"/wans/{wan_id}/check/cidr?cidr=192.168.1.0/24&routed=y&auto_nat=y")
     assert "other peers will reach it as 172.16.0.0/24 (Auto-NAT)" in resp.get_data(as_text=True)
@@ -145,9 +139,7 @@ def test_live_cidr_check_names_the_other_peer(admin_browser, wan_id):
 
 
 def test_live_endpoint_and_management_checks(admin_browser, wan_id):
-    resp = admin_browser.get(
-        f"/wans/{wan_id}/check/endpoint?endpoint=vpn.example.com:51999&listen_port=51820"
-    )
+    resp = admin_browser.get(f"/wans/{wan_id}/check/endpoint?endpoint=vpn.example.com:51999&listen_port=51820")
     assert errors(resp)[0].startswith("Endpoint port 51999 differs from listen port 51820.")
     resp = admin_browser.get(f"/wans/{wan_id}/check/endpoint?endpoint=&listen_port=51820")
     assert "behind CGNAT" in resp.get_data(as_text=True)
@@ -182,9 +174,7 @@ def test_subnet_added_with_htmx_returns_the_section(admin_browser, wan_id):
     resp = admin_browser.post("/peers/1/subnets", {"cidr": "192.168.5.0/24", "routed": "y"}, htmx=True)
     body = resp.get_data(as_text=True)
     assert resp.status_code == 200
-    assert (
-        body.startswith('\n<section class="card" id="subnets">') or 'id="subnets"' in body.split("\n", 3)[1]
-    )
+    assert body.startswith('\n<section class="card" id="subnets">') or 'id="subnets"' in body.split("\n", 3)[1]
     assert "<code>192.168.5.0/24</code>" in body and "hx-swap-oob" in body and "192.168.5.0/24 added." in body
 
 
@@ -204,9 +194,7 @@ def test_subnet_error_stays_under_the_field(app, admin_browser, wan_id):
 
 def test_auto_nat_and_nat_off_buttons(app, admin_browser, wan_id):
     add_peer(admin_browser, wan_id, endpoint="203.0.113.1", subnet="192.168.1.0/24")
-    add_peer(
-        admin_browser, wan_id, name="b", endpoint="198.51.100.7", subnet="192.168.1.0/24", subnet_routed=""
-    )
+    add_peer(admin_browser, wan_id, name="b", endpoint="198.51.100.7", subnet="192.168.1.0/24", subnet_routed="")
     with app.app_context():
         sid = db.session.scalar(select(Subnet.id).where(Subnet.peer_id == 2))
     admin_browser.post(f"/peers/2/subnets/{sid}/auto-nat", htmx=True)

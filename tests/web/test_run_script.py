@@ -53,9 +53,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(
-    not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the venv that ./run.sh creates"
-)
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the venv that ./run.sh creates")
 def test_run_sh_serves_and_stops_cleanly(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}

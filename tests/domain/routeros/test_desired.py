@@ -131,9 +131,7 @@ def test_refuses_non_mikrotik_peers() -> None:
         build_desired(mesh_wan(), 2)
 
 
-@pytest.mark.parametrize(
-    ("secs", "text"), [(0, "0s"), (25, "25s"), (125, "2m5s"), (3600, "1h"), (90061, "1d1h1m1s")]
-)
+@pytest.mark.parametrize(("secs", "text"), [(0, "0s"), (25, "25s"), (125, "2m5s"), (3600, "1h"), (90061, "1d1h1m1s")])
 def test_fmt_duration(secs: int, text: str) -> None:
     assert fmt_duration(secs) == text
 
@@ -143,7 +141,7 @@ def test_helpers() -> None:
     assert split_endpoint("host.example:1") == ("host.example", "1")
     with pytest.raises(ValueError):
         split_endpoint("nohost")
-    assert fmt_prefixes(
-        [ip_network("10.20.0.0/16"), ip_network("9.0.0.0/8"), ip_network("10.20.0.0/16")]
-    ) == ("9.0.0.0/8,10.20.0.0/16")
+    assert fmt_prefixes([ip_network("10.20.0.0/16"), ip_network("9.0.0.0/8"), ip_network("10.20.0.0/16")]) == (
+        "9.0.0.0/8,10.20.0.0/16"
+    )
     assert IPv4Address("10.0.0.1")

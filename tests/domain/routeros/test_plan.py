@@ -120,9 +120,7 @@ def test_remote_losing_its_endpoint_resets_endpoint_props() -> None:
 
 
 def test_removed_remote_peer_is_one_remove() -> None:
-    before = build_desired(
-        mesh_wan(mikrotik_x(), remote_a(), remote_b(), remote_c()), 1, management_source=MGMT_SOURCE
-    )
+    before = build_desired(mesh_wan(mikrotik_x(), remote_a(), remote_b(), remote_c()), 1, management_source=MGMT_SOURCE)
     state = _converged(before)
     p = plan(desired_x(), state)
     _golden("plan_removed_peer.txt", p)
@@ -290,9 +288,7 @@ def test_accept_rule_pushed_behind_a_drop_is_moved_back() -> None:
 
 def test_disabled_managed_rule_is_re_enabled_and_stale_tag_removed() -> None:
     state = _converged()
-    rule = next(
-        r for r in state["/ip/firewall/filter"] if r.get("comment") == "WAN-Overlay-Manager:allow-input-1"
-    )
+    rule = next(r for r in state["/ip/firewall/filter"] if r.get("comment") == "WAN-Overlay-Manager:allow-input-1")
     rule["disabled"] = "true"
     state["/ip/firewall/nat"].append(
         {
@@ -312,9 +308,7 @@ def test_disabled_managed_rule_is_re_enabled_and_stale_tag_removed() -> None:
 
 def test_duplicate_tagged_row_is_removed() -> None:
     state = _converged()
-    dup = dict(
-        next(r for r in state["/ip/route"] if r.get("comment", "").startswith("WAN-Overlay-Manager:route"))
-    )
+    dup = dict(next(r for r in state["/ip/route"] if r.get("comment", "").startswith("WAN-Overlay-Manager:route")))
     dup[".id"] = "*DD"
     state["/ip/route"].append(dup)
     p = plan(desired_x(), state)

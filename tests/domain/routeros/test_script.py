@@ -60,9 +60,7 @@ def test_golden_script(name: str) -> None:
     check_golden(name, SCRIPTS[name]())
 
 
-@pytest.mark.skipif(
-    not LSP.exists(), reason="routeros-lsp not installed at /tmp/v/bin (pip install routeros-lsp)"
-)
+@pytest.mark.skipif(not LSP.exists(), reason="routeros-lsp not installed at /tmp/v/bin (pip install routeros-lsp)")
 def test_golden_scripts_pass_routeros_lsp_strict() -> None:
     files = sorted(GOLDEN.glob("*.rsc"))
     assert len(files) >= len(SCRIPTS)
@@ -76,9 +74,7 @@ def test_golden_scripts_pass_routeros_lsp_strict() -> None:
 def test_hostile_script_passes_routeros_lsp(tmp_path: Path) -> None:
     path = tmp_path / "hostile.rsc"
     path.write_text(_hostile_script(), encoding="ascii")
-    proc = subprocess.run(
-        [str(LSP), "check", "--strict", str(path)], capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([str(LSP), "check", "--strict", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

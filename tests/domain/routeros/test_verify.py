@@ -27,9 +27,7 @@ def test_empty_router_is_all_missing() -> None:
 
 def test_missing_changed_extra_and_demotion_undone() -> None:
     state = _in_sync()
-    state["/ip/address"] = [
-        r for r in state["/ip/address"] if "WAN-Overlay-Manager" not in r.get("comment", "")
-    ]
+    state["/ip/address"] = [r for r in state["/ip/address"] if "WAN-Overlay-Manager" not in r.get("comment", "")]
     peer = next(r for r in state[WG_PEERS] if r.get("public-key") == KEY_A_PUB)
     peer["endpoint-port"] = "4444"
     state["/ip/firewall/nat"].append(
