@@ -16,6 +16,7 @@ import contextlib
 import json
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -111,7 +112,11 @@ class SimRouter:
         group: str = "full",
         preset: str = "defconf",
         auto_handshake: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        # With a TLS context this is the api-ssl service (8729 on a router): every connection is
+        # wrapped before the API starts, and /ip service "api-ssl" decides who may connect.
+        self.tls = tls
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -294,7 +299,15 @@ class SimRouter:
             faults = self._queued_faults.pop(0) if self._queued_faults else Faults()
             conn = _Conn(number, sock, threading.current_thread(), peer_ip, faults)
             self._conns[number] = conn
+        wrapped: ssl.SSLSocket | None = None
         try:
+            if self.tls is not None:
+                try:
+                    # wrap_socket detaches `sock`: from here the TLS socket is the one to close.
+                    wrapped = self.tls.wrap_socket(sock, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # the client gave up on the handshake (an unverifiable certificate)
+                conn.sock = wrapped
             if self._refuse(peer_ip, faults):
                 with self._conn_lock:
                     self.counters.refused += 1
@@ -305,13 +318,16 @@ class SimRouter:
         finally:
             with self._conn_lock:
                 self._conns.pop(number, None)
+            if wrapped is not None:
+                wrapped.close()
 
     def _refuse(self, peer_ip: str, faults: Faults) -> bool:
         """Injected refusal, or the ``/ip service api`` row being disabled / not admitting the client."""
         if faults.refuse_connections or self.faults.refuse_connections:
             return True
         with self.state.lock:
-            api = next((s for s in self.state.table("/ip/service") if s.get("name") == "api"), None)
+            name = "api-ssl" if self.tls is not None else "api"
+            api = next((s for s in self.state.table("/ip/service") if s.get("name") == name), None)
             if api is None or api.get("disabled") == "true":
                 return True
             return not address_in_list(peer_ip, api.get("address", ""))
