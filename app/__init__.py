@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -14,6 +14,7 @@ from app.domain.errors import DomainError
 from app.extensions import csrf, db, login_manager, migrate
 from app.htmx import add_vary_header
 
+MAX_DB_ID = 2**31 - 1
 API_ERROR_CODES = {
     400: "malformed",
     401: "unauthorized",
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     _register_login_loaders()
     _register_errors(app)
+    app.before_request(ids_in_range)
     app.after_request(add_vary_header)
     app.jinja_env.filters["kind_label"] = kind_label
 
@@ -86,6 +88,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return {"registration_open": _reg_open, "has_endpoint": lambda name: name in app.view_functions}
 
     return app
+
+
+def ids_in_range() -> None:
+    """An id in a URL beyond what an INTEGER column holds (PostgreSQL's is 32-bit) names nothing:
+    404, before any query tries to bind it (a driver error, so a 500). The API checks its own ids after
+    authentication, so that an anonymous caller learns nothing (app/blueprints/api)."""
+    if request.path.startswith("/api/"):
+        return
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and value > MAX_DB_ID:
+            abort(404)
 
 
 def kind_label(kind: str) -> str:

@@ -977,3 +977,15 @@ def test_audit_entries_for_every_change_without_secrets(api: Any, app: Flask) ->
         assert by_kind[("update", "wan")].details["mtu"] == {"before": 1420, "after": 1400}
         assert "gw" in by_kind[("create", "peer")].summary and "10.0.0.1" in by_kind[("create", "peer")].summary
         assert "192.168.88.0/24" in by_kind[("create", "subnet")].summary
+
+
+@pytest.mark.parametrize("url", ["/api/peers/2147483648", "/api/wan/99999999999", "/api/jobs/2147483648"])
+def test_ids_beyond_an_integer_column_are_404(api, url):
+    # PostgreSQL's INTEGER is 32-bit: binding a larger id was a 500 there.
+    resp = api.get(url)
+    assert resp.status_code == 404 and resp.get_json()["error"] == "not_found"
+
+
+def test_page_ids_beyond_an_integer_column_are_404(admin_browser):
+    assert admin_browser.get("/peers/2147483648").status_code == 404
+    assert admin_browser.get("/wans/2147483648/audit").status_code == 404

@@ -16,8 +16,9 @@ csrf.exempt(bp)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The OpenAPI document and its viewer (api/docs.py) need no login: they hold no data.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_json", "api.docs"})
-# Ids are 64-bit at most; a longer number in a URL names nothing (and SQLite cannot bind it).
-MAX_ID = 2**63 - 1
+# Ids are PostgreSQL INTEGERs (32-bit): a larger number in a filter names nothing, and binding it
+# fails in the driver (path ids are checked app-wide: app.ids_in_range).
+MAX_ID = 2**31 - 1
 
 
 @bp.before_request
@@ -50,7 +51,7 @@ def _authenticate() -> Any:
 
 @bp.before_request
 def _ids_in_range() -> Any:
-    """An id in the path beyond any database id is a 404, not a driver overflow (a 500)."""
+    """After authentication: an id beyond any database id is a 404, not a driver overflow (a 500)."""
     from app import api_error
 
     for value in (request.view_args or {}).values():

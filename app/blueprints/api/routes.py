@@ -608,7 +608,7 @@ def list_jobs() -> Any:
     for name in ("wan_id", "peer_id"):
         value = request.args.get(name, type=int)
         if value is not None:
-            if abs(value) > MAX_ID:  # names no row, and SQLite cannot bind it (a 500)
+            if abs(value) > MAX_ID:  # names no row, and the driver cannot bind it (a 500)
                 return jsonify([])
             query = query.where(getattr(Job, name) == value)
     status = request.args.get("status")
