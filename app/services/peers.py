@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Peer, Wan
 from app.services import audit, changes
 from app.services.inputs import Collector, as_bool, optional_text
-from app.services.specs import load_spec, wan_spec
+from app.services.specs import wan_spec
 from app.services.tx import lock_wan
 
 # What a user may set. mikrotik_* are flat here; the JSON API flattens its nested "mikrotik" object.
@@ -178,7 +178,7 @@ def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
     lock_wan(wan.id)
     values = _parse(wan, data, None)
     _check_name_free(wan, values["name"], None)
-    spec = load_spec(wan.id) or wan_spec(wan)
+    spec = wan_spec(wan)
     tunnel_ip = conflicts.assign_tunnel_ip(spec, values["tunnel_ip"])
     peer = Peer(wan=wan, tunnel_ip=str(tunnel_ip))
     if values["public_key"]:
@@ -209,9 +209,7 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
     values = _parse(wan, data, peer)
     _check_name_free(wan, values["name"], peer.id)
     if values["tunnel_ip"] is not None and str(values["tunnel_ip"]) != peer.tunnel_ip:
-        tunnel_ip = conflicts.assign_tunnel_ip(
-            load_spec(wan.id) or wan_spec(wan), values["tunnel_ip"], exclude_peer_id=peer.id
-        )
+        tunnel_ip = conflicts.assign_tunnel_ip(wan_spec(wan), values["tunnel_ip"], exclude_peer_id=peer.id)
         peer.tunnel_ip = str(tunnel_ip)
     if values["public_key"] and values["public_key"] != peer.public_key:
         # A new public key from the user means the device holds the private key from now on.

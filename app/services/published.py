@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models import Peer, Service
 from app.services import audit, changes
 from app.services.inputs import Collector, optional_text
-from app.services.specs import load_spec, wan_spec
+from app.services.specs import wan_spec
 from app.services.tx import lock_wan
 
 SERVICE_FIELDS = ("name", "protocol", "local_ip", "local_port", "shared_ip", "shared_port")
@@ -33,7 +33,7 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
     )
     c.check()
     decision = conflicts.check_service(
-        load_spec(peer.wan_id) or wan_spec(peer.wan),
+        wan_spec(peer.wan),
         peer.id,
         protocol,
         local_ip,

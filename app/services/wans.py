@@ -14,7 +14,7 @@ from app.extensions import db
 from app.models import Wan
 from app.services import audit, changes
 from app.services.inputs import Collector, text_list
-from app.services.specs import load_spec, wan_spec
+from app.services.specs import wan_spec
 
 WAN_FIELDS = (
     "name",
@@ -109,7 +109,7 @@ def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
     before = _summary(wan)
     values = _parse(data, before)
     conflicts.check_wan_ranges(
-        values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"], wan=load_spec(wan.id) or wan_spec(wan)
+        values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"], wan=wan_spec(wan)
     )
     _check_name_free(values["name"], wan.id)
     for key, value in values.items():
