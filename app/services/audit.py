@@ -23,6 +23,11 @@ def redact(value: Any) -> Any:
     return value
 
 
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The before/after pairs of the fields an update changed: an audit entry's details."""
+    return {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after.get(k)}
+
+
 def _actor() -> tuple[int | None, str]:
     try:
         if current_user and current_user.is_authenticated:

@@ -217,7 +217,7 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
     _apply(peer, wan, values)
     _check_management(peer, wan)
     after = summary(peer)
-    changed = {k: {"before": before[k], "after": after[k]} for k in SUMMARY_FIELDS if before[k] != after[k]}
+    changed = audit.changed_fields(before, after)
     if changed or "mikrotik_password" in data and optional_text(data.get("mikrotik_password")):
         audit.record(
             "update",

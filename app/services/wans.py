@@ -115,7 +115,7 @@ def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
     for key, value in values.items():
         setattr(wan, key, str(value) if isinstance(value, IPv4Network) else value)
     after = _summary(wan)
-    changed = {k: {"before": before[k], "after": after[k]} for k in WAN_FIELDS if before[k] != after[k]}
+    changed = audit.changed_fields(before, after)
     if changed:
         audit.record(
             "update",
