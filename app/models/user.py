@@ -45,7 +45,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return bcrypt.checkpw(_prehash(password), self.password_hash.encode())
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     def has_role(self, needed: str) -> bool:

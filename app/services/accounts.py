@@ -99,7 +99,7 @@ def authenticate(email: str, password: str, client: str) -> User | None:
     wait = _locked_for(keys)
     if wait:
         raise Throttled(wait)
-    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    user: User | None = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     if user is not None and user.active and user.check_password(password or ""):
         for row in db.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys))):
             if row.key.startswith("account:"):
@@ -157,7 +157,7 @@ def revoke_token(user: User, token_id: int) -> ApiToken:
 def user_for_token(value: str) -> User | None:
     if not value or not value.startswith(TOKEN_PREFIX):
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.digest(value)))
+    token: ApiToken | None = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.digest(value)))
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     now = utcnow()

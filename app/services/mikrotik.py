@@ -44,5 +44,5 @@ def request_deploy(peer: Peer, approve: bool, plan_hash: str | None) -> Job:
         )
     if (preflight.result or {}).get("blocking"):
         raise ConflictError("The preflight found things in the way on the router: " +
-                            " · ".join(preflight.result["blocking"]), "plan_hash")  # fmt: skip
+                            " · ".join((preflight.result or {})["blocking"]), "plan_hash")  # fmt: skip
     return request_job("deploy", peer, {"plan_hash": plan_hash, "preflight_job_id": preflight.id})

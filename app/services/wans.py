@@ -74,7 +74,7 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
     out["dns"] = [str(a) for a in (c(addressing.parse_address, d, "dns", "DNS server") for d in dns) if a]
     c.check()
     for field in ("tunnel_cidr", "services_cidr", "nat_pool_cidr"):
-        net: IPv4Network = out[field]
+        net = out[field]
         if net.prefixlen > 30 and field != "nat_pool_cidr":
             raise ValidationError(f"{net} is too small: use a /30 or larger range.", field)
     return out

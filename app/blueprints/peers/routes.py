@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -26,7 +26,8 @@ def _peer_or_404(peer_id: int) -> Peer:
 
 
 def _child_or_404(model: type[Subnet] | type[Service], peer: Peer, child_id: int) -> Any:
-    row = db.session.get(model, child_id)
+    # get() on a union of model classes is typed `object`: say which rows it returns.
+    row = cast("Subnet | Service | None", db.session.get(model, child_id))
     if row is None or row.peer_id != peer.id:
         abort(404)
     return row
