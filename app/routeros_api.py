@@ -141,7 +141,7 @@ class RouterSession:
             self._api = None
 
     def _socket(self) -> socket.socket:
-        return self._api.protocol.transport.sock  # type: ignore[no-any-return]
+        return self._api.protocol.transport.sock  # type: ignore[no-any-return]  # librouteros is untyped
 
     def local_address(self) -> str:
         """The address this connection comes from, as the router sees it (before any NAT)."""

@@ -100,7 +100,7 @@ def menus_for(desired: DesiredState) -> tuple[str, ...]:
 def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, configs.PeerConfig]:
     """The desired state (admitting the address this session comes from), and the bootstrap script
     of the same snapshot: its hash is what the peer counts as applied once the deploy lands."""
-    spec = wan_spec(load_wan(peer.wan_id), secrets_for={peer.id})  # type: ignore[arg-type]
+    spec = wan_spec(load_wan(peer.wan_id), secrets_for={peer.id})  # type: ignore[arg-type]  # a peer's WAN exists (FK)
     topology = build_topology(spec, [peer.id])  # this router's view only
     source = ip_address(session.local_address())
     desired = build_desired(spec, peer.id, topology, management_source=source)
@@ -539,7 +539,7 @@ def run_revert(job_id: int) -> None:
         if len(history) < 2:
             raise JobFailed("There is no earlier deployment to revert to.")
         previous = history[1]
-        desired = desired_from_json(crypto.decrypt(previous.desired_enc))  # type: ignore[arg-type]
+        desired = desired_from_json(crypto.decrypt(previous.desired_enc))  # type: ignore[arg-type]  # the query keeps only rows with one
         target = router_target(peer)
         with router_lock(peer.id, ctx):
             with RouterSession(target, audit=ctx.audit_router_call) as s:

@@ -17,7 +17,7 @@ JOB_STATUSES = ("queued", "running", "succeeded", "failed", "abandoned")
 TERMINAL = frozenset({"succeeded", "failed", "abandoned"})
 
 
-class Job(db.Model):  # type: ignore[name-defined,misc]
+class Job(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "job"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +48,7 @@ class Job(db.Model):  # type: ignore[name-defined,misc]
         return self.status in TERMINAL
 
 
-class Deployment(db.Model):  # type: ignore[name-defined,misc]
+class Deployment(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """What one successful deploy put on a router: enough to show, diff, revert and clear it."""
 
     __tablename__ = "deployment"

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models.base import utcnow
 
 
-class Wan(db.Model):  # type: ignore[name-defined,misc]
+class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "wan"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,7 +43,7 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]
     peers: Mapped[list[Peer]] = relationship(back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id")
 
 
-class Peer(db.Model):  # type: ignore[name-defined,misc]
+class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "peer"
     __table_args__ = (
         # The allocation guard: two simultaneous creations can never share a tunnel IP or a name.
@@ -117,7 +117,7 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]
         return self.private_key_enc is None
 
 
-class Subnet(db.Model):  # type: ignore[name-defined,misc]
+class Subnet(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """A LAN the peer HOSTS (not one it merely reaches)."""
 
     __tablename__ = "subnet"
@@ -138,7 +138,7 @@ class Subnet(db.Model):  # type: ignore[name-defined,misc]
     peer: Mapped[Peer] = relationship(back_populates="subnets")
 
 
-class Service(db.Model):  # type: ignore[name-defined,misc]
+class Service(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """A local ip:port published on the WAN's services range."""
 
     __tablename__ = "service"

@@ -24,7 +24,7 @@ def _prehash(password: str) -> bytes:
     return base64.b64encode(hashlib.sha256(password.encode()).digest())
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,7 +60,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return self.role == "admin"
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """A bearer token: only its SHA-256 is stored, the value is shown once when created."""
 
     __tablename__ = "api_token"
@@ -92,7 +92,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
         return self.revoked_at is None
 
 
-class LoginThrottle(db.Model):  # type: ignore[name-defined,misc]
+class LoginThrottle(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """Failed logins per account or client address; in the database so every web worker agrees."""
 
     __tablename__ = "login_throttle"

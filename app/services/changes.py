@@ -35,7 +35,7 @@ def _deployable(peer: Peer) -> bool:
     return bool(peer.mt_host and peer.mt_password_enc and peer.applied_config_hash)
 
 
-def schedule_auto_deploys(wan_id: int) -> list:  # type: ignore[type-arg]
+def schedule_auto_deploys(wan_id: int) -> list:  # type: ignore[type-arg]  # of Job rows; typing it would import the model here
     """A deploy for every auto-deploy router of the WAN whose desired state no longer matches the one
     it runs. Routers never deployed nor bootstrapped are left alone: there is nothing to update yet."""
     from app.services import configs

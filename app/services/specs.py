@@ -114,7 +114,7 @@ def load_spec(
                 uuid=p.uuid,
                 name=p.name,
                 kind=p.kind,
-                tunnel_ip=_address(p.tunnel_ip),  # type: ignore[arg-type]
+                tunnel_ip=_address(p.tunnel_ip),  # type: ignore[arg-type]  # stored validated as IPv4
                 listen_port=p.listen_port,
                 public_key=p.public_key,
                 private_key=crypto.decrypt(p.private_key_enc) if secrets and p.private_key_enc else None,
@@ -132,9 +132,9 @@ def load_spec(
     return WanSpec(
         id=wan.id,
         name=wan.name,
-        tunnel_cidr=_network(wan.tunnel_cidr),  # type: ignore[arg-type]
-        services_cidr=_network(wan.services_cidr),  # type: ignore[arg-type]
-        nat_pool_cidr=_network(wan.nat_pool_cidr),  # type: ignore[arg-type]
+        tunnel_cidr=_network(wan.tunnel_cidr),  # type: ignore[arg-type]  # stored validated as IPv4
+        services_cidr=_network(wan.services_cidr),  # type: ignore[arg-type]  # stored validated as IPv4
+        nat_pool_cidr=_network(wan.nat_pool_cidr),  # type: ignore[arg-type]  # stored validated as IPv4
         topology=wan.topology,
         interface_name=wan.interface_name,
         listen_port=wan.listen_port,
