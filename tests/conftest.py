@@ -3,7 +3,7 @@
 SQLite (a file, so threads share it) by default; `TEST_DATABASE_URL=postgresql://…` runs every test
 on PostgreSQL instead, each test in a schema of its own that is dropped afterwards.
 
-Under CI=true a skipped test fails the run (the hooks at the end of this file).
+Under CI=true a skipped test fails the run (tests/ci_skips.py, whose hooks this file imports).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ os.environ.setdefault("WIREWAN_INSTANCE", "/tmp/wirewan-test-instance")
 from app import create_app  # noqa: E402
 from app.config import normalize_database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
+from tests.ci_skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401  (pytest hooks)
 
 CSRF_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
 TEST_SECRETS = {
@@ -219,47 +220,3 @@ def api(client: FlaskClient, operator_token: str) -> Any:
             return send
 
     return Api()
-
-
-# No skips in CI. CI (.ci/run, with CI=true) installs every tool the tests need, so a test that
-# skips there is a test that did not run: the run fails, naming each skipped test and its reason.
-# Locally a test whose tool is missing still skips, with a one-line reason (shown by -ra).
-_SKIPPED: list[tuple[str, str]] = []
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    return str(longrepr)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and not hasattr(report, "wasxfail"):
-        _SKIPPED.append((report.nodeid, _skip_reason(report)))
-
-
-def pytest_collectreport(report: pytest.CollectReport) -> None:
-    if report.skipped:
-        _SKIPPED.append((report.nodeid, _skip_reason(report)))
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _in_ci() and _SKIPPED and exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not (_in_ci() and _SKIPPED):
-        return
-    terminalreporter.section("skipped tests fail the run under CI=true", red=True, bold=True)
-    for nodeid, reason in _SKIPPED:
-        terminalreporter.line(f"SKIPPED {nodeid}: {reason}", red=True)
-    terminalreporter.line(
-        f"{len(_SKIPPED)} skipped: CI installs every tool the tests need, so each of these must run there.",
-        red=True,
-    )
