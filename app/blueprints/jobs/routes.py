@@ -28,33 +28,18 @@ from app.extensions import db
 from app.htmx import is_htmx, page_or_partial
 from app.models import Deployment, Job, Peer, Wan
 from app.models.base import utcnow
-from app.models.jobs import JOB_STATUSES
+from app.models.jobs import CHANGING_KINDS, JOB_STATUSES, JobKind
 from app.permissions import editor_required
 from app.services import configs, mikrotik
 from app.services.tx import commit_with_retry
-from jobs.runtime import reap_abandoned
 
 bp = Blueprint("jobs", __name__)
 
-KIND_LABELS = {
-    "test_connection": "Test connection",
-    "preflight": "Preflight",
-    "deploy": "Deploy",
-    "verify": "Verify",
-    "revert": "Revert",
-    "clear": "Clear",
-    "probe": "Handshake probe",
-}
 # Buttons of the Router section → job kinds (deploy has its own route: it needs an approved plan).
 ROUTER_ACTIONS = {
-    "test-connection": "test_connection",
-    "preflight": "preflight",
-    "verify": "verify",
-    "revert": "revert",
-    "clear": "clear",
+    kind.value.replace("_", "-"): kind
+    for kind in (JobKind.TEST_CONNECTION, JobKind.PREFLIGHT, JobKind.VERIFY, JobKind.REVERT, JobKind.CLEAR)
 }
-# Jobs that change the router: after one of these a preflight's plan is used up.
-CHANGING_KINDS = ("deploy", "revert", "clear")
 LIST_LIMIT = 200
 HISTORY_ON_PEER_PAGE = 10
 
@@ -79,7 +64,10 @@ def _router_peer_or_404(peer_id: int) -> Peer:
 
 @bp.app_template_filter("job_kind")
 def job_kind(kind: str) -> str:
-    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    try:
+        return JobKind(kind).label
+    except ValueError:  # a kind from a newer or older version of WireWAN
+        return kind.replace("_", " ").capitalize()
 
 
 @bp.app_template_filter("utc")
@@ -111,7 +99,7 @@ class Approval:
 def approval(preflight: Job | None) -> Approval:
     """A succeeded preflight without blocking conflicts, still the latest one, and not used up by a
     deploy, revert or clear started after it. The deploy itself re-checks all of this."""
-    if preflight is None or preflight.kind != "preflight":
+    if preflight is None or preflight.kind != JobKind.PREFLIGHT:
         return Approval(False, "Run Preflight first, then deploy the plan it shows.")
     if preflight.status != "succeeded":
         return Approval(False, "This preflight did not finish; run Preflight again.")
@@ -123,7 +111,7 @@ def approval(preflight: Job | None) -> Approval:
         .where(
             Job.peer_id == preflight.peer_id,
             Job.id > preflight.id,
-            Job.kind.in_(("preflight", *CHANGING_KINDS)),
+            Job.kind.in_((JobKind.PREFLIGHT, *CHANGING_KINDS)),
             Job.status.in_(("queued", "running", "succeeded")),
         )
         .order_by(Job.id.desc())
@@ -137,12 +125,11 @@ def approval(preflight: Job | None) -> Approval:
 @bp.app_template_global()
 def router_view(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
     """Everything the Router section of a MikroTik peer's page shows."""
-    reap_abandoned()
     if stale is None:
         stale = configs.peer_stale(peer)
     latest = db.session.scalar(select(Job).where(Job.peer_id == peer.id).order_by(Job.id.desc()).limit(1))
     preflight = db.session.scalar(
-        select(Job).where(Job.peer_id == peer.id, Job.kind == "preflight").order_by(Job.id.desc()).limit(1)
+        select(Job).where(Job.peer_id == peer.id, Job.kind == JobKind.PREFLIGHT).order_by(Job.id.desc()).limit(1)
     )
     plan = approval(preflight)
     # Revert re-applies the deployment before the latest one that has a desired state (not a clear).
@@ -221,7 +208,6 @@ def deployments(peer_id: int) -> Any:
 @bp.get("/jobs/")
 @login_required
 def list_jobs() -> Any:
-    reap_abandoned()
     wan_id = request.args.get("wan_id", type=int)
     peer_id = request.args.get("peer_id", type=int)
     status = request.args.get("status", "")
@@ -255,14 +241,13 @@ def _job_context(job: Job) -> dict[str, Any]:
         "peer": peer,
         "wan": db.session.get(Wan, job.wan_id) if job.wan_id else None,
         "can_edit": current_user.can_edit,
-        "approval": approval(job) if job.kind == "preflight" else None,
+        "approval": approval(job) if job.kind == JobKind.PREFLIGHT else None,
     }
 
 
 @bp.get("/jobs/<int:job_id>")
 @login_required
 def detail(job_id: int) -> Any:
-    reap_abandoned()
     return render_template("jobs/detail.html", **_job_context(_job_or_404(job_id)))
 
 
@@ -278,14 +263,12 @@ def _fragment(template: str, job: Job, **context: Any) -> Any:
 @bp.get("/jobs/<int:job_id>/status")
 @login_required
 def status(job_id: int) -> Any:
-    reap_abandoned()
     return _fragment("jobs/_status.html", _job_or_404(job_id), inline=request.args.get("inline") == "1")
 
 
 @bp.get("/jobs/<int:job_id>/log")
 @login_required
 def log(job_id: int) -> Any:
-    reap_abandoned()
     return render_template("jobs/_log.html", job=_job_or_404(job_id))
 
 
