@@ -32,7 +32,7 @@ def after_commit() -> None:
 
 
 def _deployable(peer: Peer) -> bool:
-    return bool(peer.mt_host and peer.mt_password_enc and peer.applied_config_hash)
+    return peer.router_configured and bool(peer.applied_config_hash)
 
 
 def schedule_auto_deploys(wan_id: int) -> list:  # type: ignore[type-arg]
