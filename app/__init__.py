@@ -128,7 +128,9 @@ def _register_login_loaders() -> None:
         user = user_for_token(header[7:].strip())
         if user is not None:
             req.environ["wirewan.token_auth"] = True
-            db.session.commit()
+            from app.services.tx import commit
+
+            commit()
         return user
 
     @login_manager.unauthorized_handler

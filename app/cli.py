@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import ROLES, User
 from app.services import accounts
+from app.services.tx import commit
 
 
 def register_cli(app: Flask) -> None:
@@ -28,7 +29,7 @@ def register_cli(app: Flask) -> None:
         except accounts.AccountError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc
-        db.session.commit()
+        commit()
         click.echo(f"created {user.email} ({user.role})")
 
     @app.cli.group("token")
@@ -47,7 +48,7 @@ def register_cli(app: Flask) -> None:
         except accounts.AccountError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc
-        db.session.commit()
+        commit()
         click.echo(f"token '{name}' for {user.email} (shown once; store it now):")
         click.echo(value)
 
@@ -87,5 +88,5 @@ def register_secrets_cli(app: Flask) -> None:
         except Exception as exc:
             db.session.rollback()
             raise click.ClickException(f"nothing changed: {exc}") from exc
-        db.session.commit()
+        commit()
         click.echo(f"re-encrypted {count} secrets under the current key")

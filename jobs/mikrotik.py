@@ -37,10 +37,12 @@ from app.domain.routeros.verify import verify
 from app.domain.topology import build_topology
 from app.extensions import db
 from app.models import Deployment, Job, Peer
+from app.models.jobs import CHANGING_KINDS
 from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
 from app.services.specs import load_wan, wan_spec
+from app.services.tx import commit
 from jobs.runtime import JobContext, JobFailed, router_lock, tracked
 
 PROBE_INTERVAL = 2.0
@@ -230,7 +232,7 @@ def rollback_may_be_armed(ctx: JobContext, peer: Peer) -> bool:
         .where(
             Job.peer_id == peer.id,
             Job.id != ctx.job.id,
-            Job.kind.in_(("deploy", "revert", "clear")),
+            Job.kind.in_(CHANGING_KINDS),
             Job.status.in_(("succeeded", "failed", "abandoned")),
         )
         .order_by(Job.id.desc())
@@ -475,7 +477,7 @@ def run_deploy(job_id: int) -> None:
                 started = time.monotonic()
                 deployment = record_deployment(ctx, peer, "deploy", desired, p, s, config.sha256)
                 configs.mark_applied(peer, config, "deploy")
-                db.session.commit()
+                commit()
                 writes, reads = s.writes, s.reads
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)
@@ -549,7 +551,7 @@ def run_revert(job_id: int) -> None:
                 deployment = record_deployment(ctx, peer, "revert", desired, p, s, previous.config_hash)
                 # The router now runs an older config: the peer is stale until deployed again.
                 peer.applied_config_hash = previous.config_hash
-                db.session.commit()
+                commit()
                 writes, reads = s.writes, s.reads
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)
@@ -579,7 +581,7 @@ def run_clear(job_id: int) -> None:
                 apply_plan(s, full, ctx, 35, 75, armed=risky)
                 record_deployment(ctx, peer, "clear", None, full, s, None)
                 peer.applied_config_hash = None
-                db.session.commit()
+                commit()
                 writes, reads = s.writes, s.reads
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)

@@ -17,10 +17,9 @@ from app.domain.routeros.plan import Op
 from app.extensions import db
 from app.models import Deployment, Job, Peer, Wan
 from app.models.base import MAX_ID
+from app.models.jobs import CHANGING_KINDS, JobKind
 from app.services import configs
 
-# Jobs that change the router: after one of these a preflight's plan is used up.
-CHANGING_KINDS = ("deploy", "revert", "clear")
 HISTORY_ON_PEER_PAGE = 10
 
 
@@ -78,7 +77,7 @@ class Approval:
 def approval(preflight: Job | None) -> Approval:
     """A succeeded preflight without blocking conflicts, still the latest one, and not used up by a
     deploy, revert or clear started after it. The deploy itself re-checks all of this."""
-    if preflight is None or preflight.kind != "preflight":
+    if preflight is None or preflight.kind != JobKind.PREFLIGHT:
         return Approval(False, "Run Preflight first, then deploy the plan it shows.")
     if preflight.status != "succeeded":
         return Approval(False, "This preflight did not finish; run Preflight again.")
@@ -90,7 +89,7 @@ def approval(preflight: Job | None) -> Approval:
         .where(
             Job.peer_id == preflight.peer_id,
             Job.id > preflight.id,
-            Job.kind.in_(("preflight", *CHANGING_KINDS)),
+            Job.kind.in_((JobKind.PREFLIGHT, *CHANGING_KINDS)),
             Job.status.in_(("queued", "running", "succeeded")),
         )
         .order_by(Job.id.desc())
@@ -163,7 +162,7 @@ def router_panel(peer: Peer, stale: bool | None = None) -> RouterPanel:
     """The Router section's data; `stale` when the caller already knows it (saves rendering)."""
     latest = db.session.scalar(select(Job).where(Job.peer_id == peer.id).order_by(Job.id.desc()).limit(1))
     preflight = db.session.scalar(
-        select(Job).where(Job.peer_id == peer.id, Job.kind == "preflight").order_by(Job.id.desc()).limit(1)
+        select(Job).where(Job.peer_id == peer.id, Job.kind == JobKind.PREFLIGHT).order_by(Job.id.desc()).limit(1)
     )
     # Revert re-applies the deployment before the latest one that has a desired state (not a clear).
     restorable = db.session.scalar(

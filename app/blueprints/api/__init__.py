@@ -7,9 +7,10 @@ from typing import Any
 from flask import Blueprint, g, request
 from flask_login import current_user
 
-from app.extensions import csrf, db
+from app.extensions import csrf
 from app.models.base import MAX_ID
 from app.services.accounts import user_for_token
+from app.services.tx import commit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -33,7 +34,7 @@ def _authenticate() -> Any:
         if user is None:
             return api_error(401, "This API token is unknown or revoked; send a valid 'Authorization: Bearer <token>'.")
         g._login_user = user  # flask-login's per-request user slot
-        db.session.commit()  # last_used_at
+        commit()  # last_used_at
         request.environ["wirewan.token_auth"] = True
     if not current_user.is_authenticated:
         return api_error(401, "Log in or send 'Authorization: Bearer <token>'.")

@@ -16,14 +16,13 @@ from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Job, Peer, Service, Subnet, Wan
-from app.models.jobs import JOB_STATUSES
+from app.models.jobs import JOB_STATUSES, JobKind
 from app.services import audit, configs, mikrotik, published, queries, subnets, wans
 from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
-from app.services.tx import commit_with_retry
-from jobs.runtime import reap_abandoned
+from app.services.tx import commit, commit_with_retry
 
 PEER_BODY_FIELDS = set(peer_service.PEER_FIELDS) - {
     n for n in peer_service.PEER_FIELDS if n.startswith("mikrotik_")
@@ -214,7 +213,7 @@ def wan_topology(wan_id: int) -> Any:
 def wan_configs_zip(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     data, _ = configs.configs_zip(wan)
-    db.session.commit()
+    commit()
     return zip_attachment(wan, data)
 
 
@@ -329,7 +328,7 @@ def peer_config(peer_id: int) -> Any:
             wan_id=peer.wan_id,
             summary=f"peer '{peer.name}': {config_type} config downloaded",
         )
-    db.session.commit()
+    commit()
     return attachment(peer, config)
 
 
@@ -480,7 +479,7 @@ def _job_accepted(job: Job) -> Any:
     return resp
 
 
-def _router_job(peer_id: int, kind: str) -> Any:
+def _router_job(peer_id: int, kind: JobKind) -> Any:
     if not current_user.can_edit:
         abort(403, "Your role is read-only (viewer).")
     if request.method == "GET" and not request.environ.get("wirewan.token_auth"):
@@ -503,7 +502,7 @@ def _router_job(peer_id: int, kind: str) -> Any:
     errors=(400, 403, 404, 409, 422),
 )
 def mikrotik_test_connection(peer_id: int) -> Any:
-    return _router_job(peer_id, "test_connection")
+    return _router_job(peer_id, JobKind.TEST_CONNECTION)
 
 
 @bp.route("/peers/<int:peer_id>/mikrotik/preflight", methods=["GET", "POST"])
@@ -517,7 +516,7 @@ def mikrotik_test_connection(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422),
 )
 def mikrotik_preflight(peer_id: int) -> Any:
-    return _router_job(peer_id, "preflight")
+    return _router_job(peer_id, JobKind.PREFLIGHT)
 
 
 @bp.route("/peers/<int:peer_id>/mikrotik/verify", methods=["GET", "POST"])
@@ -530,7 +529,7 @@ def mikrotik_preflight(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422),
 )
 def mikrotik_verify(peer_id: int) -> Any:
-    return _router_job(peer_id, "verify")
+    return _router_job(peer_id, JobKind.VERIFY)
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/revert")
@@ -541,7 +540,7 @@ def mikrotik_verify(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422),
 )
 def mikrotik_revert(peer_id: int) -> Any:
-    return _router_job(peer_id, "revert")
+    return _router_job(peer_id, JobKind.REVERT)
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/clear")
@@ -553,7 +552,7 @@ def mikrotik_revert(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422),
 )
 def mikrotik_clear(peer_id: int) -> Any:
-    return _router_job(peer_id, "clear")
+    return _router_job(peer_id, JobKind.CLEAR)
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/deploy")
@@ -595,7 +594,6 @@ def mikrotik_deploy(peer_id: int) -> Any:
     errors=(400,),
 )
 def list_jobs() -> Any:
-    reap_abandoned()
     # 1..500: a negative LIMIT means "no limit" to SQLite and is an error (a 500) on PostgreSQL.
     limit = max(1, min(request.args.get("limit", 100, type=int) or 100, 500))
     status = request.args.get("status")
@@ -608,6 +606,5 @@ def list_jobs() -> Any:
 @bp.get("/jobs/<int:job_id>")
 @documented("One job", tags=["Jobs"], responses={200: json_response(oa.JobSchema, "The job.")}, errors=(404,))
 def get_job(job_id: int) -> Any:
-    reap_abandoned()
     job = db.session.get(Job, job_id) or abort(404, "No such job.")
     return jsonify(job_json(job))

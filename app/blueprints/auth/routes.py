@@ -11,6 +11,7 @@ from app.blueprints.auth.forms import ChangePasswordForm, LoginForm, RegisterFor
 from app.extensions import db
 from app.models import ApiToken
 from app.services import accounts
+from app.services.tx import commit
 
 bp = Blueprint("auth", __name__)
 
@@ -38,10 +39,10 @@ def login() -> Any:
         try:
             user = accounts.authenticate(form.email.data or "", form.password.data or "", _client())
         except accounts.Throttled as exc:
-            db.session.commit()
+            commit()
             form.password.errors = [str(exc)]
             return render_template("auth/login.html", form=form), 429
-        db.session.commit()
+        commit()
         if user is not None:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
@@ -73,7 +74,7 @@ def register() -> Any:
             db.session.rollback()
             getattr(form, exc.field or "email").errors = [exc.message]
         else:
-            db.session.commit()
+            commit()
             login_user(user)
             flash("Welcome! You are the admin of this WireWAN.", "success")
             return redirect(url_for("main.index"), code=303)
@@ -118,7 +119,7 @@ def change_password() -> Any:
             db.session.rollback()
             getattr(form, exc.field or "new_password").errors = [exc.message]
         else:
-            db.session.commit()
+            commit()
             flash("Password changed.", "success")
             return redirect(url_for("auth.account"), code=303)
     return _account_page(password_form=form, status=400)
@@ -135,7 +136,7 @@ def create_token() -> Any:
             db.session.rollback()
             form.name.errors = [exc.message]
         else:
-            db.session.commit()
+            commit()
             # Shown once, in this response only: the database keeps just its hash.
             return _account_page(new_token=value)
     return _account_page(token_form=form, status=400)
@@ -150,6 +151,6 @@ def revoke_token(token_id: int) -> Any:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("auth.account"), code=303)
-    db.session.commit()
+    commit()
     flash("Token revoked.", "success")
     return redirect(url_for("auth.account"), code=303)

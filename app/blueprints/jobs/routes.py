@@ -24,31 +24,18 @@ from app.extensions import db
 from app.htmx import is_htmx, page_or_partial
 from app.models import Job, Peer, Wan
 from app.models.base import utcnow
-from app.models.jobs import JOB_STATUSES
+from app.models.jobs import CHANGING_KINDS, JOB_STATUSES, JobKind
 from app.permissions import editor_required
 from app.services import mikrotik, queries
-from app.services.queries import CHANGING_KINDS, JobFilters, approval, deployment_history, router_panel
+from app.services.queries import JobFilters, approval, deployment_history, router_panel
 from app.services.tx import commit_with_retry
-from jobs.runtime import reap_abandoned
 
 bp = Blueprint("jobs", __name__)
 
-KIND_LABELS = {
-    "test_connection": "Test connection",
-    "preflight": "Preflight",
-    "deploy": "Deploy",
-    "verify": "Verify",
-    "revert": "Revert",
-    "clear": "Clear",
-    "probe": "Handshake probe",
-}
 # Buttons of the Router section → job kinds (deploy has its own route: it needs an approved plan).
 ROUTER_ACTIONS = {
-    "test-connection": "test_connection",
-    "preflight": "preflight",
-    "verify": "verify",
-    "revert": "revert",
-    "clear": "clear",
+    kind.value.replace("_", "-"): kind
+    for kind in (JobKind.TEST_CONNECTION, JobKind.PREFLIGHT, JobKind.VERIFY, JobKind.REVERT, JobKind.CLEAR)
 }
 LIST_LIMIT = 200
 
@@ -69,7 +56,10 @@ def _router_peer_or_404(peer_id: int) -> Peer:
 
 @bp.app_template_filter("job_kind")
 def job_kind(kind: str) -> str:
-    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    try:
+        return JobKind(kind).label
+    except ValueError:  # a kind from a newer or older version of WireWAN
+        return kind.replace("_", " ").capitalize()
 
 
 @bp.app_template_filter("utc")
@@ -106,7 +96,6 @@ def deployments(peer_id: int) -> Any:
 @bp.get("/jobs/")
 @login_required
 def list_jobs() -> Any:
-    reap_abandoned()
     wan_id = request.args.get("wan_id", type=int)
     peer_id = request.args.get("peer_id", type=int)
     status = request.args.get("status", "")
@@ -133,14 +122,13 @@ def _job_context(job: Job) -> dict[str, Any]:
         "peer": peer,
         "wan": db.session.get(Wan, job.wan_id) if job.wan_id else None,
         "can_edit": current_user.can_edit,
-        "approval": approval(job) if job.kind == "preflight" else None,
+        "approval": approval(job) if job.kind == JobKind.PREFLIGHT else None,
     }
 
 
 @bp.get("/jobs/<int:job_id>")
 @login_required
 def detail(job_id: int) -> Any:
-    reap_abandoned()
     return render_template("jobs/detail.html", **_job_context(_job_or_404(job_id)))
 
 
@@ -156,14 +144,12 @@ def _fragment(template: str, job: Job, **context: Any) -> Any:
 @bp.get("/jobs/<int:job_id>/status")
 @login_required
 def status(job_id: int) -> Any:
-    reap_abandoned()
     return _fragment("jobs/_status.html", _job_or_404(job_id), inline=request.args.get("inline") == "1")
 
 
 @bp.get("/jobs/<int:job_id>/log")
 @login_required
 def log(job_id: int) -> Any:
-    reap_abandoned()
     return render_template("jobs/_log.html", job=_job_or_404(job_id))
 
 

@@ -17,7 +17,7 @@ from app.services import configs, published, queries, subnets
 from app.services import peers as peer_service
 from app.services.downloads import attachment
 from app.services.specs import load_wan
-from app.services.tx import commit_with_retry
+from app.services.tx import commit, commit_with_retry
 
 bp = Blueprint("peers", __name__)
 
@@ -107,7 +107,7 @@ def download_config(peer_id: int) -> Any:
     peer = peer_or_404(peer_id)
     config = configs.peer_config(peer, "mikrotik-script" if peer.kind == "mikrotik" else "wireguard")
     configs.mark_applied(peer, config, "download-config")
-    db.session.commit()
+    commit()
     return attachment(peer, config)
 
 
@@ -119,7 +119,7 @@ def show_qr(peer_id: int) -> Any:
         abort(404)
     config = configs.peer_config(peer, "wireguard")
     configs.mark_applied(peer, config, "show-qr")
-    db.session.commit()
+    commit()
     return render_template("peers/qr.html", peer=peer, svg=configs.qr_svg(config.text))
 
 
@@ -128,7 +128,7 @@ def show_qr(peer_id: int) -> Any:
 def mark_applied(peer_id: int) -> Any:
     peer = peer_or_404(peer_id)
     configs.mark_applied(peer, configs.peer_config(peer), "mark-applied")
-    db.session.commit()
+    commit()
     flash(f"'{peer.name}' is marked as running its current config.", "success")
     return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
 

@@ -21,7 +21,7 @@ from app.services import configs, queries, wans
 from app.services.downloads import zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
-from app.services.tx import commit_with_retry
+from app.services.tx import commit, commit_with_retry
 
 bp = Blueprint("wans", __name__, url_prefix="/wans")
 
@@ -129,7 +129,7 @@ def delete_wan(wan_id: int) -> Any:
 def configs_zip(wan_id: int) -> Any:
     """Every non-MikroTik config in one zip (POST: it marks them applied and is audited)."""
     data, _ = configs.configs_zip(_wan_or_404(wan_id))
-    db.session.commit()
+    commit()
     return zip_attachment(_wan_or_404(wan_id), data)
 
 
