@@ -13,8 +13,8 @@ from app.config import load_settings
 from app.domain.errors import DomainError
 from app.extensions import csrf, db, login_manager, migrate
 from app.htmx import add_vary_header
+from app.models.base import MAX_ID
 
-MAX_DB_ID = 2**31 - 1
 API_ERROR_CODES = {
     400: "malformed",
     401: "unauthorized",
@@ -97,7 +97,7 @@ def ids_in_range() -> None:
     if request.path.startswith("/api/"):
         return
     for value in (request.view_args or {}).values():
-        if isinstance(value, int) and value > MAX_DB_ID:
+        if isinstance(value, int) and value > MAX_ID:
             abort(404)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import librouteros
 from librouteros.exceptions import ConnectionClosed, FatalError, LibRouterosError, MultiTrapError, TrapError
 
+from app.domain.model import DEFAULT_API_PORT
 from app.domain.routeros.plan import Op, Plan
 
 REDACTED_ARGS = frozenset({"private-key", "preshared-key", "password"})
@@ -46,7 +47,7 @@ class RouterTarget:
     host: str
     username: str
     password: str
-    port: int = 8728
+    port: int = DEFAULT_API_PORT
     use_tls: bool = False
     verify_cert: bool = False
     connect_timeout: float = 10.0

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import crypto
+from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
 from app.domain.routeros.desired import (
     FILTER,
     NAT,
@@ -79,10 +80,10 @@ def router_target(peer: Peer) -> RouterTarget:
         raise JobFailed(f"'{peer.name}' has no API password stored: set it on the peer's edit page.")
     return RouterTarget(
         host=peer.mt_host,
-        port=peer.mt_port or 8728,
+        port=peer.mt_port or DEFAULT_API_PORT,
         use_tls=peer.mt_use_tls,
         verify_cert=peer.mt_verify_cert,
-        username=peer.mt_username or "wirewan",
+        username=peer.mt_username or DEFAULT_API_USERNAME,
         password=crypto.decrypt(peer.mt_password_enc),
         connect_timeout=setting("WIREWAN_ROUTER_CONNECT_TIMEOUT", 10),
         command_timeout=setting("WIREWAN_ROUTER_COMMAND_TIMEOUT", 30),

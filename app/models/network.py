@@ -32,7 +32,7 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     # Bumped by every flush that changes the WAN, a peer, a subnet or a service of it
-    # (app/services/revisions.py). Cached derived data is valid only at the revision it was
+    # (`_bump_revisions` below). Cached derived data is valid only at the revision it was
     # computed for: the peers' current config hashes and `derived_cache` (unreachable prefixes and
     # conflicts, for the WAN page).
     revision: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -104,6 +104,11 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
     @property
     def is_mikrotik(self) -> bool:
         return self.kind == "mikrotik"
+
+    @property
+    def router_configured(self) -> bool:
+        """WireWAN can reach the router: it has a management host and an API password."""
+        return bool(self.mt_host and self.mt_password_enc)
 
     @property
     def endpoint(self) -> str | None:
@@ -218,8 +223,3 @@ def _bump_revisions(session: Session, flush_context: Any, instances: Any) -> Non
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Wan) and obj.id in wan_ids:
             session.expire(obj, ["revision"])
-
-
-def as_summary(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    """A plain-dict snapshot of the named attributes, for audit before/after summaries."""
-    return {f: getattr(obj, f) for f in fields}

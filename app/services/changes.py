@@ -41,7 +41,7 @@ def schedule_auto_deploys(wan_id: int) -> list[Job]:
         .order_by(Peer.id)
     ).all()
     # Empty strings count as unset, as NULLs do.
-    routers = [p for p in routers if p.mt_host and p.mt_password_enc and p.applied_config_hash]
+    routers = [p for p in routers if p.router_configured and p.applied_config_hash]
     if not routers:
         return []
     wan = db.session.get(Wan, wan_id)

@@ -15,7 +15,7 @@ def request_job(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None =
         raise ValidationError(f"Unknown job kind '{kind}'.", "kind")
     if peer.kind != "mikrotik":
         raise ValidationError(f"'{peer.name}' is not a MikroTik peer: there is no router to talk to.", "kind")
-    if not peer.mt_host or not peer.mt_password_enc:
+    if not peer.router_configured:
         raise ValidationError(
             f"'{peer.name}' needs a management host and an API password before WireWAN can reach it; "
             "set them on the peer's edit page.",

@@ -8,6 +8,7 @@ from flask import Blueprint, g, request
 from flask_login import current_user
 
 from app.extensions import csrf
+from app.models.base import MAX_ID
 from app.services.accounts import user_for_token
 from app.services.tx import commit
 
@@ -17,9 +18,6 @@ csrf.exempt(bp)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The OpenAPI document and its viewer (api/docs.py) need no login: they hold no data.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_json", "api.docs"})
-# Ids are PostgreSQL INTEGERs (32-bit): a larger number in a filter names nothing, and binding it
-# fails in the driver (path ids are checked app-wide: app.ids_in_range).
-MAX_ID = 2**31 - 1
 
 
 @bp.before_request

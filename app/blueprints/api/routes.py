@@ -5,19 +5,19 @@ from typing import Any
 from flask import abort, jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
-from sqlalchemy import func, select
 from wtforms.validators import ValidationError as WTFValidationError
 
-from app.blueprints.api import MAX_ID, bp
+from app.blueprints.api import bp
 from app.blueprints.api import openapi as oa
 from app.blueprints.api.openapi import documented, job_accepted, json_response, query_param
 from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
+from app.blueprints.lookups import peer_or_404
 from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Job, Peer, Service, Subnet, Wan
 from app.models.jobs import JOB_STATUSES, JobKind
-from app.services import audit, configs, mikrotik, published, subnets, wans
+from app.services import audit, configs, mikrotik, published, queries, subnets, wans
 from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
 from app.services.inputs import as_bool
@@ -61,10 +61,6 @@ def _wan_or_404(wan_id: int) -> Wan:
     return db.session.get(Wan, wan_id) or abort(404, "No such WAN.")
 
 
-def _peer_or_404(peer_id: int) -> Peer:
-    return db.session.get(Peer, peer_id) or abort(404, "No such peer.")
-
-
 def _created(payload: dict[str, Any], location: str) -> Any:
     resp = jsonify(payload)
     resp.status_code = 201
@@ -91,9 +87,7 @@ def me() -> Any:
     "List WANs", tags=["Networks"], responses={200: json_response(oa.WanSchema, "Every WAN, by name.", many=True)}
 )
 def list_wans() -> Any:
-    counts = dict(db.session.execute(select(Peer.wan_id, func.count(Peer.id)).group_by(Peer.wan_id)).all())
-    rows = db.session.scalars(select(Wan).order_by(Wan.name)).all()
-    return jsonify([wan_json(w, counts.get(w.id, 0)) for w in rows])
+    return jsonify([wan_json(row.wan, row.peer_count) for row in queries.wans_with_peer_counts()])
 
 
 @bp.post("/wan")
@@ -275,7 +269,7 @@ def _peer_out(peer: Peer) -> dict[str, Any]:
 @bp.get("/peers/<int:peer_id>")
 @documented("One peer", tags=["Peers"], responses={200: json_response(oa.PeerSchema, "The peer.")}, errors=(404,))
 def get_peer(peer_id: int) -> Any:
-    return jsonify(_peer_out(_peer_or_404(peer_id)))
+    return jsonify(_peer_out(peer_or_404(peer_id)))
 
 
 @bp.get("/peers/<int:peer_id>/config")
@@ -314,7 +308,7 @@ def get_peer(peer_id: int) -> Any:
 )
 def peer_config(peer_id: int) -> Any:
     """The wg-quick file or RouterOS script, as an attachment; the peer counts as applied."""
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     if not current_user.can_edit:
         abort(403, "A config holds a private key: viewers cannot download it.")
     config_type = request.args.get("config_type", "wireguard")
@@ -349,14 +343,14 @@ def peer_config(peer_id: int) -> Any:
 )
 def update_peer(peer_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
-    peer = commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
+    peer = commit_with_retry(lambda: peer_service.update_peer(peer_or_404(peer_id), data))
     return jsonify(_peer_out(peer))
 
 
 @bp.delete("/peers/<int:peer_id>")
 @documented("Delete a peer", tags=["Peers"], responses={204: oa.NO_CONTENT}, errors=(400, 403, 404, 409))
 def delete_peer(peer_id: int) -> Any:
-    commit_with_retry(lambda: peer_service.delete_peer(_peer_or_404(peer_id)))
+    commit_with_retry(lambda: peer_service.delete_peer(peer_or_404(peer_id)))
     return "", 204
 
 
@@ -390,7 +384,7 @@ def add_subnet(peer_id: int) -> Any:
     data = _body({"cidr", "routed", "auto_nat"}, query_fallback=True)
 
     def work() -> Subnet:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         return subnets.add_subnet(peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False))
 
     subnet = commit_with_retry(work)
@@ -417,7 +411,7 @@ def update_subnet(peer_id: int, subnet_id: int) -> Any:
     data = {**request.args.to_dict(), **_body({"routed", "nat", "auto_nat"})}
 
     def work() -> Subnet:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         return subnets.update_subnet(
             peer,
             _subnet_or_404(peer, subnet_id),
@@ -439,7 +433,7 @@ def update_subnet(peer_id: int, subnet_id: int) -> Any:
 )
 def delete_subnet(peer_id: int, subnet_id: int) -> Any:
     def work() -> None:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         subnets.delete_subnet(peer, _subnet_or_404(peer, subnet_id))
 
     commit_with_retry(work)
@@ -457,7 +451,7 @@ def delete_subnet(peer_id: int, subnet_id: int) -> Any:
 )
 def add_service(peer_id: int) -> Any:
     data = _body(published.SERVICE_FIELDS)
-    service = commit_with_retry(lambda: published.add_service(_peer_or_404(peer_id), data))
+    service = commit_with_retry(lambda: published.add_service(peer_or_404(peer_id), data))
     return _created(service_json(service), url_for("api.get_peer", peer_id=peer_id))
 
 
@@ -465,7 +459,7 @@ def add_service(peer_id: int) -> Any:
 @documented("Stop publishing a service", tags=["Peers"], responses={204: oa.NO_CONTENT}, errors=(400, 403, 404, 409))
 def delete_service(peer_id: int, service_id: int) -> Any:
     def work() -> None:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         service = db.session.get(Service, service_id)
         if service is None or service.peer_id != peer.id:
             abort(404, "No such service on this peer.")
@@ -496,7 +490,7 @@ def _router_job(peer_id: int, kind: JobKind) -> Any:
             validate_csrf(request.headers.get("X-CSRFToken"))
         except WTFValidationError as exc:
             raise CSRFError(str(exc.args[0] if exc.args else "CSRF check failed")) from exc
-    return _job_accepted(commit_with_retry(lambda: mikrotik.request_job(kind, _peer_or_404(peer_id))))
+    return _job_accepted(commit_with_retry(lambda: mikrotik.request_job(kind, peer_or_404(peer_id))))
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/test-connection")
@@ -582,7 +576,7 @@ def mikrotik_deploy(peer_id: int) -> Any:
     plan_hash = data.get("plan_hash")
     if plan_hash is not None and not isinstance(plan_hash, str):
         raise MalformedRequest("plan_hash must be text.", "plan_hash")
-    job = commit_with_retry(lambda: mikrotik.request_deploy(_peer_or_404(peer_id), approve, plan_hash))
+    job = commit_with_retry(lambda: mikrotik.request_deploy(peer_or_404(peer_id), approve, plan_hash))
     return _job_accepted(job)
 
 
@@ -602,19 +596,11 @@ def mikrotik_deploy(peer_id: int) -> Any:
 def list_jobs() -> Any:
     # 1..500: a negative LIMIT means "no limit" to SQLite and is an error (a 500) on PostgreSQL.
     limit = max(1, min(request.args.get("limit", 100, type=int) or 100, 500))
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
-    for name in ("wan_id", "peer_id"):
-        value = request.args.get(name, type=int)
-        if value is not None:
-            if abs(value) > MAX_ID:  # names no row, and the driver cannot bind it (a 500)
-                return jsonify([])
-            query = query.where(getattr(Job, name) == value)
     status = request.args.get("status")
-    if status:
-        if status not in JOB_STATUSES:
-            raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
-        query = query.where(Job.status == status)
-    return jsonify([job_json(j) for j in db.session.scalars(query)])
+    if status and status not in JOB_STATUSES:
+        raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
+    filters = queries.JobFilters(request.args.get("wan_id", type=int), request.args.get("peer_id", type=int), status)
+    return jsonify([job_json(j) for j in queries.list_jobs(filters, limit)])
 
 
 @bp.get("/jobs/<int:job_id>")

@@ -7,12 +7,11 @@ from flask import Blueprint, jsonify, render_template
 from flask_login import login_required
 from sqlalchemy import func, select, text
 
-from app.domain.conflicts import wan_conflicts
 from app.extensions import db, redis_connection
 from app.models import Job, Wan
 from app.models.jobs import JobKind
-from app.services.configs import wan_configs
-from app.services.specs import load_wan, wan_spec
+from app.services.configs import cached_conflicts, wan_configs
+from app.services.specs import load_wan
 
 bp = Blueprint("main", __name__)
 
@@ -65,13 +64,15 @@ def _deploy_counts() -> tuple[dict[int, int], dict[int, int]]:
 def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow:
     loaded = load_wan(wan.id)
     assert loaded is not None
-    found = wan_conflicts(wan_spec(loaded))
     stale: int | None = None
     unreachable = 0
     if len(loaded.peers) <= STALE_COUNT_MAX_PEERS:
         rendered = wan_configs(loaded)
         stale = len(rendered.stale_ids(loaded.peers))
         unreachable = len(rendered.unreachable)
+        found = rendered.conflicts
+    else:
+        found = cached_conflicts(loaded)
     worst = "critical" if any(c.severity == "critical" for c in found) else "warning"
     return WanRow(
         wan=loaded,
