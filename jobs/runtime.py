@@ -215,3 +215,16 @@ def reap_abandoned_jobs(stale_after_seconds: float | None = None) -> int:
         reaped = lifecycle.reap_abandoned(stale_after_seconds)
         commit()
         return reaped
+
+
+def expire_peers() -> int:
+    """The worker's maintenance step: disable the peers whose `expires_at` passed (audited), which
+    schedules the auto-deploys of their WANs' routers."""
+    from app.models.base import utcnow
+    from app.services import peers
+
+    with get_app().app_context():
+        _fresh_pool_after_fork()
+        expired = peers.disable_expired(utcnow())
+        commit()
+        return len(expired)

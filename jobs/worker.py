@@ -7,7 +7,8 @@ which matters when one change fans out to many routers.
 
 Reaping belongs to the workers, never to a page view (a GET must not write): RQ runs
 `run_maintenance_tasks` when a worker starts and every `--maintenance-interval` seconds after, also
-while it idles.
+while it idles. The same maintenance disables expired peers (`Peer.expires_at`), so expiry takes
+effect within one maintenance interval.
 """
 
 from __future__ import annotations
@@ -35,3 +36,10 @@ class PreloadWorker(Worker):
             return
         if reaped:
             self.log.warning("marked %d job(s) abandoned: their worker stopped beating", reaped)
+        try:
+            expired = runtime.expire_peers()
+        except Exception:  # as above: the next round retries
+            self.log.exception("disabling expired peers failed")
+            return
+        if expired:
+            self.log.info("disabled %d expired peer(s)", expired)

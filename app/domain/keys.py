@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+from functools import lru_cache
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from app.domain.errors import ValidationError
@@ -54,3 +58,20 @@ def validate_public_key(text: object, field: str = "public_key") -> str:
     if raw == bytes(32):
         raise ValidationError("Public key is all zeros; paste the key printed by `wg pubkey`.", field)
     return _b64(raw)  # equal to the input: the encoding was checked to be canonical
+
+
+def generate_psk_seed() -> str:
+    """A fresh secret (base64 of 32 random bytes) that a WAN's preshared keys are derived from."""
+    return _b64(os.urandom(32))
+
+
+@lru_cache(maxsize=1 << 16)
+def pair_psk(seed: str, public_a: str, public_b: str) -> str:
+    """The preshared key of the tunnel between two peers (by public key; the order does not matter).
+
+    HKDF-SHA256 of the WAN's seed with both public keys as context: every pair gets its own key,
+    rotating the seed replaces them all, and a peer's new key pair gives its tunnels new ones.
+    """
+    lo, hi = sorted((public_a, public_b))
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"wirewan-psk-v1:{lo}:{hi}".encode())
+    return _b64(hkdf.derive(base64.b64decode(seed)))

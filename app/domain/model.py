@@ -96,6 +96,8 @@ class PeerSpec:
     subnets: tuple[SubnetSpec, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
     mikrotik: MikrotikSpec | None = None
+    # A disabled peer keeps its addresses (IP planning, conflicts) but is in nobody's config.
+    enabled: bool = True
 
     @property
     def cgnat(self) -> bool:
@@ -128,6 +130,17 @@ class WanSpec:
     mgmt_cidrs: tuple[IPNetwork, ...] = ()
     dns: tuple[IPAddress, ...] = ()
     peers: tuple[PeerSpec, ...] = field(default_factory=tuple)
+    # The secret every pair's preshared key is derived from (keys.pair_psk); None: no PSKs (the
+    # option is off, or secrets were not loaded).
+    psk_seed: str | None = None
+
+    def psk(self, a: PeerSpec, b: PeerSpec) -> str | None:
+        """The preshared key of the tunnel between `a` and `b`, or None without PSKs."""
+        if self.psk_seed is None:
+            return None
+        from app.domain.keys import pair_psk
+
+        return pair_psk(self.psk_seed, a.public_key, b.public_key)
 
     def peer(self, peer_id: int) -> PeerSpec:
         try:

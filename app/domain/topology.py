@@ -31,6 +31,8 @@ Rules (the design is the reference; the comments here say how they are applied):
   prefix equal to one X advertises itself is left out. So no prefix can appear under two
   sections of one config; :func:`build_topology` still checks it and raises
   :class:`TopologyInvariantError` if that ever fails.
+- A disabled peer (``enabled`` False) is in no other peer's view and cannot relay; its own view
+  has no sections. Its addresses stay in IP planning (conflicts, allocation) all the same.
 - Keepalive: on a section where either side is CGNAT, the CGNAT side's positive per-peer
   override (the smaller if both have one), else the WAN keepalive, else 25; otherwise the WAN
   keepalive when it is above 0.
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from operator import itemgetter
@@ -623,7 +625,22 @@ def build_topology(wan: WanSpec, peer_ids: Collection[int] | None = None) -> Top
     With `peer_ids`, only those peers' views are built (each exactly as in the full build), and
     `views`, `unreachable` and `edges` cover only them: what rendering one config needs.
     """
-    return _Builder(wan).build(peer_ids)
+    if all(p.enabled for p in wan.peers):
+        return _Builder(wan).build(peer_ids)
+    # Disabled peers leave every other view (and cannot relay); their own view is empty.
+    disabled = {p.id for p in wan.peers if not p.enabled}
+    wanted = None if peer_ids is None else set(peer_ids)
+    if wanted is not None:
+        missing = wanted - {p.id for p in wan.peers}
+        if missing:
+            raise KeyError(min(missing))
+    active = replace(wan, peers=tuple(p for p in wan.peers if p.enabled))
+    result = _Builder(active).build(None if wanted is None else wanted - disabled)
+    views = dict(result.views)
+    for p in sorted((p for p in wan.peers if p.id in disabled), key=_peer_key):
+        if wanted is None or p.id in wanted:
+            views[p.id] = PeerView(p.id, (), False, False, ())
+    return TopologyResult(MappingProxyType(views), result.unreachable)
 
 
 __all__ = [

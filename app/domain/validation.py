@@ -12,6 +12,7 @@ Messages never echo a value that failed the length or control-character checks.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from typing import TypeVar
 
@@ -334,3 +335,17 @@ def check_management_host(
             f"Management host {addr} is inside the WAN's tunnel range {tunnel_cidr}. {_LOCKOUT_TAIL}",
             field,
         )
+
+
+def parse_expiry(value: object, field: str = "expires_at") -> datetime:
+    """An ISO 8601 date-time (`2027-01-31T18:00`, with `Z` or an offset; none means UTC), as naive UTC."""
+    text = require_text(value, field, "Expiry", 40, strip=True)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"Expiry {text!r} is not an ISO 8601 date and time, e.g. 2027-01-31T18:00Z.", field
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

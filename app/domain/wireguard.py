@@ -193,6 +193,12 @@ class _Renderer:
         self._section_text[id(sec)] = text
         return text
 
+    def _psk_section(self, peer: PeerSpec, sec: PeerSection) -> str:
+        """The section with the pair's PresharedKey last (the shared text is per remote peer)."""
+        psk = self.wan.psk(peer, self.by_id[sec.peer_id])
+        text = self._section(sec)
+        return text if psk is None else f"{text}PresharedKey = {_checked(psk, _KEY_OK, 'preshared key')}\n"
+
     def body(self, peer: PeerSpec, view: PeerView) -> str:
         wan = self.wan
         lines = [
@@ -212,6 +218,8 @@ class _Renderer:
             lines.extend(f"PostUp = {c}" for c in up)
             lines.extend(f"PostDown = {c}" for c in down)
         lines.append("")
+        if wan.psk_seed is not None:
+            return "\n".join(lines) + "".join(self._psk_section(peer, sec) for sec in view.sections)
         return "\n".join(lines) + "".join(map(self._section, view.sections))
 
     def render(self, peer_id: int) -> RenderedConfig:

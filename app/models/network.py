@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, inspect, update
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, false, inspect, true, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.extensions import db
@@ -28,6 +28,10 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
     mtu: Mapped[int] = mapped_column(default=1420)
     mgmt_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list)
     dns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Preshared keys (issue 13): every pair sharing a tunnel gets its own PSK, derived from this
+    # WAN's secret seed (app.domain.keys.pair_psk). The seed is a Fernet token (app.crypto); NULL when off.
+    preshared_keys: Mapped[bool] = mapped_column(default=False, server_default=false())
+    psk_seed_enc: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -67,6 +71,10 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
     public_key: Mapped[str] = mapped_column(String(44))
     # Fernet token (app.crypto); NULL when the peer brought its own key pair.
     private_key_enc: Mapped[str | None] = mapped_column(Text, default=None)
+    # A disabled peer keeps its tunnel IP and LANs in IP planning but leaves every other config
+    # and router. `expires_at` (naive UTC): the expiry job disables the peer then.
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    expires_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
     mt_host: Mapped[str | None] = mapped_column(String(253), default=None)
     mt_port: Mapped[int | None] = mapped_column(default=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -39,6 +40,8 @@ PEER_FIELDS = (
     "mikrotik_username",
     "mikrotik_password",
     "mikrotik_auto_deploy",
+    "enabled",
+    "expires_at",
 )
 SUMMARY_FIELDS = (
     "name",
@@ -58,11 +61,16 @@ SUMMARY_FIELDS = (
     "mt_verify_cert",
     "mt_username",
     "mt_auto_deploy",
+    "enabled",
+    "expires_at",
 )
 
 
 def summary(peer: Peer) -> dict[str, Any]:
-    return audit.snapshot(peer, SUMMARY_FIELDS)
+    out = audit.snapshot(peer, SUMMARY_FIELDS)
+    if out["expires_at"] is not None:  # audit details are JSON
+        out["expires_at"] = out["expires_at"].isoformat() + "Z"
+    return out
 
 
 def peer_values(peer: Peer) -> dict[str, Any]:
@@ -84,6 +92,8 @@ def peer_values(peer: Peer) -> dict[str, Any]:
         "mikrotik_verify_cert": peer.mt_verify_cert,
         "mikrotik_username": peer.mt_username,
         "mikrotik_auto_deploy": peer.mt_auto_deploy,
+        "enabled": peer.enabled,
+        "expires_at": peer.expires_at.isoformat() + "Z" if peer.expires_at is not None else None,
     }
 
 
@@ -108,6 +118,7 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
             "listen_port": wan.listen_port,
             "mikrotik_port": DEFAULT_API_PORT,
             "mikrotik_username": DEFAULT_API_USERNAME,
+            "enabled": True,
         }
     )
     merged = {**current, **{k: v for k, v in data.items() if k in PEER_FIELDS}}
@@ -118,7 +129,10 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
         "is_hub": c(as_bool, merged.get("is_hub"), "is_hub"),
         "has_port_forward": c(as_bool, merged.get("has_port_forward"), "has_port_forward"),
         "listen_port": c(validation.validate_port, merged.get("listen_port")),
+        "enabled": c(as_bool, merged.get("enabled", True), "enabled"),
     }
+    expires = optional_text(merged.get("expires_at"))
+    out["expires_at"] = c(validation.parse_expiry, expires) if expires is not None else None
     priority = optional_text(merged.get("hub_priority"))
     out["hub_priority"] = (
         c(validation.validate_int, priority, "hub_priority", "Hub priority", 0, 1000) if priority is not None else None
@@ -167,7 +181,8 @@ def _check_name_free(wan: Wan, name: str, peer_id: int | None) -> None:
 
 
 def _apply(peer: Peer, wan: Wan, values: dict[str, Any]) -> None:
-    for field in ("name", "kind", "is_hub", "hub_priority", "has_port_forward", "listen_port", "keepalive"):
+    plain = ("name", "kind", "is_hub", "hub_priority", "has_port_forward", "listen_port", "keepalive")
+    for field in (*plain, "enabled", "expires_at"):
         setattr(peer, field, values[field])
     endpoint = values["endpoint"]
     peer.endpoint_host, peer.endpoint_port = endpoint if endpoint else (None, None)
@@ -237,8 +252,11 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
 
 
 def regenerate_keys(peer: Peer) -> Peer:
-    """Key rotation: a fresh pair held by WireWAN (every other peer's config goes stale)."""
+    """Key rotation: a fresh pair held by WireWAN (every peer listing it goes stale; auto-deploy
+    routers redeploy once the change commits). A peer that brought its own key gets one from
+    WireWAN from now on."""
     changes.touched(peer.wan_id)
+    lock_wan(peer.wan_id)
     private, public = keys.generate_keypair()
     old = peer.public_key
     peer.public_key, peer.private_key_enc = public, crypto.encrypt(private)
@@ -246,6 +264,23 @@ def regenerate_keys(peer: Peer) -> Peer:
         "rotate-keys", peer, f"peer '{peer.name}' got a new key pair", {"old_public_key": old, "public_key": public}
     )
     return peer
+
+
+def disable_expired(now: datetime) -> list[Peer]:
+    """Disable every enabled peer whose `expires_at` has passed (audited; the WANs are touched so
+    auto-deploy routers drop them). The caller commits."""
+    expired = db.session.scalars(
+        select(Peer)
+        .where(Peer.enabled.is_(True), Peer.expires_at.is_not(None), Peer.expires_at <= now)
+        .order_by(Peer.id)
+    ).all()
+    for peer in expired:
+        changes.touched(peer.wan_id)
+        peer.enabled = False
+        audit.record_network(
+            "expire", peer, f"peer '{peer.name}' expired at {peer.expires_at:%Y-%m-%d %H:%M} UTC and was disabled"
+        )
+    return list(expired)
 
 
 def delete_peer(peer: Peer) -> None:

@@ -62,7 +62,7 @@ def load_spec(
     wan = s.execute(
         select(
             Wan.id, Wan.name, Wan.tunnel_cidr, Wan.services_cidr, Wan.nat_pool_cidr, Wan.topology,
-            Wan.interface_name, Wan.listen_port, Wan.keepalive, Wan.mtu, Wan.mgmt_cidrs, Wan.dns,
+            Wan.interface_name, Wan.listen_port, Wan.keepalive, Wan.mtu, Wan.mgmt_cidrs, Wan.dns, Wan.psk_seed_enc,
         ).where(Wan.id == wan_id)
     ).first()  # fmt: skip
     if wan is None:
@@ -101,7 +101,7 @@ def load_spec(
             Peer.id, Peer.uuid, Peer.name, Peer.kind, Peer.tunnel_ip, Peer.listen_port, Peer.public_key,
             Peer.private_key_enc, Peer.is_hub, Peer.hub_priority, Peer.endpoint_host, Peer.endpoint_port,
             Peer.has_port_forward, Peer.keepalive, Peer.mt_host, Peer.mt_port, Peer.mt_use_tls, Peer.mt_verify_cert,
-            Peer.mt_username, Peer.mt_password_enc, Peer.mt_auto_deploy,
+            Peer.mt_username, Peer.mt_password_enc, Peer.mt_auto_deploy, Peer.enabled,
         ).where(Peer.wan_id == wan_id).order_by(Peer.id)
     ):  # fmt: skip
         secrets = all_secrets or p.id in secrets_for
@@ -135,6 +135,7 @@ def load_spec(
                 subnets=tuple(subnets.get(p.id, ())),
                 services=tuple(services.get(p.id, ())),
                 mikrotik=mikrotik,
+                enabled=p.enabled,
             )
         )
     return WanSpec(
@@ -151,4 +152,6 @@ def load_spec(
         mgmt_cidrs=tuple(_network(c) for c in wan.mgmt_cidrs or ()),
         dns=tuple(_address(a) for a in wan.dns or ()),
         peers=tuple(peers),
+        # The PSKs are in the configs rendered with secrets (and in their hashes): loaded with any.
+        psk_seed=crypto.decrypt(wan.psk_seed_enc) if wan.psk_seed_enc and (secrets_for or all_secrets) else None,
     )

@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.domain import addressing, conflicts, validation
+from app import crypto
+from app.domain import addressing, conflicts, keys, validation
 from app.domain.errors import ConflictError, ValidationError
 from app.extensions import db
 from app.models import Wan
 from app.services import audit, changes
-from app.services.inputs import Collector, text_list
+from app.services.inputs import Collector, as_bool, text_list
 from app.services.specs import wan_spec
 
 WAN_FIELDS = (
@@ -28,6 +29,7 @@ WAN_FIELDS = (
     "mtu",
     "mgmt_cidrs",
     "dns",
+    "preshared_keys",
 )
 DEFAULTS: dict[str, Any] = {
     "tunnel_cidr": "10.0.0.0/24",
@@ -40,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "mtu": 1420,
     "mgmt_cidrs": [],
     "dns": [],
+    "preshared_keys": False,
 }
 
 
@@ -72,6 +75,7 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
     ]
     dns = c(text_list, merged.get("dns"), "dns") or []
     out["dns"] = [str(a) for a in (c(addressing.parse_address, d, "dns", "DNS server") for d in dns) if a]
+    out["preshared_keys"] = c(as_bool, merged.get("preshared_keys"), "preshared_keys")
     c.check()
     for field in ("tunnel_cidr", "services_cidr", "nat_pool_cidr"):
         net = out[field]
@@ -91,6 +95,7 @@ def create_wan(data: Mapping[str, Any]) -> Wan:
     conflicts.check_wan_ranges(values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"])
     _check_name_free(values["name"], None)
     wan = Wan(**{k: (str(v) if isinstance(v, IPv4Network) else v) for k, v in values.items()})
+    _sync_psk_seed(wan)
     db.session.add(wan)
     db.session.flush()
     audit.record_network("create", wan, f"WAN '{wan.name}' created", {"after": _summary(wan)})
@@ -107,7 +112,26 @@ def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
     _check_name_free(values["name"], wan.id)
     for key, value in values.items():
         setattr(wan, key, str(value) if isinstance(value, IPv4Network) else value)
+    _sync_psk_seed(wan)
     audit.record_update(wan, f"WAN '{wan.name}'", before, _summary(wan))
+    return wan
+
+
+def _sync_psk_seed(wan: Wan) -> None:
+    """PSKs on: a seed exists (kept across saves); off: no PSK secret is kept at all."""
+    if wan.preshared_keys and wan.psk_seed_enc is None:
+        wan.psk_seed_enc = crypto.encrypt(keys.generate_psk_seed())
+    elif not wan.preshared_keys:
+        wan.psk_seed_enc = None
+
+
+def rotate_psks(wan: Wan) -> Wan:
+    """Replace every pair's preshared key (a new seed); every peer with a tunnel turns stale."""
+    if not wan.preshared_keys:
+        raise ValidationError("This WAN has no preshared keys; turn the option on first.", "preshared_keys")
+    changes.touched(wan.id)
+    wan.psk_seed_enc = crypto.encrypt(keys.generate_psk_seed())
+    audit.record_network("rotate-psks", wan, f"WAN '{wan.name}': every preshared key replaced")
     return wan
 
 

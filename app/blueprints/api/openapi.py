@@ -88,6 +88,9 @@ class WanSchema(Schema):
     mtu = fields.Integer(required=True)
     mgmt_cidrs = fields.List(fields.String(), required=True)
     dns = fields.List(fields.String(), required=True)
+    preshared_keys = fields.Boolean(
+        required=True, metadata=_d("Every pair of peers sharing a tunnel has its own preshared key.")
+    )
     peer_count = fields.Integer(required=True)
     created_at = fields.DateTime(required=True)
 
@@ -142,6 +145,12 @@ class PeerSchema(Schema):
     )
     cgnat = fields.Boolean(required=True, metadata=_d("No reachable endpoint: it must dial out to others."))
     stale = fields.Boolean(required=True, metadata=_d("Its current config was not applied (downloaded/deployed) yet."))
+    enabled = fields.Boolean(
+        required=True, metadata=_d("False: kept in IP planning but in no other peer's config nor on any router.")
+    )
+    expires_at = fields.DateTime(
+        required=True, allow_none=True, metadata=_d("When the expiry job disables the peer (UTC), or null.")
+    )
     subnets = fields.List(fields.Nested(SubnetSchema), required=True)
     services = fields.List(fields.Nested(ServiceSchema), required=True)
     mikrotik = fields.Nested(
@@ -245,6 +254,7 @@ class _WanFields(Schema):
     mtu = fields.Integer(validate=validate.Range(MTU_MIN, MTU_MAX))
     mgmt_cidrs = fields.List(fields.String(), validate=validate.Length(max=64), metadata=_d("Management networks."))
     dns = fields.List(fields.String(), validate=validate.Length(max=64), metadata=_d("DNS server addresses."))
+    preshared_keys = fields.Boolean(metadata=_d("Give every tunnel its own preshared key; false removes them all."))
 
 
 class WanCreateSchema(_WanFields):
@@ -253,6 +263,18 @@ class WanCreateSchema(_WanFields):
 
 class WanUpdateSchema(_WanFields):
     name = fields.String(validate=validate.Length(1, WAN_NAME_MAX))
+
+
+class ExportSchema(Schema):
+    passphrase = fields.String(
+        required=True, validate=validate.Length(12, 1024), metadata=_d("At least 12 characters; needed to import.")
+    )
+
+
+class ImportSchema(Schema):
+    document = fields.Dict(required=True, metadata=_d("A document from POST /api/wan/{wan_id}/export."))
+    passphrase = fields.String(required=True, validate=validate.Length(12, 1024))
+    name = fields.String(validate=validate.Length(1, WAN_NAME_MAX), metadata=_d("Import under this name instead."))
 
 
 class MikrotikAccessSchema(Schema):
@@ -285,6 +307,8 @@ class _PeerFields(Schema):
     )
     keepalive = fields.Integer(allow_none=True, validate=KEEPALIVE)
     mikrotik = fields.Nested(MikrotikAccessSchema, allow_none=True, metadata=_d("Router access (kind mikrotik)."))
+    enabled = fields.Boolean(metadata=_d("False takes the peer out of every other config and router."))
+    expires_at = fields.DateTime(allow_none=True, metadata=_d("ISO 8601 (UTC unless an offset is given), or null."))
 
 
 class PeerCreateSchema(_PeerFields):
@@ -351,6 +375,8 @@ SCHEMAS: tuple[type[Schema], ...] = (
     JobSchema,
     JobAcceptedSchema,
     DeploySchema,
+    ExportSchema,
+    ImportSchema,
 )
 
 

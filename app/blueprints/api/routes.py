@@ -17,7 +17,7 @@ from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Job, Peer, Service, Subnet, Wan
 from app.models.jobs import JOB_STATUSES, JobKind
-from app.services import audit, configs, mikrotik, published, queries, subnets, wans
+from app.services import audit, configs, mikrotik, published, queries, subnets, transfer, wans
 from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
 from app.services.inputs import as_bool
@@ -137,6 +137,56 @@ def update_wan(wan_id: int) -> Any:
 def delete_wan(wan_id: int) -> Any:
     commit_with_retry(lambda: wans.delete_wan(_wan_or_404(wan_id)))
     return "", 204
+
+
+@bp.post("/wan/<int:wan_id>/export")
+@documented(
+    "Export a WAN as one document",
+    tags=["Networks"],
+    description="The WAN, its peers, subnets, services and router settings; private keys, preshared keys and "
+    "router passwords encrypted with the passphrase (scrypt + AES-256-GCM). Operators and admins only.",
+    body=oa.ExportSchema,
+    responses={
+        200: {"description": "The WAN document.", "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+    errors=(400, 403, 404, 413, 422),
+)
+def export_wan(wan_id: int) -> Any:
+    data = _body({"passphrase"})
+    _wan_or_404(wan_id)
+    document = transfer.export_wan(wan_id, data.get("passphrase"))  # type: ignore[arg-type]  # checked inside
+    commit()
+    return jsonify(document)
+
+
+@bp.post("/wan/import")
+@documented(
+    "Import a WAN document",
+    tags=["Networks"],
+    description="Recreates an exported WAN: every config and script byte-identical. 409 when the name is taken "
+    "(give `name`); 422 for a wrong passphrase or a changed document, and then nothing is written.",
+    body=oa.ImportSchema,
+    responses={201: json_response(oa.WanSchema, "Imported.", location=True)},
+    errors=(400, 403, 409, 413, 422),
+)
+def import_wan() -> Any:
+    data = _body({"document", "passphrase", "name"})
+    wan = commit_with_retry(lambda: transfer.import_wan(data.get("document"), data.get("passphrase"), data.get("name")))
+    return _created(wan_json(wan), url_for("api.get_wan", wan_id=wan.id))
+
+
+@bp.post("/wan/<int:wan_id>/rotate-psks")
+@documented(
+    "Replace every preshared key of a WAN",
+    tags=["Networks"],
+    description="Every pair of peers sharing a tunnel gets a new preshared key; they all turn stale. 422 when the "
+    "WAN has no preshared keys.",
+    responses={200: json_response(oa.WanSchema, "The WAN.")},
+    errors=(400, 403, 404, 409, 422),
+)
+def rotate_psks(wan_id: int) -> Any:
+    wan = commit_with_retry(lambda: wans.rotate_psks(_wan_or_404(wan_id)))
+    return jsonify(wan_json(wan))
 
 
 @bp.get("/wan/<int:wan_id>/conflicts")
@@ -344,6 +394,20 @@ def peer_config(peer_id: int) -> Any:
 def update_peer(peer_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
     peer = commit_with_retry(lambda: peer_service.update_peer(peer_or_404(peer_id), data))
+    return jsonify(_peer_out(peer))
+
+
+@bp.post("/peers/<int:peer_id>/rotate-key")
+@documented(
+    "Give a peer a new key pair",
+    tags=["Peers"],
+    description="WireWAN generates and keeps the new private key. Every peer listing this one turns stale; "
+    "auto-deploy routers redeploy.",
+    responses={200: json_response(oa.PeerSchema, "The peer with its new public key.")},
+    errors=(400, 403, 404, 409),
+)
+def rotate_peer_key(peer_id: int) -> Any:
+    peer = commit_with_retry(lambda: peer_service.regenerate_keys(peer_or_404(peer_id)))
     return jsonify(_peer_out(peer))
 
 

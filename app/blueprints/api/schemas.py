@@ -22,6 +22,7 @@ def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
         "mtu": wan.mtu,
         "mgmt_cidrs": list(wan.mgmt_cidrs or []),
         "dns": list(wan.dns or []),
+        "preshared_keys": wan.preshared_keys,
         "peer_count": peer_count if peer_count is not None else len(wan.peers),
         "created_at": wan.created_at.isoformat() + "Z",
     }

@@ -31,6 +31,9 @@ class PeerForm(FlaskForm):
     mikrotik_username = StringField("API username", default=DEFAULT_API_USERNAME)
     mikrotik_password = PasswordField("API password")
     mikrotik_auto_deploy = BooleanField("Auto-deploy configuration changes")
+    # Inverted so a form posted without the box (as before it existed) keeps the peer enabled.
+    disabled = BooleanField("Disabled (out of the other peers' configs and the routers)")
+    expires_at = StringField("Expires (UTC)")
     # Create form only: a first LAN this peer HOSTS.
     subnet = StringField("Local network this peer HOSTS")
     subnet_routed = BooleanField("Routed (other peers may reach it)", default=True)

@@ -41,7 +41,7 @@ def create_peer(wan_id: int) -> Any:
             form.kind.data = request.args["kind"]
         return render_template("peers/form.html", form=form, wan=wan, peer=None)
     if form.validate_on_submit():
-        data = form_data(form, peer_service.PEER_FIELDS)
+        data = {**form_data(form, peer_service.PEER_FIELDS), "enabled": not form.disabled.data}
 
         def work() -> Peer:
             peer = peer_service.create_peer(load_wan(wan_id) or abort(404), data)
@@ -139,11 +139,12 @@ def mark_applied(peer_id: int) -> Any:
 def edit_peer(peer_id: int) -> Any:
     peer = peer_or_404(peer_id)
     if request.method == "GET":
-        form = PeerForm(data={k: v for k, v in peer_service.current_values(peer).items()})
+        values = peer_service.current_values(peer)
+        form = PeerForm(data={**values, "disabled": not values["enabled"], "expires_at": values["expires_at"] or ""})
         return render_template("peers/form.html", form=form, wan=peer.wan, peer=peer)
     form = PeerForm()
     if form.validate_on_submit():
-        data = form_data(form, peer_service.PEER_FIELDS)
+        data = {**form_data(form, peer_service.PEER_FIELDS), "enabled": not form.disabled.data}
         try:
             commit_with_retry(lambda: peer_service.update_peer(peer_or_404(peer_id), data))
         except DomainError as exc:

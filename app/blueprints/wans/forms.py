@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 
 from app.forms import choices
 
@@ -25,3 +25,4 @@ class WanForm(FlaskForm):
     mtu = StringField("MTU", default="1420")
     mgmt_cidrs = TextAreaField("Management networks")
     dns = StringField("DNS servers for clients")
+    preshared_keys = BooleanField("Preshared keys (a PresharedKey for every tunnel)")

@@ -275,6 +275,9 @@ class RouterFacts(NamedTuple):
     routes: tuple[str, ...]  # every prefix reached over the overlay beyond the tunnel range, sorted
     nat: tuple[NatFacts, ...]
     services: tuple[ServiceFacts, ...]
+    # Each section's preshared key, in section order; empty when the WAN has none (left out of the
+    # hash then, so WANs without PSKs keep the hashes they had).
+    psks: tuple[str, ...] = ()
 
 
 def _mgmt_addresses(wan: WanSpec, management_source: IPAddress | None) -> list[IPNetwork]:
@@ -400,10 +403,15 @@ class RouterHasher:
                 ServiceFacts(v.id, v.protocol, str(v.shared_ip), v.shared_port, str(v.local_ip), v.local_port)
                 for v in peer.services
             ),
+            psks=tuple(wan.psk(peer, wan.peer(section.peer_id)) or "" for section in view.sections)
+            if wan.psk_seed is not None
+            else (),
         )
 
     def hash(self, peer_id: int) -> str:
-        canon = json.dumps([self.VERSION, *self.facts(peer_id)], separators=(",", ":"))
+        facts = self.facts(peer_id)
+        items = list(facts) if facts.psks else list(facts)[:-1]
+        canon = json.dumps([self.VERSION, *items], separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -510,7 +518,8 @@ def build_desired(
     )
 
     # Steps 2–3: one peer entry per visible remote peer, keyed by the remote peer's uuid.
-    for shown, section in zip(view.sections, facts.sections, strict=True):
+    psks = facts.psks or ("",) * len(facts.sections)
+    for shown, section, psk in zip(view.sections, facts.sections, psks, strict=True):
         # Written explicitly even when empty, so an add and a later set store the same values
         # (a remote that lost its endpoint must have it cleared, not kept).
         props = {
@@ -521,6 +530,8 @@ def build_desired(
             "endpoint-port": section.port,
             "persistent-keepalive": section.keepalive,
         }
+        if psk:
+            props["preshared-key"] = psk
         title = f"peer entry for {wan.peer(shown.peer_id).name}"
         res.append(Resource(WG_PEERS, managed_key("peer", section.uuid), props, title=title))
 

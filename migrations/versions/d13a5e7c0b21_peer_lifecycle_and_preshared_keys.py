@@ -1,0 +1,38 @@
+"""peer lifecycle (enabled, expires_at) and preshared keys
+
+Revision ID: d13a5e7c0b21
+Revises: f7b7f4d8511e
+Create Date: 2026-12-06 21:15:00
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = "d13a5e7c0b21"
+down_revision = "f7b7f4d8511e"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("wan", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("preshared_keys", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column("psk_seed_enc", sa.Text(), nullable=True))
+
+    with op.batch_alter_table("peer", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False))
+        batch_op.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_peer_expires_at"), ["expires_at"], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table("peer", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_peer_expires_at"))
+        batch_op.drop_column("expires_at")
+        batch_op.drop_column("enabled")
+
+    with op.batch_alter_table("wan", schema=None) as batch_op:
+        batch_op.drop_column("psk_seed_enc")
+        batch_op.drop_column("preshared_keys")
