@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, false, inspect, true, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    false,
+    inspect,
+    true,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.extensions import db
@@ -53,6 +67,7 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
         # The allocation guard: two simultaneous creations can never share a tunnel IP or a name.
         UniqueConstraint("wan_id", "tunnel_ip"),
         UniqueConstraint("wan_id", "name"),
+        Index("ix_peer_wan_id_tunnel_ip_num", "wan_id", "tunnel_ip_num"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,6 +78,8 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
     is_hub: Mapped[bool] = mapped_column(default=False)
     hub_priority: Mapped[int | None] = mapped_column(default=None)
     tunnel_ip: Mapped[str] = mapped_column(String(15))
+    # The tunnel IP as an integer, kept by the `set` listener below: peer lists sort by it in SQL.
+    tunnel_ip_num: Mapped[int | None] = mapped_column(BigInteger, default=None)
     listen_port: Mapped[int] = mapped_column(default=51820)
     endpoint_host: Mapped[str | None] = mapped_column(String(253), default=None)
     endpoint_port: Mapped[int | None] = mapped_column(default=None)
@@ -174,6 +191,14 @@ class Service(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made 
     peer: Mapped[Peer] = relationship(back_populates="services")
 
 
+@event.listens_for(Peer.tunnel_ip, "set")
+def _tunnel_ip_num(peer: Peer, value: str | None, old: Any, initiator: Any) -> None:
+    try:
+        peer.tunnel_ip_num = int(ip_address(value)) if value else None
+    except ValueError:
+        peer.tunnel_ip_num = None
+
+
 # Columns whose changes never alter a config: staleness bookkeeping and the caches themselves.
 _NOT_CONFIG = frozenset(
     {
@@ -187,6 +212,7 @@ _NOT_CONFIG = frozenset(
         "revision",
         "derived_revision",
         "derived_cache",
+        "tunnel_ip_num",
     }
 )
 

@@ -179,6 +179,23 @@ def _cached_derived(wan: Wan) -> dict[str, Any] | None:
     return None
 
 
+def findings(wan: Wan) -> tuple[list[Conflict], tuple[Unreachable, ...]]:
+    """The WAN's conflicts and unreachable prefixes, from the cache when it is current (no peer
+    row loaded); otherwise computed once over the whole WAN (and cached)."""
+    derived = _cached_derived(wan)
+    if derived is None:
+        from app.services.specs import load_wan
+
+        loaded = load_wan(wan.id)
+        assert loaded is not None
+        rendered = wan_configs(loaded)
+        return rendered.conflicts, rendered.unreachable
+    return (
+        [Conflict(**c) for c in derived["conflicts"]],
+        tuple(Unreachable(u[0], u[1], u[2], ip_network(u[3]), u[4]) for u in derived["unreachable"]),
+    )
+
+
 def cached_conflicts(wan: Wan) -> list[Conflict]:
     """`conflicts.wan_conflicts` of the WAN from the cache when it is current, rendering no config."""
     derived = _cached_derived(wan)

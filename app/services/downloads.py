@@ -30,3 +30,11 @@ def zip_attachment(wan: Wan, data: bytes) -> Response:
     resp.headers["Content-Disposition"] = f'attachment; filename="{_filename(wan.name)}-configs.zip"'
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def document_attachment(wan: Wan, body: str) -> Response:
+    """An exported WAN document (its secrets are passphrase-encrypted; still, never cached)."""
+    resp = Response(body, mimetype="application/json")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{_filename(wan.name)}.wirewan.json"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import select
 
 from app import crypto
-from app.domain import conflicts, keys, validation
+from app.domain import bulk, conflicts, keys, validation
 from app.domain.addressing import parse_ipv4_address
 from app.domain.errors import ConflictError
 from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
 from app.extensions import db
-from app.models import Peer, Wan
+from app.models import Peer, Subnet, Wan
 from app.services import audit, changes
 from app.services.inputs import Collector, as_bool, optional_text
 from app.services.specs import wan_spec
@@ -287,3 +287,40 @@ def delete_peer(peer: Peer) -> None:
     changes.touched(peer.wan_id)
     audit.record_network("delete", peer, f"peer '{peer.name}' deleted", {"before": summary(peer)})
     db.session.delete(peer)
+
+
+def preview_csv(wan: Wan, text: str) -> list[bulk.PlannedPeer]:
+    """The peers a CSV table would create (every row checked; CsvError names the line), writing nothing."""
+    spec = wan_spec(wan)
+    return bulk.plan_import(spec, text)
+
+
+def import_csv(wan: Wan, text: str) -> list[Peer]:
+    """Create every peer of a CSV table, or none (the caller commits; a CsvError leaves nothing)."""
+    changes.touched(wan.id)
+    lock_wan(wan.id)
+    planned = preview_csv(wan, text)
+    created = []
+    for row in planned:
+        private, public = keys.generate_keypair()
+        peer = Peer(
+            wan_id=wan.id,
+            name=row.name,
+            kind=row.kind,
+            tunnel_ip=str(row.tunnel_ip),
+            listen_port=wan.listen_port,
+            public_key=public,
+            private_key_enc=crypto.encrypt(private),
+        )
+        peer.endpoint_host, peer.endpoint_port = row.endpoint if row.endpoint else (None, None)
+        peer.subnets = [Subnet(wan_id=wan.id, cidr=str(lan), routed=True) for lan in row.lans]
+        created.append(peer)
+    db.session.add_all(created)
+    db.session.flush()
+    audit.record_network(
+        "import-csv",
+        wan,
+        f"{len(created)} peers imported from CSV into WAN '{wan.name}'",
+        {"peers": [p.name for p in created[:100]], "count": len(created)},
+    )
+    return created

@@ -6,6 +6,8 @@ Create Date: 2026-12-06 21:15:00
 
 """
 
+import ipaddress
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -25,10 +27,19 @@ def upgrade():
         batch_op.add_column(sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
         batch_op.create_index(batch_op.f("ix_peer_expires_at"), ["expires_at"], unique=False)
+        batch_op.add_column(sa.Column("tunnel_ip_num", sa.BigInteger(), nullable=True))
+        batch_op.create_index("ix_peer_wan_id_tunnel_ip_num", ["wan_id", "tunnel_ip_num"], unique=False)
+
+    peer = sa.table("peer", sa.column("id", sa.Integer()), sa.column("tunnel_ip", sa.String()), sa.column("tunnel_ip_num", sa.BigInteger()))
+    conn = op.get_bind()
+    for pid, tunnel_ip in conn.execute(sa.select(peer.c.id, peer.c.tunnel_ip)).all():
+        conn.execute(sa.update(peer).where(peer.c.id == pid).values(tunnel_ip_num=int(ipaddress.ip_address(tunnel_ip))))
 
 
 def downgrade():
     with op.batch_alter_table("peer", schema=None) as batch_op:
+        batch_op.drop_index("ix_peer_wan_id_tunnel_ip_num")
+        batch_op.drop_column("tunnel_ip_num")
         batch_op.drop_index(batch_op.f("ix_peer_expires_at"))
         batch_op.drop_column("expires_at")
         batch_op.drop_column("enabled")

@@ -12,8 +12,10 @@ from app.blueprints.api import openapi as oa
 from app.blueprints.api.openapi import documented, job_accepted, json_response, query_param
 from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
 from app.blueprints.lookups import peer_or_404
+from app.domain import bulk
 from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
+from app.domain.model import PEER_KINDS
 from app.extensions import db
 from app.models import Job, Peer, Service, Subnet, Wan
 from app.models.jobs import JOB_STATUSES, JobKind
@@ -287,13 +289,93 @@ def _flatten_peer_body(data: dict[str, Any]) -> dict[str, Any]:
 @documented(
     "List a WAN's peers",
     tags=["Peers"],
-    responses={200: json_response(oa.PeerSchema, "The peers, with subnets, services and router access.", many=True)},
-    errors=(404,),
+    description="Without parameters, every peer. With any of them, the matching peers and `X-Total-Count`; with "
+    "`page`, one page of `per_page` (default 50, at most 500).",
+    query=[
+        query_param("q", {"type": "string", "maxLength": 100}, "Substring of the name, tunnel IP or a LAN."),
+        query_param("kind", {"type": "string", "enum": list(PEER_KINDS)}, "Only peers of this kind."),
+        query_param("stale", {"type": "boolean"}, "Only peers whose config is (not) applied."),
+        query_param(
+            "online", {"type": "boolean"}, "Only peers (not) online; accepted, no effect until peer status exists."
+        ),
+        query_param(
+            "sort",
+            {"type": "string", "enum": [f"{d}{k}" for k in queries.PEER_SORTS for d in ("", "-")]},
+            "Order; - reverses.",
+        ),
+        query_param("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number, from 1."),
+        query_param("per_page", {"type": "integer", "minimum": 1, "maximum": 500}, "Peers per page (default 50)."),
+    ],
+    responses={
+        200: {
+            **json_response(oa.PeerSchema, "The peers, with subnets, services and router access.", many=True),
+            "headers": {
+                "X-Total-Count": {"schema": {"type": "integer"}, "description": "Matching peers (with any parameter)."}
+            },
+        }
+    },
+    errors=(400, 404),
 )
 def list_peers(wan_id: int) -> Any:
-    wan = load_wan(wan_id) or abort(404, "No such WAN.")
-    stale = configs.wan_configs(wan).stale_ids(wan.peers)
-    return jsonify([peer_json(p, p.id in stale) for p in wan.peers])
+    params = request.args
+    if not any(k in params for k in PEER_LIST_PARAMS):
+        wan = load_wan(wan_id) or abort(404, "No such WAN.")
+        stale = configs.wan_configs(wan).stale_ids(wan.peers)
+        return jsonify([peer_json(p, p.id in stale) for p in wan.peers])
+    query = peer_query(params, paged="page" in params)
+    result = queries.peer_page(_wan_or_404(wan_id), query)
+    resp = jsonify([peer_json(p, p.id in result.stale_ids) for p in result.peers])
+    resp.headers["X-Total-Count"] = str(result.total)
+    return resp
+
+
+PEER_LIST_PARAMS = ("q", "kind", "stale", "online", "page", "per_page", "sort")
+
+
+def peer_query(params: Any, *, paged: bool) -> queries.PeerQuery:
+    """The list parameters, checked (400 names the parameter); without `page`, one page of everything."""
+
+    def flag(name: str) -> bool | None:
+        value = params.get(name)
+        if value in (None, ""):
+            return None
+        try:
+            return as_bool(value, name)
+        except DomainError:
+            raise MalformedRequest(f"{name} must be true or false.", name) from None
+
+    def number(name: str, default: int, high: int) -> int:
+        value = params.get(name, "")
+        if value == "":
+            return default
+        if not value.isdigit() or not 1 <= int(value) <= high:
+            raise MalformedRequest(f"{name} must be a whole number from 1 to {high}.", name)
+        return int(value)
+
+    kind = params.get("kind") or None
+    if kind is not None and kind not in PEER_KINDS:
+        raise MalformedRequest(f"kind must be one of {', '.join(PEER_KINDS)}.", "kind")
+    sort = params.get("sort") or "tunnel_ip"
+    descending = sort.startswith("-")
+    if sort.removeprefix("-") not in queries.PEER_SORTS:
+        raise MalformedRequest(f"sort must be one of {', '.join(queries.PEER_SORTS)} (prefix - to reverse).", "sort")
+    q = params.get("q", "")
+    if len(q) > 100:
+        raise MalformedRequest("q is longer than 100 characters.", "q")
+    page, per_page = number("page", 1, 1_000_000), number("per_page", queries.PER_PAGE, queries.PER_PAGE_MAX)
+    return queries.PeerQuery(
+        q=q.strip(),
+        kind=kind,
+        stale=flag("stale"),
+        online=flag("online"),
+        sort=sort.removeprefix("-"),
+        descending=descending,
+        page=page if paged else 1,
+        per_page=per_page if paged else MAX_UNPAGED,
+    )
+
+
+MAX_UNPAGED = 1_000_000
 
 
 @bp.post("/peers/wan/<int:wan_id>")
@@ -310,6 +392,31 @@ def create_peer(wan_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
     peer = commit_with_retry(lambda: peer_service.create_peer(_wan_or_404(wan_id), data))
     return _created(_peer_out(peer), url_for("api.get_peer", peer_id=peer.id))
+
+
+@bp.post("/peers/wan/<int:wan_id>/import")
+@documented(
+    "Add many peers from a CSV table",
+    tags=["Peers"],
+    description="`text/csv` with the header `name,kind,endpoint,lans` (LANs `;`-separated). Every row passes the "
+    "peer form's and subnet form's rules (an overlapping LAN is refused: no Auto-NAT here); all rows are created "
+    "or none. Errors are 422 with `line` (the header is line 1) and `field`. At most 10,000 rows.",
+    responses={201: json_response(oa.PeerSchema, "Every peer created, in table order.", many=True)},
+    errors=(400, 403, 404, 413, 422),
+)
+def import_peers_csv(wan_id: int) -> Any:
+    text = request.get_data(cache=False, as_text=True)
+    try:
+        ids = commit_with_retry(lambda: [p.id for p in peer_service.import_csv(_wan_or_404(wan_id), text)])
+    except bulk.CsvError as exc:
+        db.session.rollback()
+        resp = jsonify(exc.to_dict())
+        resp.status_code = 422
+        return resp
+    # New peers were never applied: all stale. Read back in three queries, not three per peer.
+    resp = jsonify([peer_json(p, True) for p in queries.peers_by_ids(ids)])
+    resp.status_code = 201
+    return resp
 
 
 def _peer_out(peer: Peer) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -12,13 +13,15 @@ from app.domain import conflicts as conflict_rules
 from app.domain import topology_svg, validation
 from app.domain.addressing import parse_network_strict
 from app.domain.errors import DomainError
+from app.domain.model import PEER_KINDS
 from app.extensions import db
 from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx, page_or_partial
 from app.models import AuditEntry, Wan
 from app.permissions import editor_required
-from app.services import configs, queries, wans
-from app.services.downloads import zip_attachment
+from app.services import configs, queries, transfer, wans
+from app.services import peers as peer_service
+from app.services.downloads import document_attachment, zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit, commit_with_retry
@@ -56,20 +59,48 @@ def create_wan() -> Any:
 @bp.get("/<int:wan_id>")
 @login_required
 def detail(wan_id: int) -> Any:
-    wan = _wan_or_404(wan_id)
+    wan = db.session.get(Wan, wan_id) or abort(404)
     context = wan_page_context(wan)
     return page_or_partial("wans/detail.html", "wans/_peers_table.html", **context)
 
 
+def page_query(args: Any) -> queries.PeerQuery:
+    """The peer table's search, filters, order and page from the URL; odd values fall back to the
+    defaults (a bookmarked URL never errors)."""
+
+    def number(name: str, default: int, high: int) -> int:
+        value = args.get(name, "")
+        return int(value) if value.isdigit() and 1 <= int(value) <= high else default
+
+    def flag(name: str) -> bool | None:
+        return {"true": True, "false": False}.get(args.get(name, ""))
+
+    sort = args.get("sort", "tunnel_ip")
+    return queries.PeerQuery(
+        q=args.get("q", "").strip()[:100],
+        kind=args.get("kind") if args.get("kind") in PEER_KINDS else None,
+        stale=flag("stale"),
+        online=flag("online"),
+        sort=sort.removeprefix("-") if sort.removeprefix("-") in queries.PEER_SORTS else "tunnel_ip",
+        descending=sort.startswith("-"),
+        page=number("page", 1, 1_000_000),
+        per_page=queries.PER_PAGE,
+    )
+
+
 def wan_page_context(wan: Wan) -> dict[str, Any]:
-    """What the WAN page shows: peers (with badges) and the conflicts panel."""
-    rendered = configs.wan_configs(wan)  # hashes, conflicts and unreachable cached per WAN revision
+    """What the WAN page shows: one page of peers (with badges) and the conflicts panel; the whole
+    WAN is never loaded while the cached hashes and findings are current."""
+    page = queries.peer_page(wan, page_query(request.args))
+    found_conflicts, unreachable = configs.findings(wan)
     return {
         "wan": wan,
-        "peers": sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip)),
-        "conflicts": rendered.conflicts,
-        "unreachable": rendered.unreachable,
-        "stale_ids": rendered.stale_ids(wan.peers),
+        "peers": page.peers,
+        "listing": page,
+        "peer_count": queries.peer_count(wan),
+        "conflicts": found_conflicts,
+        "unreachable": unreachable,
+        "stale_ids": page.stale_ids,
     }
 
 
@@ -217,3 +248,71 @@ def _is_ipv4(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- lifecycle: export/import of a WAN, CSV import of peers ----------------------------------------
+
+
+@bp.post("/<int:wan_id>/export")
+@editor_required
+def export_wan(wan_id: int) -> Any:
+    """The WAN document as a download (the passphrase protects its secrets)."""
+    wan = db.session.get(Wan, wan_id) or abort(404)
+    try:
+        document = transfer.export_wan(wan.id, request.form.get("passphrase", ""))
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("wans.edit_wan", wan_id=wan_id), code=303)
+    commit()
+    return document_attachment(wan, json.dumps(document, indent=1))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@editor_required
+def import_wan() -> Any:
+    error = None
+    if request.method == "POST":
+        upload = request.files.get("document")
+        try:
+            document = json.loads(upload.read().decode("utf-8")) if upload else None
+        except (UnicodeDecodeError, ValueError):
+            document = None
+        name = request.form.get("name", "").strip() or None
+        try:
+            if document is None:
+                raise DomainError("Choose the .wirewan.json file an export gave you.", "document")
+            wan = commit_with_retry(lambda: transfer.import_wan(document, request.form.get("passphrase", ""), name))
+        except DomainError as exc:
+            db.session.rollback()
+            error = exc.message
+        else:
+            flash(f"WAN '{wan.name}' imported. Verify each router before relying on it.", "success")
+            return redirect(url_for("wans.detail", wan_id=wan.id), code=303)
+    return render_template("wans/import.html", error=error), 422 if error else 200
+
+
+@bp.route("/<int:wan_id>/import-peers", methods=["GET", "POST"])
+@editor_required
+def import_peers(wan_id: int) -> Any:
+    """Paste or upload a CSV table; the first POST previews, the confirming one creates."""
+    wan = db.session.get(Wan, wan_id) or abort(404)
+    text = request.form.get("csv", "")
+    upload = request.files.get("file")
+    if upload and upload.filename:
+        text = upload.read().decode("utf-8", "replace")
+    planned, error = None, None
+    if request.method == "POST":
+        try:
+            if request.form.get("confirm"):
+                created = commit_with_retry(
+                    lambda: peer_service.import_csv(db.session.get(Wan, wan_id) or abort(404), text)
+                )
+                flash(f"{len(created)} peers imported.", "success")
+                return redirect(url_for("wans.detail", wan_id=wan_id), code=303)
+            planned = peer_service.preview_csv(wan, text)
+        except DomainError as exc:
+            db.session.rollback()
+            error = exc
+    status = 422 if error else 200
+    return render_template("wans/import_peers.html", wan=wan, csv=text, planned=planned, error=error), status
