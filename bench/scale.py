@@ -1,4 +1,5 @@
-"""Scale benchmark (issue 3): a hub_spoke WAN with 1,000 peers and 2,000 subnets.
+"""Scale benchmark (issues 3 and 13): a hub_spoke WAN with 1,000 peers and 2,000 subnets, or with
+BENCH_PEERS=10000 the issue-13 WAN: 10,000 peers (2 hubs, 200 MikroTiks) and 20,000 subnets.
 
 Prints p50/p95 in milliseconds for the WAN page, the peer list API, adding a peer and adding a
 subnet (with its conflict check), each over --samples requests, through the Flask test client
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 PEERS = int(__import__("os").environ.get("BENCH_PEERS", 1000))
 SUBNETS = 2 * PEERS
+LARGE = PEERS > 2000  # the 10,000-peer layout: a /18 tunnel range, 100.64/10 NAT pool, 200 MikroTiks
 PASSWORD = "bench-password-1"
 
 
@@ -70,18 +72,18 @@ def populate(app: Any) -> int:
         db.drop_all()
         db.create_all()
         accounts.create_user("bench@example.com", PASSWORD, "admin")
-        wan = Wan(name="scale", tunnel_cidr="10.0.0.0/21", services_cidr="10.255.0.0/24",
-                  nat_pool_cidr="172.16.0.0/12", topology="hub_spoke")  # fmt: skip
+        wan = Wan(name="scale", tunnel_cidr="10.0.0.0/18" if LARGE else "10.0.0.0/21", services_cidr="10.255.0.0/24",
+                  nat_pool_cidr="100.64.0.0/10" if LARGE else "172.16.0.0/12", topology="hub_spoke")  # fmt: skip
         db.session.add(wan)
         db.session.flush()
         password_enc = crypto.encrypt("router-secret")
         peers = []
         for i in range(PEERS):
             private, public = keys.generate_keypair()
-            kind = "mikrotik" if i % 10 == 0 else ("client" if i % 3 == 0 else "server")
+            kind = "mikrotik" if i % (50 if LARGE else 10) == 0 else ("client" if i % 3 == 0 else "server")
             hub = i < 2
             peer = Peer(
-                wan_id=wan.id, name=f"peer-{i:04d}", kind=kind, is_hub=hub,
+                wan_id=wan.id, name=f"peer-{i:05d}" if LARGE else f"peer-{i:04d}", kind=kind, is_hub=hub,
                 tunnel_ip=f"10.0.{(i + 1) // 256}.{(i + 1) % 256}", listen_port=51820,
                 endpoint_host=f"hub{i}.example.com" if hub else (f"198.51.{i // 256}.{i % 256}" if i % 2 else None),
                 public_key=public, private_key_enc=crypto.encrypt(private),
@@ -106,7 +108,8 @@ def populate(app: Any) -> int:
                 first_home.add(home)
                 subnets.append(Subnet(wan_id=wan.id, peer_id=peer.id, cidr=home))
             else:
-                nat = f"172.{16 + nat_block // 256}.{nat_block % 256}.0/24"
+                base = (100, 64) if LARGE else (172, 16)
+                nat = f"{base[0]}.{base[1] + nat_block // 256}.{nat_block % 256}.0/24"
                 nat_block += 1
                 subnets.append(Subnet(wan_id=wan.id, peer_id=peer.id, cidr=home, nat_cidr=nat))
         db.session.add_all(subnets)
@@ -186,6 +189,18 @@ def main() -> int:
             r = api.get(f"/api/peers/wan/{wan_id}", headers=headers)
             assert r.status_code == 200 and len(r.get_json()) == PEERS
 
+        def wan_page_first(_: int) -> Any:
+            r = client.get(f"/wans/{wan_id}?page=1")
+            assert r.status_code == 200, r.status_code
+
+        def peer_search(i: int) -> Any:
+            r = api.get(f"/api/peers/wan/{wan_id}?q=peer-0{i % 9 + 1}&page=1", headers=headers)
+            assert r.status_code == 200 and r.get_json(), r.get_data(as_text=True)[:200]
+
+        def peer_page(_: int) -> Any:
+            r = api.get(f"/api/peers/wan/{wan_id}?page=3&per_page=50", headers=headers)
+            assert r.status_code == 200 and len(r.get_json()) == 50
+
         def add_peer(i: int) -> Any:
             r = api.post(f"/api/peers/wan/{wan_id}", headers=headers,
                          json={"name": f"bench-{i + 10}", "kind": "server", "endpoint": "203.0.113.9"})  # fmt: skip
@@ -213,12 +228,18 @@ def main() -> int:
 
         has_page = any(rule.rule == "/wans/<int:wan_id>" for rule in app.url_map.iter_rules())
         cases: list[tuple[str, str, Callable[[int], Any]]] = []
-        if has_page:
+        if has_page and not LARGE:
             cases.append(("wan_page", f"GET /wans/{wan_id} (WAN page, full HTML)", wan_page))
         else:
             print("note: GET /wans/<id> does not exist yet; the WAN page is skipped")
         cases += [
-            ("peer_list", f"GET /api/peers/wan/{wan_id} ({PEERS} peers)", peer_list),
+            ("wan_page_first", "GET /wans/<id>?page=1 (WAN page, first 50 peers)", wan_page_first),
+            ("peer_page", "GET /api/peers/wan/<id>?page=3 (50 peers)", peer_page),
+            ("peer_search", "GET /api/peers/wan/<id>?q=…&page=1 (search)", peer_search),
+        ]
+        if not LARGE:
+            cases.append(("peer_list", f"GET /api/peers/wan/{wan_id} ({PEERS} peers)", peer_list))
+        cases += [
             ("add_peer", "POST /api/peers/wan/<id> (add a peer)", add_peer),
             ("add_subnet", "POST /api/peers/<id>/subnets (no overlap)", add_subnet),
             ("add_subnet_nat", "POST /api/peers/<id>/subnets (overlap, Auto-NAT)", add_subnet_nat),
@@ -238,6 +259,30 @@ def main() -> int:
             times = measure(args.samples, call)
             rows.append((label, len(times), statistics.median(times), percentile(times, 95), max(times)))
 
+        # Whole-WAN operations, timed once each (issue 13 targets: < 3 s and < 10 s).
+        from app.services import configs
+        from app.services.specs import load_wan
+
+        with app.app_context():
+            from sqlalchemy import update
+
+            from app.models import Wan
+
+            db.session.execute(update(Wan).where(Wan.id == wan_id).values(revision=Wan.revision + 1))
+            db.session.commit()
+            start = time.perf_counter()
+            configs._compute_and_store(wan_id)
+            recompute = time.perf_counter() - start
+            wan = load_wan(wan_id)
+            assert wan is not None
+            start = time.perf_counter()
+            data, _ = configs.configs_zip(wan)
+            zipping = time.perf_counter() - start
+            db.session.rollback()
+        print(f"\nrecomputing every config hash after a change (cache miss): {recompute:.2f} s (target < 3 s)")
+        print(f"configs.zip of the whole WAN: {zipping:.2f} s, {len(data) / 1e6:.1f} MB (target < 10 s)")
+        missed_once = recompute >= 3 or zipping >= 10
+
         print(f"\nup to {args.samples} samples each (n), Flask test client in-process, target p95 < 150 ms")
         print(f"{'request':<52} {'n':>3} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}  target")
         missed = False
@@ -249,7 +294,7 @@ def main() -> int:
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
-        return 1 if missed else 0
+        return 1 if missed or missed_once else 0
 
 
 if __name__ == "__main__":

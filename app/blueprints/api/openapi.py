@@ -67,6 +67,12 @@ class ErrorSchema(Schema):
     )
 
 
+class CsvErrorSchema(ErrorSchema):
+    line = fields.Integer(
+        required=True, metadata=_d("The CSV line at fault (the header is line 1), or 0 for the whole table.")
+    )
+
+
 class MeSchema(Schema):
     id = fields.Integer(required=True)
     email = fields.String(required=True)
@@ -353,6 +359,7 @@ class DeploySchema(Schema):
 
 SCHEMAS: tuple[type[Schema], ...] = (
     ErrorSchema,
+    CsvErrorSchema,
     MeSchema,
     WanSchema,
     WanCreateSchema,

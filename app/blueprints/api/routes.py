@@ -401,8 +401,11 @@ def create_peer(wan_id: int) -> Any:
     description="`text/csv` with the header `name,kind,endpoint,lans` (LANs `;`-separated). Every row passes the "
     "peer form's and subnet form's rules (an overlapping LAN is refused: no Auto-NAT here); all rows are created "
     "or none. Errors are 422 with `line` (the header is line 1) and `field`. At most 10,000 rows.",
-    responses={201: json_response(oa.PeerSchema, "Every peer created, in table order.", many=True)},
-    errors=(400, 403, 404, 413, 422),
+    responses={
+        201: json_response(oa.PeerSchema, "Every peer created, in table order.", many=True),
+        422: json_response(oa.CsvErrorSchema, "A row (or the table) cannot be imported; nothing was."),
+    },
+    errors=(400, 403, 404, 413),
 )
 def import_peers_csv(wan_id: int) -> Any:
     text = request.get_data(cache=False, as_text=True)
