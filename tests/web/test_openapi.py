@@ -95,7 +95,13 @@ def test_every_error_answer_has_the_error_shape(doc: dict[str, Any]) -> None:
     for path, method, op in operations(doc):
         for code, response in op["responses"].items():
             if code.startswith(("4", "5")):
-                assert resolve(doc, response)["content"]["application/json"]["schema"] == ERROR_REF, (path, method)
+                schema = resolve(doc, response)["content"]["application/json"]["schema"]
+                if (path, method, code) == ("/api/peers/wan/{wan_id}/import", "post", "422"):
+                    # The CSV import's refusals add the line at fault to the error shape.
+                    csv_error = doc["components"]["schemas"]["CsvError"]
+                    assert set(csv_error["required"]) == {"error", "message", "field", "line"}
+                    continue
+                assert schema == ERROR_REF, (path, method)
 
 
 def test_the_contracts_error_statuses_are_described(doc: dict[str, Any]) -> None:
