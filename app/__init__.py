@@ -166,7 +166,9 @@ def _register_errors(app: Flask) -> None:
     def domain_error(exc: DomainError) -> Any:
         # Pages catch these in their views to show them under the field; this is the API's path.
         db.session.rollback()
-        return api_error(exc.status, exc.message, exc.field, exc.code)
+        resp = jsonify(exc.to_dict())  # the API's error body (some errors add members: a busy router's job_id)
+        resp.status_code = exc.status
+        return resp
 
     @app.errorhandler(IntegrityError)
     def integrity_error(exc: IntegrityError) -> Any:

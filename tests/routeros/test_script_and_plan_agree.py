@@ -111,7 +111,7 @@ def test_accept_rules_sit_before_the_defconf_drop():
         inputs = [r for r in sim.rows("/ip/firewall/filter") if r["chain"] == "input"]
         comments = [r.get("comment", "") for r in inputs]
         drop = comments.index("defconf: drop all not coming from LAN")
-        ours = [i for i, c in enumerate(comments) if c.startswith("WAN-Overlay-Manager:allow-")]
+        ours = [i for i, c in enumerate(comments) if c.startswith("WAN-Overlay-Manager:w") and ":allow-" in c]
         assert ours and max(ours) < drop
 
 

@@ -107,7 +107,7 @@ def test_script_is_one_block_with_commented_steps() -> None:
         assert sum(ln.startswith(f"# {step}") for ln in lines) == 1, step
     # Never a regex on anything but the constant tag prefix; matching is by exact comment.
     assert all('comment~"^WAN-Overlay-Manager:"' in ln for ln in lines if "~" in ln)
-    assert text.count("WAN-Overlay-Manager:peer-") == 6  # two peers x (find add / add comment / find set)
+    assert text.count("WAN-Overlay-Manager:w7:peer-") == 6  # two peers x (find add / add comment / find set)
 
 
 def test_every_tagged_resource_is_found_then_added_or_set() -> None:
