@@ -251,6 +251,42 @@ class RouterSession:
             self.call(f"{op.menu}/move", numbers=_need_id(op), destination=op.place_before or "")
         return None
 
+    # ------------------------------------------------------------ commit-confirmed rollback
+
+    def remove_rollback(self, name: str) -> int:
+        """Remove everything of a rollback named `name`: its scheduler entry, its undo script and any
+        backup file (older WireWAN versions armed a backup). Returns how many rows were removed."""
+        removed = 0
+        for menu, prefix in (("/system/scheduler", False), ("/system/script", False), ("/file", True)):
+            for row in self.print(menu):
+                row_name = str(row.get("name", ""))
+                if row_name == name or (prefix and row_name.startswith(name)):
+                    self.call(f"{menu}/remove", **{".id": str(row[".id"])})
+                    removed += 1
+        return removed
+
+    def arm_undo(self, name: str, source: str, seconds: int) -> None:
+        """Upload `source` as the script `name` and schedule it to run in `seconds` (it removes its
+        scheduler entry and itself when it runs): the undo fires unless WireWAN disarms it first."""
+        self.call("/system/script/add", name=name, source=source, comment="WireWAN rollback: undo of the last deploy")
+        self.call(
+            "/system/scheduler/add",
+            name=name,
+            interval=f"{seconds}s",
+            **{"on-event": name, "comment": "WireWAN rollback"},
+        )
+
+    def arm_backup_load(self, name: str, seconds: int) -> None:
+        """The fallback when a plan cannot be undone by a script: a backup now, loaded (a reboot) in
+        `seconds` unless WireWAN disarms it first."""
+        self.call("/system/backup/save", name=name, **{"dont-encrypt": "yes"})
+        self.call(
+            "/system/scheduler/add",
+            name=name,
+            interval=f"{seconds}s",
+            **{"on-event": f'/system backup load name={name}.backup password=""', "comment": "WireWAN rollback"},
+        )
+
     def system_resource(self) -> dict[str, Any]:
         rows = self.call("/system/resource/print")
         return rows[0] if rows else {}

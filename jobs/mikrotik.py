@@ -33,7 +33,7 @@ from app.domain.routeros.desired import (
     fmt_prefixes,
     router_hash,
 )
-from app.domain.routeros.plan import Op, Plan, parse_actual, plan, plan_hash
+from app.domain.routeros.plan import ActualState, Op, Plan, parse_actual, plan, plan_hash
 from app.domain.routeros.probe import assess, expectations
 from app.domain.routeros.rules import (
     also_admit,
@@ -45,6 +45,7 @@ from app.domain.routeros.rules import (
     router_conflicts,
     sibling_conflicts,
 )
+from app.domain.routeros.undo import UndoUnavailable, undo_script
 from app.domain.routeros.verify import verify
 from app.domain.topology import TopologyResult, build_topology
 from app.extensions import db
@@ -73,6 +74,12 @@ def probe_seconds() -> float:
 
 def rollback_seconds() -> int:
     return int(setting("WIREWAN_ROLLBACK_SECONDS", 120))
+
+
+def undo_max_bytes() -> int:
+    """Largest undo script WireWAN uploads (RouterOS's limit on a script's source is not documented
+    here; larger undos fall back to a backup load)."""
+    return int(setting("WIREWAN_UNDO_MAX_BYTES", 60000))
 
 
 BASE_MENUS: tuple[str, ...] = (USER, SERVICE, WG, WG_PEERS, "/ip/address", ROUTE, FILTER, NAT)
@@ -164,22 +171,26 @@ def read_router(session: RouterSession, desired: DesiredState) -> dict[str, list
     return parse_actual(session.read_state(menus_for(desired)))
 
 
-def arm_rollback(session: RouterSession, ctx: JobContext) -> None:
-    """Commit-confirmed: a backup of the current state and a scheduler entry that restores it unless
-    WireWAN disarms it after getting back in (a deploy that locks WireWAN out undoes itself)."""
-    for row in session.call("/system/scheduler/print"):
-        if row.get("name") == ROLLBACK_NAME:
-            session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
-    session.call("/system/backup/save", name=ROLLBACK_NAME, **{"dont-encrypt": "yes"})
-    session.call(
-        "/system/scheduler/add",
-        name=ROLLBACK_NAME,
-        interval=f"{rollback_seconds()}s",
-        **{
-            "on-event": f'/system backup load name={ROLLBACK_NAME}.backup password=""',
-            "comment": "WireWAN rollback",
-        },
-    )
+def arm_rollback(session: RouterSession, ctx: JobContext, p: Plan, actual: ActualState) -> None:
+    """Commit-confirmed: the undo of this plan, uploaded as a script and scheduled, runs unless WireWAN
+    disarms it after getting back in (a deploy that locks WireWAN out undoes itself — without a
+    reboot: only what the plan changed is put back)."""
+    session.remove_rollback(ROLLBACK_NAME)
+    try:
+        source: str | None = undo_script(p, actual, ROLLBACK_NAME)
+    except UndoUnavailable as exc:
+        source = None
+        ctx.log(f"this plan cannot be undone by a script ({exc}); arming a backup load instead (it reboots)")
+    if source is not None and len(source.encode()) <= undo_max_bytes():
+        session.arm_undo(ROLLBACK_NAME, source, rollback_seconds())
+        ctx.log(
+            f"rollback armed on the router: an undo of these changes runs in {rollback_seconds()} s "
+            "unless WireWAN confirms (no reboot)"
+        )
+        return
+    if source is not None:
+        ctx.log(f"the undo script is larger than {undo_max_bytes()} bytes; arming a backup load instead (it reboots)")
+    session.arm_backup_load(ROLLBACK_NAME, rollback_seconds())
     ctx.log(
         f"rollback armed on the router: it restores the previous config in {rollback_seconds()} s "
         "unless WireWAN confirms"
@@ -187,12 +198,7 @@ def arm_rollback(session: RouterSession, ctx: JobContext) -> None:
 
 
 def disarm_rollback(session: RouterSession, ctx: JobContext) -> None:
-    for row in session.call("/system/scheduler/print"):
-        if row.get("name") == ROLLBACK_NAME:
-            session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
-    for row in session.call("/file/print"):
-        if str(row.get("name", "")).startswith(ROLLBACK_NAME):
-            session.call("/file/remove", **{".id": str(row[".id"])})
+    session.remove_rollback(ROLLBACK_NAME)
     ctx.log("rollback disarmed: WireWAN reached the router after the change")
 
 
@@ -243,13 +249,7 @@ def disarm_leftover_rollback(session: RouterSession, ctx: JobContext, peer: Peer
     """Remove a rollback an unfinished earlier job left armed (only called when this job armed none)."""
     if not rollback_may_be_armed(ctx, peer):
         return
-    leftovers = [r for r in session.call("/system/scheduler/print") if r.get("name") == ROLLBACK_NAME]
-    for row in leftovers:
-        session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
-    for row in session.call("/file/print"):
-        if str(row.get("name", "")).startswith(ROLLBACK_NAME):
-            session.call("/file/remove", **{".id": str(row[".id"])})
-    if leftovers:
+    if session.remove_rollback(ROLLBACK_NAME):
         ctx.log("removed a rollback left armed by an earlier job that did not finish")
 
 
@@ -302,7 +302,7 @@ def converge(
     risky = any(is_risky(op) for op in p.ops)
     ctx.progress(35, f"applying {len(p.ops)} change(s)")
     if risky:
-        arm_rollback(session, ctx)
+        arm_rollback(session, ctx, p, actual)
     apply_plan(session, p, ctx, 40, 75, armed=risky)
     if not risky:
         disarm_leftover_rollback(session, ctx, peer)
@@ -531,7 +531,7 @@ def run_clear(job_id: int) -> None:
                 full_plan = Plan(tuple(restore) + p.ops, p.warnings, ())
                 risky = bool(full_plan.ops)
                 if risky:
-                    arm_rollback(s, ctx)
+                    arm_rollback(s, ctx, full_plan, actual)
                 else:
                     disarm_leftover_rollback(s, ctx, peer)
                 apply_plan(s, full_plan, ctx, 35, 75, armed=risky)

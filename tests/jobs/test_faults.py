@@ -238,16 +238,17 @@ def test_a_deploy_that_locks_wirewan_out_rolls_itself_back(
     assert_clear_failure(done, "cannot reach the router any more", "rollback armed before the change", "within 60 s")
     applied = sim.normalized_dump()
     assert applied != before and tagged_rows(sim)
-    assert rollback_leftovers(sim) == ["scheduler wirewan-rollback", "file wirewan-rollback.backup"]
+    assert rollback_leftovers(sim) == ["scheduler wirewan-rollback", "script wirewan-rollback"]
+    assert any("an undo of these changes runs in 60 s" in line and "no reboot" in line for line in done["log"])
 
     sim.advance(59)
     assert sim.normalized_dump() == applied, "the rollback fired early"
     sim.advance(1)
-    restored = sim.normalized_dump()
-    assert sim.state.reboots == 1
-    # The backup file stays on the router's disk; everything else is as before the deploy.
-    assert {m: r for m, r in restored.items() if m != "/file"} == {m: r for m, r in before.items() if m != "/file"}
-    assert rollback_leftovers(sim) == ["file wirewan-rollback.backup"]
+    # The undo script ran: exactly the pre-deploy router, no reboot, nothing of the rollback left.
+    assert sim.state.reboots == 0
+    assert sim.normalized_dump() == before
+    assert rollback_leftovers(sim) == []
+    assert ("warning", "WireWAN rollback ran: the last deploy was undone (WireWAN did not confirm it)") in sim.logs
 
     again = run_direct("deploy", router, AUTO)
     assert again["status"] == "succeeded", again
@@ -274,7 +275,7 @@ def test_a_leftover_rollback_is_disarmed_even_when_nothing_is_left_to_change(
     assert any("left armed by an earlier job" in line for line in again["log"])
     sim.advance(3600)
     assert sim.state.reboots == 0
-    gone = ("/file", "/system/scheduler")  # the only things the redeploy removed
+    gone = ("/system/script", "/system/scheduler")  # the only things the redeploy removed
     assert {m: r for m, r in sim.normalized_dump().items() if m not in gone} == {
         m: r for m, r in applied.items() if m not in gone
     }
