@@ -236,8 +236,9 @@ def add_peers(app: Any, wan_id: int, specs: list[dict[str, Any]]) -> list[int]:
         return [int(p.id) for p, _ in rows]
 
 
-def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int]) -> list[dict[str, Any]]:
-    """n remote peers: 2 in 3 servers with a public endpoint, 1 in 3 CGNAT laptops; 1 in 3 with a LAN."""
+def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int], lan_every: int = 3) -> list[dict[str, Any]]:
+    """n remote peers: 2 in 3 servers with a public endpoint, 1 in 3 CGNAT laptops; 1 in `lan_every`
+    with a LAN."""
     a, b = tunnel_base
     out = []
     for i in range(n):
@@ -249,7 +250,7 @@ def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int]) -> list[
                 "kind": "client" if cgnat else "server",
                 "tunnel_ip": f"10.{a}.{b + host // 256}.{host % 256}",
                 "endpoint_host": None if cgnat else f"198.51.{100 + i // 256}.{i % 256}",
-                "lan": f"10.{100 + i // 256}.{i % 256}.0/24" if i % 3 == 0 else None,
+                "lan": f"10.{100 + i // 256}.{i % 256}.0/24" if i % lan_every == 0 else None,
             }
         )
     return out
@@ -732,20 +733,18 @@ def run_pair(app: Any, router_id: int) -> tuple[JobFigures, JobFigures]:
     """Preflight, then deploy the plan it approved, as the page and API queue them (issue 16 §3)."""
     from app.extensions import db
     from app.models import Job, Peer
-    from app.services import jobs as job_service
     from app.services import mikrotik
+    from app.services.tx import commit
 
     with app.app_context():
         pre = mikrotik.request_job("preflight", db.session.get(Peer, router_id))
-        db.session.commit()
-        job_service.enqueue_staged()
+        commit()  # and the job reaches RQ
         pre_id = pre.id
     wait_job(app, pre_id)
     with app.app_context():
         plan_hash = (db.session.get(Job, pre_id).result or {}).get("plan_hash")
         dep = mikrotik.request_deploy(db.session.get(Peer, router_id), True, plan_hash)
-        db.session.commit()
-        job_service.enqueue_staged()
+        commit()
         dep_id = dep.id
     wait_job(app, dep_id)
     return job_figures(app, pre_id), job_figures(app, dep_id)
@@ -757,7 +756,8 @@ PAIR_TARGETS = {"first deploy": 1.5, "no-change redeploy": 0.4, "one-change rede
 def part_pair(app: Any, args: argparse.Namespace, env: dict[str, str], queue: Any, redis: Any, tmp: Path) -> bool:
     """Part 0 — the pair a user waits for: preflight job + deploy job, created → finished each, run by
     one real `rq worker` subprocess (--worker-class, default the production PreloadWorker), idle
-    before each job. Split into queue wait, WireWAN's own work, router reads and router writes."""
+    before each job. Split into queue wait, WireWAN's own work, router reads and router writes.
+    The router's WAN has --peers remote peers with a LAN each (issue 16's setup: 512 writes)."""
     from app.domain.routeros.desired import WG_PEERS
     from tests.routeros_sim.server import SimRouter
 
@@ -779,7 +779,7 @@ def part_pair(app: Any, args: argparse.Namespace, env: dict[str, str], queue: An
             }
         ],
     )
-    remote_ids = add_peers(app, wan_id, remote_peer_specs(n, 2, (8, 0)))
+    remote_ids = add_peers(app, wan_id, remote_peer_specs(n, 2, (8, 0), lan_every=1))  # issue 16: a LAN each
     procs = start_workers(1, env, args.worker_class if args.worker_class != "rq" else "production", tmp)
     results: dict[str, list[tuple[JobFigures, JobFigures, int]]] = {}
     try:
