@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from dataclasses import dataclass
+from ipaddress import ip_address
 
 from flask import current_app
 from sqlalchemy import select
@@ -27,10 +27,8 @@ from app.domain.routeros.desired import (
     USER,
     WG,
     WG_PEERS,
-    DemotionIntent,
     DesiredState,
     build_desired,
-    fmt_prefixes,
     router_hash,
 )
 from app.domain.routeros.plan import ActualState, Op, Plan, parse_actual, plan, plan_hash
@@ -38,6 +36,7 @@ from app.domain.routeros.probe import assess, expectations
 from app.domain.routeros.rules import (
     also_admit,
     blocking,
+    cleared,
     demoted_routes,
     first_distances,
     is_risky,
@@ -520,7 +519,8 @@ def run_clear(job_id: int) -> None:
         with router_lock(router_key(peer), ctx):
             with RouterSession(target, audit=ctx.audit_router_call) as s:
                 full, _ = desired_for(peer, s)
-                empty = cleared(peer, full, s.local_address())
+                _, others = router_slots(peer, deployed_only=True)
+                empty = cleared(full, also_admit(others), ip_address(s.local_address()))
                 ctx.progress(25, "reading the router")
                 actual = parse_actual(s.read_state(menus_for(full)))
                 p = plan(empty, actual)
@@ -549,24 +549,6 @@ def run_clear(job_id: int) -> None:
                 "removed": sum(op.action == "remove" for op in p.ops),
                 "restored_routes": len(restore),
             }
-
-
-def cleared(peer: Peer, full: DesiredState, source: str) -> DesiredState:
-    """What a clear leaves of this WAN on the router: nothing of its own. When other WANs still
-    manage the router, the API user and services keep admitting exactly what those need (and the
-    address WireWAN connects from); otherwise they are left as they are."""
-    _, others = router_slots(peer, deployed_only=True)
-    keep = []
-    if others:
-        nets = also_admit(others)
-        addr = ip_address(source)
-        host = IPv4Network(f"{addr}/32") if addr.version == 4 else IPv6Network(f"{addr}/128")
-        if not any(host.version == n.version and host.subnet_of(n) for n in nets):  # type: ignore[arg-type]  # same version checked first
-            nets.append(host)
-        for res in full.resources:
-            if res.menu in (USER, SERVICE):
-                keep.append(replace(res, props={**res.props, "address": fmt_prefixes(nets)}, create=False))
-    return replace(full, resources=tuple(keep), demotion=DemotionIntent(()), claimed_legacy=full.legacy_claims())
 
 
 def run_probe(job_id: int) -> None:

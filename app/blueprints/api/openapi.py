@@ -57,13 +57,16 @@ class ErrorSchema(Schema):
         required=True,
         metadata=_d(
             "Machine code: malformed, csrf, unauthorized, forbidden, not_found, method_not_allowed, conflict, "
-            "range_full, too_large, invalid, guardrail, throttled, …",
+            "range_full, too_large, invalid, guardrail, throttled, router_busy, …",
             example="conflict",
         ),
     )
     message = fields.String(required=True, metadata=_d("What went wrong and how to fix it, fit to show a user."))
     field = fields.String(
         required=True, allow_none=True, metadata=_d("The request field the error is about, or null for the request.")
+    )
+    job_id = fields.Integer(
+        metadata=_d("With router_busy (409): the queued or running job of that router; its actions wait for it.")
     )
 
 
@@ -367,7 +370,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("NotFound", "No such object (or it belongs to another parent)."),
     409: (
         "Conflict",
-        "Conflicts with existing data (overlapping subnet, name taken, stale plan, full range, a concurrent change).",
+        "Conflicts with existing data (overlapping subnet, name taken, stale plan, full range, a concurrent change, "
+        "a router busy with another job: router_busy with its job_id).",
     ),  # fmt: skip
     413: ("TooLarge", "The body exceeds the size limit."),
     422: ("Invalid", "A value is invalid or breaks a guardrail (error 'invalid' or 'guardrail'); 'field' names it."),

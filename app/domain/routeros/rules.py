@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from ipaddress import ip_network
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
-from app.domain.model import IPNetwork
+from app.domain.model import IPAddress, IPNetwork
 from app.domain.routeros.desired import (
     ADDRESS,
     FILTER,
@@ -22,7 +22,9 @@ from app.domain.routeros.desired import (
     SERVICE,
     USER,
     WG,
+    DemotionIntent,
     DesiredState,
+    fmt_prefixes,
 )
 from app.domain.routeros.plan import ActualState, Op, Plan
 
@@ -73,6 +75,23 @@ def sibling_conflicts(mine: RouterSlot, others: Iterable[RouterSlot]) -> list[st
 def also_admit(others: Iterable[RouterSlot]) -> list[IPNetwork]:
     """Ranges the other WANs need admitted on the API user and services (their union)."""
     return [net for other in others for net in other.admit]
+
+
+def cleared(full: DesiredState, keep_admitted: Sequence[IPNetwork], source: IPAddress) -> DesiredState:
+    """What a clear leaves of a WAN on the router: none of its own rows (old-format ones it owns
+    included). When other WANs still manage the router (`keep_admitted`: what they need), the API
+    user and services keep admitting exactly that and the address WireWAN connects from; otherwise
+    they are left as they are."""
+    keep = []
+    if keep_admitted:
+        nets = list(keep_admitted)
+        host: IPNetwork = IPv4Network(f"{source}/32") if source.version == 4 else IPv6Network(f"{source}/128")
+        if not any(host.version == n.version and host.subnet_of(n) for n in nets):  # type: ignore[arg-type]  # same version checked first
+            nets.append(host)
+        for res in full.resources:
+            if res.menu in (USER, SERVICE):
+                keep.append(replace(res, props={**res.props, "address": fmt_prefixes(nets)}, create=False))
+    return replace(full, resources=tuple(keep), demotion=DemotionIntent(()), claimed_legacy=full.legacy_claims())
 
 
 def port_conflicts(desired: DesiredState, actual: ActualState) -> list[str]:
