@@ -111,8 +111,11 @@ serve() {
   start_private_redis
   # --worker-ttl/--maintenance-interval: a worker that died is noticed, and its job marked
   # abandoned, within about two minutes.
+  # --with-scheduler: webhook deliveries retry with backoff (RQ's scheduled registry).
   start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" -w jobs.worker.PreloadWorker --worker-ttl 60 \
-    --maintenance-interval 30 "$QUEUE"
+    --maintenance-interval 30 --with-scheduler "$QUEUE"
+  # RQ's own cron: the status poll every STATUS_INTERVAL s and the verify round every VERIFY_INTERVAL s.
+  start_child "$VENV/bin/rq" cron --url "$REDIS_URL" --path "$ROOT" "$ROOT/jobs/cron.py"
   start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
     --access-logfile - --graceful-timeout 5 --no-control-socket wsgi:app
   for _ in $(seq 1 150); do

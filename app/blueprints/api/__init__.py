@@ -17,6 +17,8 @@ csrf.exempt(bp)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The OpenAPI document and its viewer (api/docs.py) need no login: they hold no data.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_json", "api.docs"})
+# Authenticated by the view itself, with a peer's report token (never an API token or a session).
+SELF_AUTH_ENDPOINTS = frozenset({"api.peer_report"})
 # Ids are PostgreSQL INTEGERs (32-bit): a larger number in a filter names nothing, and binding it
 # fails in the driver (path ids are checked app-wide: app.ids_in_range).
 MAX_ID = 2**31 - 1
@@ -26,7 +28,7 @@ MAX_ID = 2**31 - 1
 def _authenticate() -> Any:
     from app import api_error
 
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in SELF_AUTH_ENDPOINTS:
         return None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
@@ -61,4 +63,4 @@ def _ids_in_range() -> Any:
     return None
 
 
-from app.blueprints.api import docs, routes  # noqa: E402,F401
+from app.blueprints.api import docs, ops, routes  # noqa: E402,F401
