@@ -7,6 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_required
 from sqlalchemy import func, select
 
+from app.blueprints.ops.routes import source_names
 from app.blueprints.wans.forms import WanForm
 from app.domain import conflicts as conflict_rules
 from app.domain import topology_svg, validation
@@ -18,6 +19,7 @@ from app.htmx import hx_redirect, is_htmx, page_or_partial
 from app.models import AuditEntry, Peer, Wan
 from app.permissions import editor_required
 from app.services import configs, wans
+from app.services import status as status_service
 from app.services.downloads import zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
@@ -72,6 +74,9 @@ def wan_page_context(wan: Wan) -> dict[str, Any]:
         "conflicts": rendered.conflicts,
         "unreachable": rendered.unreachable,
         "stale_ids": rendered.stale_ids(wan.peers),
+        # Live status (issue 12): the table refreshes itself every poll interval.
+        "statuses": status_service.statuses_for([p.id for p in wan.peers]),
+        "source_names": source_names(wan.id),
     }
 
 
