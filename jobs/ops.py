@@ -144,7 +144,7 @@ def deliver_webhook(delivery_id: int) -> None:
         error: str | None = None
         code: int | None = None
         try:
-            with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT) as resp:  # noqa: S310
+            with _OPENER.open(request, timeout=DELIVERY_TIMEOUT) as resp:
                 code = resp.status
         except urllib.error.HTTPError as exc:
             code, error = exc.code, f"HTTP {exc.code}"
@@ -162,3 +162,13 @@ def deliver_webhook(delivery_id: int) -> None:
 
 class DeliveryFailed(Exception):
     pass
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a new address to POST to (it could name another scheme or host)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)

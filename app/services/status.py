@@ -254,3 +254,59 @@ def history(peer_id: int, limit: int = 1440) -> list[PeerStatusSample]:
         .limit(limit)
     ).all()
     return list(reversed(rows))
+
+
+# ---------------------------------------------------------------- the dashboard
+
+LIVE_FILTERS = ("up", "down", "unreachable", "drifted")
+
+
+def wan_counts(since: datetime) -> dict[int, dict[str, int]]:
+    """Per WAN: peers up and down, routers unreachable and drifted, jobs failed since `since`."""
+    from app.models import Job
+
+    out: dict[int, dict[str, int]] = {}
+
+    def add(wan_id: int | None, key: str, n: int) -> None:
+        if wan_id is not None:
+            out.setdefault(wan_id, dict.fromkeys((*LIVE_FILTERS, "failed_jobs"), 0))[key] += n
+
+    for wan_id, online, n in db.session.execute(
+        select(Peer.wan_id, PeerStatus.online, func.count())
+        .join(PeerStatus, PeerStatus.peer_id == Peer.id)
+        .where(PeerStatus.online.is_not(None))
+        .group_by(Peer.wan_id, PeerStatus.online)
+    ).all():
+        add(wan_id, "up" if online else "down", n)
+    for wan_id, reachable, in_sync in db.session.execute(
+        select(Peer.wan_id, RouterStatus.reachable, RouterStatus.in_sync).join(
+            RouterStatus, RouterStatus.peer_id == Peer.id
+        )
+    ).all():
+        add(wan_id, "unreachable", int(reachable is False))
+        add(wan_id, "drifted", int(in_sync is False))
+    for wan_id, n in db.session.execute(
+        select(Job.wan_id, func.count(Job.id))
+        .where(Job.status == "failed", Job.finished_at >= since)
+        .group_by(Job.wan_id)
+    ).all():
+        add(wan_id, "failed_jobs", n)
+    return out
+
+
+def live_filter_ids(wan_id: int, which: str) -> set[int]:
+    """The peers of a WAN a dashboard number stands for (`up`, `down`, `unreachable`, `drifted`)."""
+    if which in ("up", "down"):
+        query = (
+            select(Peer.id)
+            .join(PeerStatus, PeerStatus.peer_id == Peer.id)
+            .where(Peer.wan_id == wan_id, PeerStatus.online.is_(which == "up"))
+        )
+    else:
+        column = RouterStatus.reachable if which == "unreachable" else RouterStatus.in_sync
+        query = (
+            select(Peer.id)
+            .join(RouterStatus, RouterStatus.peer_id == Peer.id)
+            .where(Peer.wan_id == wan_id, column.is_(False))
+        )
+    return set(db.session.scalars(query))

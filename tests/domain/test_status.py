@@ -112,3 +112,14 @@ def test_a_report_may_describe_only_its_own_interface_and_its_wans_peers() -> No
         dump_observation(parse_dump(dump(line, public=OTHER)), PUB, [OTHER])
     with pytest.raises(DumpError, match="not in this peer's WAN"):
         dump_observation(parse_dump(dump(line.replace(OTHER, STRANGER))), PUB, [OTHER])
+
+
+def test_the_sparkline_draws_traffic_between_points_and_escapes_its_label() -> None:
+    from app.domain.sparkline import deltas, sparkline_svg
+
+    assert deltas([0, 100, 100, 400]) == [100, 0, 300]
+    svg = sparkline_svg([0, 100, 100, 400], 'Traffic of <b>"x"</b>')
+    assert svg.startswith("<svg") and "<polyline" in svg and "&lt;b&gt;" in svg and "<b>" not in svg
+    points = svg.split('points="')[1].split('"')[0].split()
+    assert [p.split(",")[1] for p in points] == ["26.0", "38.0", "2.0"]  # 100 (a third of the top), 0, the top (300)
+    assert "<polyline" not in sparkline_svg([5, 6], "x")  # too little history: an empty frame

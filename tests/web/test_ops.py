@@ -199,3 +199,22 @@ def test_viewers_see_status_but_no_token_buttons(api: Any, lab: dict[str, Any], 
     assert card.status_code == 200 and "status-unknown" in card.get_data(as_text=True)
     assert "report token" not in card.get_data(as_text=True).lower()
     assert viewer_browser.get(f"/peers/{lab['vps']['id']}").status_code == 200
+
+
+def test_the_dashboard_counts_live_state_and_links_to_the_filtered_lists(
+    client: Any, operator_browser: Any, lab: dict[str, Any]
+) -> None:
+    vps, laptop, wan_id = lab["vps"], lab["laptop"], lab["wan"]["id"]
+    now = int(time.time())
+    assert report(client, vps["id"], issue_token(operator_browser, vps["id"]),
+                  dump(vps["public_key"], (laptop["public_key"], now - 10, 1, 1))).status_code == 204  # fmt: skip
+    assert report(client, laptop["id"], issue_token(operator_browser, laptop["id"]),
+                  dump(laptop["public_key"], (vps["public_key"], now - 900, 1, 1))).status_code == 204  # fmt: skip
+    body = operator_browser.get("/").get_data(as_text=True)
+    row = re.search(rf'<tr id="live-row-{wan_id}">(.*?)</tr>', body, re.S).group(1)  # type: ignore[union-attr]
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells == ["lab", "1", "1", "0", "0", "0"]
+    assert f'href="/wans/{wan_id}?live=down"' in row and f"/jobs/?wan_id={wan_id}&amp;status=failed" in row
+    down = operator_browser.get(f"/wans/{wan_id}?live=down").get_data(as_text=True)
+    assert f'id="peer-{laptop["id"]}"' in down and f'id="peer-{vps["id"]}"' not in down
+    assert "only peers down" in down and f'hx-get="/wans/{wan_id}?live=down"' in down

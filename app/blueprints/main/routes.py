@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, jsonify, render_template
@@ -10,7 +11,9 @@ from sqlalchemy import func, select, text
 from app.domain.conflicts import wan_conflicts
 from app.extensions import db, redis_connection
 from app.models import Job, Wan
+from app.models.base import utcnow
 from app.models.jobs import JobKind
+from app.services import status as status_service
 from app.services.configs import wan_configs
 from app.services.specs import load_wan, wan_spec
 
@@ -91,6 +94,7 @@ def index() -> Any:
     rows = [wan_row(wan, pending, failed) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
     last_jobs = db.session.scalars(select(Job).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
     wan_names = {row.wan.id: row.wan.name for row in rows}
+    live = status_service.wan_counts(utcnow() - timedelta(hours=24))
     totals = {
         "peers": sum(r.peers for r in rows),
         "stale": sum(r.stale or 0 for r in rows),
@@ -105,6 +109,8 @@ def index() -> Any:
         last_jobs=last_jobs,
         wan_names=wan_names,
         stale_limit=STALE_COUNT_MAX_PEERS,
+        live=live,
+        live_empty=dict.fromkeys((*status_service.LIVE_FILTERS, "failed_jobs"), 0),
     )
 
 

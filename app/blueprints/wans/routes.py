@@ -66,11 +66,19 @@ def detail(wan_id: int) -> Any:
 
 
 def wan_page_context(wan: Wan) -> dict[str, Any]:
-    """What the WAN page shows: peers (with badges) and the conflicts panel."""
+    """What the WAN page shows: peers (with badges) and the conflicts panel. `?live=up|down|
+    unreachable|drifted` (the dashboard's links) lists only those peers."""
     rendered = configs.wan_configs(wan)  # hashes, conflicts and unreachable cached per WAN revision
+    live = request.args.get("live")
+    live = live if live in status_service.LIVE_FILTERS else None
+    peers = sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip))
+    if live:
+        keep = status_service.live_filter_ids(wan.id, live)
+        peers = [p for p in peers if p.id in keep]
     return {
         "wan": wan,
-        "peers": sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip)),
+        "live_filter": live,
+        "peers": peers,
         "conflicts": rendered.conflicts,
         "unreachable": rendered.unreachable,
         "stale_ids": rendered.stale_ids(wan.peers),
