@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 
 from app.domain import status as rules
 from app.extensions import db
@@ -50,50 +50,48 @@ def record_observations(
     wan_id: int, source: str, observations: Iterable[rules.Observation], now: datetime | None = None
 ) -> list[int]:
     """Store one source's observations of peers of `wan_id` (matched by public key; others are
-    ignored) and re-derive those peers' status. Returns the ids of the peers observed."""
+    ignored) and re-derive those peers' status. Returns the ids of the peers observed.
+
+    Written with bulk statements (a router lists hundreds of peers every minute): one read of the
+    peers, their observations and statuses, then one executemany per table.
+    """
     now = now or utcnow()
     by_key = {o.public_key: o for o in observations}
     if not by_key:
         return []
-    peers = db.session.scalars(select(Peer).where(Peer.wan_id == wan_id, Peer.public_key.in_(list(by_key)))).all()
+    peers = db.session.execute(
+        select(Peer.id, Peer.name, Peer.public_key).where(Peer.wan_id == wan_id, Peer.public_key.in_(list(by_key)))
+    ).all()
     if not peers:
         return []
     ids = [p.id for p in peers]
-    existing = {
-        o.peer_id: o
-        for o in db.session.scalars(
-            select(PeerObservation).where(PeerObservation.peer_id.in_(ids), PeerObservation.source == source)
+    mine = {
+        r.peer_id: r
+        for r in db.session.execute(
+            select(PeerObservation.id, PeerObservation.peer_id, PeerObservation.raw_rx, PeerObservation.raw_tx).where(
+                PeerObservation.peer_id.in_(ids), PeerObservation.source == source
+            )
         )
     }
-    statuses = _statuses(ids)
+    inserts, updates, traffic = [], [], {}
     for peer in peers:
         seen = by_key[peer.public_key]
-        row = existing.get(peer.id)
+        row = mine.get(peer.id)
+        values = {"last_handshake_at": seen.last_handshake_at, "raw_rx": seen.rx_bytes, "raw_tx": seen.tx_bytes,
+                  "endpoint": seen.endpoint, "observed_at": now}  # fmt: skip
         if row is None:
-            row = PeerObservation(peer_id=peer.id, source=source, raw_rx=0, raw_tx=0)
-            db.session.add(row)
-            previous_rx: int | None = None
-            previous_tx: int | None = None
+            inserts.append({"peer_id": peer.id, "source": source, **values})
+            traffic[peer.id] = (seen.rx_bytes, seen.tx_bytes)
         else:
-            previous_rx, previous_tx = row.raw_rx, row.raw_tx
-        st = statuses[peer.id]
-        st.rx_bytes = _cap((st.rx_bytes or 0) + rules.counter_delta(previous_rx, seen.rx_bytes))
-        st.tx_bytes = _cap((st.tx_bytes or 0) + rules.counter_delta(previous_tx, seen.tx_bytes))
-        row.raw_rx, row.raw_tx = seen.rx_bytes, seen.tx_bytes
-        row.last_handshake_at, row.endpoint, row.observed_at = seen.last_handshake_at, seen.endpoint, now
-    db.session.flush()
-    _derive(peers, statuses, now)
-    _sample(ids, statuses, now)
+            updates.append({"id": row.id, **values})
+            traffic[peer.id] = (rules.counter_delta(row.raw_rx, seen.rx_bytes),
+                                rules.counter_delta(row.raw_tx, seen.tx_bytes))  # fmt: skip
+    if inserts:
+        db.session.execute(insert(PeerObservation), inserts)
+    if updates:
+        db.session.execute(update(PeerObservation), updates)
+    _derive(wan_id, [(p.id, p.name) for p in peers], now, traffic)
     return ids
-
-
-def _statuses(peer_ids: Sequence[int]) -> dict[int, PeerStatus]:
-    found = {s.peer_id: s for s in db.session.scalars(select(PeerStatus).where(PeerStatus.peer_id.in_(peer_ids)))}
-    for peer_id in peer_ids:
-        if peer_id not in found:
-            found[peer_id] = PeerStatus(peer_id=peer_id, rx_bytes=0, tx_bytes=0)
-            db.session.add(found[peer_id])
-    return found
 
 
 def _unreachable_sources(wan_id: int) -> set[str]:
@@ -105,54 +103,74 @@ def _unreachable_sources(wan_id: int) -> set[str]:
     return {router_source(r) for r in rows}
 
 
-def _derive(peers: Sequence[Peer], statuses: dict[int, PeerStatus], now: datetime) -> None:
+def _derive(
+    wan_id: int, peers: Sequence[tuple[int, str]], now: datetime, traffic: dict[int, tuple[int, int]] | None = None
+) -> None:
     """Each peer's status from every source's latest reading, leaving out routers now unreachable
-    (what they saw last is no longer known); emit peer.down / peer.up on a change."""
+    (what they saw last is no longer known); add `traffic` (new bytes) to the totals; a history
+    point at most once per half poll interval; peer.down / peer.up on a change."""
     if not peers:
         return
-    ids = [p.id for p in peers]
-    skip = _unreachable_sources(peers[0].wan_id)
+    traffic = traffic or {}
+    ids = [i for i, _ in peers]
+    skip = _unreachable_sources(wan_id)
     readings: dict[int, list[rules.SourceReading]] = {i: [] for i in ids}
-    for o in db.session.scalars(select(PeerObservation).where(PeerObservation.peer_id.in_(ids))):
+    for o in db.session.execute(
+        select(PeerObservation.peer_id, PeerObservation.source, PeerObservation.last_handshake_at,
+               PeerObservation.endpoint, PeerObservation.observed_at).where(PeerObservation.peer_id.in_(ids))
+    ):  # fmt: skip
         if o.source not in skip:
             readings[o.peer_id].append(rules.SourceReading(o.source, o.last_handshake_at, o.endpoint, o.observed_at))
-    for peer in peers:
-        st = statuses[peer.id]
-        new = rules.freshest(readings[peer.id], now)
-        event = rules.transition(st.online, new.online)
-        st.online, st.last_handshake_at, st.endpoint = new.online, new.last_handshake_at, new.endpoint
-        st.source, st.observed_at = new.source, new.observed_at
-        if event is not None:
-            seen = f"last handshake {_ago(new.last_handshake_at, now)}"
-            webhooks.emit(
-                event,
-                f"Peer '{peer.name}' is {'down' if event == 'peer.down' else 'up'} ({seen}).",
-                wan_id=peer.wan_id,
-                peer_id=peer.id,
-            )
-
-
-def _ago(at: datetime | None, now: datetime) -> str:
-    return "never" if at is None else f"{int((now - at).total_seconds())} s ago"
-
-
-def _sample(peer_ids: Sequence[int], statuses: dict[int, PeerStatus], now: datetime) -> None:
-    """At most one history point per peer per half poll interval (several routers see one peer)."""
-    latest = dict(
+    current = {
+        r.peer_id: r for r in db.session.execute(select(PeerStatus.__table__).where(PeerStatus.peer_id.in_(ids)))
+    }
+    last_sample = dict(
         db.session.execute(
             select(PeerStatusSample.peer_id, func.max(PeerStatusSample.at))
-            .where(PeerStatusSample.peer_id.in_(peer_ids))
+            .where(PeerStatusSample.peer_id.in_(ids))
             .group_by(PeerStatusSample.peer_id)
         ).all()
     )
     gap = timedelta(seconds=status_interval() / 2)
-    for peer_id in peer_ids:
-        last = latest.get(peer_id)
-        if last is not None and now - last < gap:
-            continue
-        st = statuses[peer_id]
-        db.session.add(PeerStatusSample(peer_id=peer_id, at=now, online=st.online, rx_bytes=st.rx_bytes,
-                                        tx_bytes=st.tx_bytes))  # fmt: skip
+    inserts, updates, samples = [], [], []
+    for peer_id, name in peers:
+        old = current.get(peer_id)
+        new = rules.freshest(readings[peer_id], now)
+        rx_new, tx_new = traffic.get(peer_id, (0, 0))
+        values = {
+            "peer_id": peer_id,
+            "online": new.online,
+            "last_handshake_at": new.last_handshake_at,
+            "endpoint": new.endpoint,
+            "source": new.source,
+            "observed_at": new.observed_at,
+            "rx_bytes": _cap((old.rx_bytes if old else 0) + rx_new),
+            "tx_bytes": _cap((old.tx_bytes if old else 0) + tx_new),
+        }
+        (updates if old is not None else inserts).append(values)
+        last = last_sample.get(peer_id)
+        if last is None or now - last >= gap:
+            samples.append({"peer_id": peer_id, "at": now, "online": new.online, "rx_bytes": values["rx_bytes"],
+                            "tx_bytes": values["tx_bytes"]})  # fmt: skip
+        event = rules.transition(old.online if old is not None else None, new.online)
+        if event is not None:
+            webhooks.emit(
+                event,
+                f"Peer '{name}' is {'down' if event == 'peer.down' else 'up'} "
+                f"(last handshake {_ago(new.last_handshake_at, now)}).",
+                wan_id=wan_id,
+                peer_id=peer_id,
+            )
+    if inserts:
+        db.session.execute(insert(PeerStatus), inserts)
+    if updates:
+        db.session.execute(update(PeerStatus), updates)
+    if samples:
+        db.session.execute(insert(PeerStatusSample), samples)
+
+
+def _ago(at: datetime | None, now: datetime) -> str:
+    return "never" if at is None else f"{int((now - at).total_seconds())} s ago"
 
 
 def trim_history(wan_id: int, now: datetime | None = None) -> int:
@@ -190,11 +208,12 @@ def record_router_poll(router: Peer, rows: Sequence[dict[str, Any]] | None, erro
                 peer_id=router.id,
             )
         # What it saw last is unknown now: re-derive the peers it observed without it.
-        observed = db.session.scalars(
-            select(PeerObservation.peer_id).where(PeerObservation.source == router_source(router.id))
+        observed = db.session.execute(
+            select(Peer.id, Peer.name)
+            .join(PeerObservation, PeerObservation.peer_id == Peer.id)
+            .where(PeerObservation.source == router_source(router.id))
         ).all()
-        peers = db.session.scalars(select(Peer).where(Peer.id.in_(observed))).all() if observed else []
-        _derive(peers, _statuses([p.id for p in peers]), now)
+        _derive(router.wan_id, [(i, n) for i, n in observed], now)
         trim_history(router.wan_id, now)
         return []
     rs.reachable, rs.error = True, None
@@ -285,12 +304,12 @@ def wan_counts(since: datetime) -> dict[int, dict[str, int]]:
     ).all():
         add(wan_id, "unreachable", int(reachable is False))
         add(wan_id, "drifted", int(in_sync is False))
-    for wan_id, n in db.session.execute(
+    for job_wan_id, failed in db.session.execute(
         select(Job.wan_id, func.count(Job.id))
         .where(Job.status == "failed", Job.finished_at >= since)
         .group_by(Job.wan_id)
     ).all():
-        add(wan_id, "failed_jobs", n)
+        add(job_wan_id, "failed_jobs", failed)
     return out
 
 

@@ -205,6 +205,9 @@ def deployments(peer_id: int) -> Any:
 # ---------------------------------------------------------------- job list and job page
 
 
+QUIET_POLLS = (Job.kind == JobKind.STATUS.value) & (Job.status == "succeeded")
+
+
 @bp.get("/jobs/")
 @login_required
 def list_jobs() -> Any:
@@ -212,7 +215,8 @@ def list_jobs() -> Any:
     peer_id = request.args.get("peer_id", type=int)
     status = request.args.get("status", "")
     status = status if status in JOB_STATUSES else ""
-    query = select(Job).order_by(Job.id.desc()).limit(LIST_LIMIT)
+    # Succeeded status polls (one per router per minute) are what the status shows, not news.
+    query = select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(LIST_LIMIT)
     if wan_id is not None:
         query = query.where(Job.wan_id == wan_id)
     if peer_id is not None:

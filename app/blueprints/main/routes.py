@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, render_template
 from flask_login import login_required
 from sqlalchemy import func, select, text
 
+from app.blueprints.jobs.routes import QUIET_POLLS
 from app.domain.conflicts import wan_conflicts
 from app.extensions import db, redis_connection
 from app.models import Job, Wan
@@ -92,7 +93,7 @@ def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow
 def index() -> Any:
     pending, failed = _deploy_counts()
     rows = [wan_row(wan, pending, failed) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
-    last_jobs = db.session.scalars(select(Job).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
+    last_jobs = db.session.scalars(select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
     wan_names = {row.wan.id: row.wan.name for row in rows}
     live = status_service.wan_counts(utcnow() - timedelta(hours=24))
     totals = {
