@@ -1,7 +1,8 @@
 """Status poll benchmark (issue 12): 100 routers × 250 peers each, polled by one worker.
 
 Each router is a RouterOS simulator on 127.0.0.1 whose WireGuard interface lists 250 peers (most with
-a recent handshake, some silent); each router belongs to a WAN of its own with those 250 peers. One
+a recent handshake, some silent); each router belongs to a WAN of its own with those 250 peers. The
+simulators run in a separate process: their CPU is the routers', not WireWAN's. One
 status round is queued the way `rq cron` does (jobs.ops.schedule_round) and run by one RQ worker
 (SimpleWorker, burst) in this process. Printed per round: wall time, time per router, SQL statements
 and time spent in the database. Target: a round well inside the 60 s poll interval (< 30 s).
@@ -58,45 +59,70 @@ def private_redis(tmp: Path) -> subprocess.Popen[bytes]:
     raise SystemExit("the private Redis did not start")
 
 
-def build(app: Any, routers: int, peers: int) -> list[Any]:
+def serve_routers(plan: list[list[tuple[str, str, str, int]]], conn: Any) -> None:
+    """In a process of its own (the routers are not WireWAN's CPU): one simulator per router, listing
+    its peers (public key, tunnel IP, endpoint, seconds since handshake or -1 for silent)."""
+    from tests.routeros_sim.server import SimRouter
+
+    sims = []
+    for peers in plan:
+        sim = SimRouter(user="admin", password=ROUTER_PASSWORD)
+        sim.start()
+        sim.state.add("/interface/wireguard", {"name": "wg-wan-overlay", "listen-port": "51820"})
+        for public, ip, endpoint, ago in peers:
+            sim.state.add(
+                "/interface/wireguard/peers",
+                {"interface": "wg-wan-overlay", "public-key": public, "allowed-address": f"{ip}/32",
+                 "endpoint-address": endpoint, "endpoint-port": "51820"},
+            )  # fmt: skip
+            if ago >= 0:
+                sim.set_handshake(public, seconds_ago=ago, rx=1000 * ago + 1, tx=500 * ago + 1)
+        sims.append(sim)
+    conn.send([sim.port for sim in sims])
+    conn.recv()  # stop
+    for sim in sims:
+        sim.stop()
+
+
+def build(app: Any, routers: int, peers: int) -> tuple[Any, Any]:
     """One WAN per router, `peers` peers in it, and a simulator listing them all on its interface."""
+    import multiprocessing
+
     from app import crypto
     from app.domain import keys
     from app.extensions import db
     from app.models import Peer, Wan
-    from tests.routeros_sim.server import SimRouter
 
-    sims = []
+    plan = []
+    rows = []
+    for _ in range(routers):
+        listed = []
+        for i in range(peers):
+            public = keys.generate_keypair()[1]
+            ip = f"10.0.{(i + 2) // 256}.{(i + 2) % 256}"
+            listed.append((public, ip, f"198.51.100.{i % 250 + 1}", (i % 120) if i % 10 else -1))  # 1 in 10 silent
+        plan.append(listed)
+        rows.append(listed)
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("spawn").Process(target=serve_routers, args=(plan, child), daemon=True)
+    proc.start()
+    ports = parent.recv()
     with app.app_context():
         db.drop_all()
         db.create_all()
         password_enc = crypto.encrypt(ROUTER_PASSWORD)
-        for r in range(routers):
-            sim = SimRouter(user="admin", password=ROUTER_PASSWORD)
-            sim.start()
-            sims.append(sim)
+        for r, port in enumerate(ports):
             wan = Wan(name=f"wan-{r:03d}", tunnel_cidr="10.0.0.0/22")
             db.session.add(wan)
             db.session.flush()
-            router = Peer(wan_id=wan.id, name=f"router-{r:03d}", kind="mikrotik", tunnel_ip="10.0.0.1",
-                          public_key=keys.generate_keypair()[1], mt_host="127.0.0.1", mt_port=sim.port,
-                          mt_username="admin", mt_password_enc=password_enc)  # fmt: skip
-            db.session.add(router)
-            sim.state.add("/interface/wireguard", {"name": "wg-wan-overlay", "listen-port": "51820"})
-            for i in range(peers):
-                public = keys.generate_keypair()[1]
-                ip = f"10.0.{(i + 2) // 256}.{(i + 2) % 256}"
+            db.session.add(Peer(wan_id=wan.id, name=f"router-{r:03d}", kind="mikrotik", tunnel_ip="10.0.0.1",
+                                public_key=keys.generate_keypair()[1], mt_host="127.0.0.1", mt_port=port,
+                                mt_username="admin", mt_password_enc=password_enc))  # fmt: skip
+            for i, (public, ip, endpoint, _) in enumerate(rows[r]):
                 db.session.add(Peer(wan_id=wan.id, name=f"p{i:03d}", kind="server", tunnel_ip=ip, public_key=public,
-                                    endpoint_host=f"198.51.100.{i % 250 + 1}"))  # fmt: skip
-                sim.state.add(
-                    "/interface/wireguard/peers",
-                    {"interface": "wg-wan-overlay", "public-key": public, "allowed-address": f"{ip}/32",
-                     "endpoint-address": f"198.51.100.{i % 250 + 1}", "endpoint-port": "51820"},
-                )  # fmt: skip
-                if i % 10:  # one in ten silent
-                    sim.set_handshake(public, seconds_ago=i % 120, rx=1000 * i, tx=500 * i)
+                                    endpoint_host=endpoint))  # fmt: skip
             db.session.commit()
-    return sims
+    return proc, parent
 
 
 def main() -> int:
@@ -130,7 +156,7 @@ def main() -> int:
     })  # fmt: skip
     runtime.set_app(app)
     started = time.perf_counter()
-    sims = build(app, args.routers, args.peers)
+    routers_proc, routers_conn = build(app, args.routers, args.peers)
     print(
         f"built {args.routers} routers × {args.peers} peers in {time.perf_counter() - started:.1f} s "
         f"({url.split(':')[0]})"
@@ -174,8 +200,8 @@ def main() -> int:
                 f"{stats['seconds']:.2f} s in the database; {done} polls done so far, {online} peers online"
             )
     finally:
-        for sim in sims:
-            sim.stop()
+        routers_conn.send("stop")
+        routers_proc.join(timeout=30)
         redis.close()
         if redis_proc is not None:
             redis_proc.terminate()

@@ -218,3 +218,19 @@ def test_the_dashboard_counts_live_state_and_links_to_the_filtered_lists(
     down = operator_browser.get(f"/wans/{wan_id}?live=down").get_data(as_text=True)
     assert f'id="peer-{laptop["id"]}"' in down and f'id="peer-{vps["id"]}"' not in down
     assert "only peers down" in down and f'hx-get="/wans/{wan_id}?live=down"' in down
+
+
+def test_a_router_page_shows_whether_the_last_poll_reached_it(app: Flask, api: Any, operator_browser: Any) -> None:
+    from app.extensions import db
+    from app.models import Peer
+    from app.services import status as status_service
+    from app.services.tx import commit
+
+    wan = api.post("/api/wan", json={"name": "r"}).get_json()
+    router = api.post(f"/api/peers/wan/{wan['id']}", json={"name": "hq", "kind": "mikrotik"}).get_json()
+    assert "not polled yet" in operator_browser.get(f"/peers/{router['id']}/status").get_data(as_text=True)
+    with app.app_context():
+        status_service.record_router_poll(db.session.get(Peer, router["id"]), None, "Cannot reach 192.0.2.1:8728.")
+        commit()
+    card = operator_browser.get(f"/peers/{router['id']}/status").get_data(as_text=True)
+    assert "Router: unreachable — Cannot reach 192.0.2.1:8728." in card and "polled 0 s ago" in card

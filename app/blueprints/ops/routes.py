@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.domain.errors import DomainError
 from app.domain.sparkline import sparkline_svg
 from app.extensions import db
-from app.models import Peer, Webhook, WebhookDelivery
+from app.models import Peer, RouterStatus, Webhook, WebhookDelivery
 from app.models.base import utcnow
 from app.permissions import admin_required, editor_required
 from app.services import metrics, reports, webhooks
@@ -160,6 +160,7 @@ def peer_status_context(peer: Peer) -> dict[str, Any]:
         "samples": status_service.history(peer.id),
         "refresh": int(status_service.status_interval()),
         "has_report_token": reports.has_token(peer.id),
+        "router": db.session.get(RouterStatus, peer.id) if peer.kind == "mikrotik" else None,
     }
 
 
