@@ -33,6 +33,7 @@ SCHEDULED_KINDS = {"status": JobKind.STATUS, "verify": JobKind.VERIFY}
 # Finished scheduled polls are history nobody reads after a day; the round deletes them.
 KEEP_SCHEDULED_JOBS = timedelta(days=1)
 DELIVERY_TIMEOUT = 10.0
+LOST_AFTER = timedelta(minutes=30)
 
 
 def _status_target(peer: Peer) -> RouterTarget:
@@ -87,9 +88,16 @@ def configured_routers() -> list[Peer]:
 def queue_round(kind: JobKind) -> list[int]:
     """Stage one scheduled job of `kind` per configured router that has none queued or running
     (the caller commits)."""
+    # A queued job that never started within LOST_AFTER was lost with its RQ entry (Redis restarted):
+    # it must not keep its router out of every later round.
+    lost_before = utcnow() - LOST_AFTER
     busy = set(
         db.session.scalars(
-            select(Job.peer_id).where(Job.kind == kind.value, Job.status.not_in([s.value for s in TERMINAL]))
+            select(Job.peer_id).where(
+                Job.kind == kind.value,
+                Job.status.not_in([s.value for s in TERMINAL]),
+                (Job.status == JobStatus.RUNNING.value) | (Job.created_at >= lost_before),
+            )
         )
     )
     created = []

@@ -238,3 +238,28 @@ def test_a_failing_receiver_is_retried_and_the_log_says_so(
     assert json.loads(receiver.calls[1]["body"]) == json.loads(receiver.calls[0]["body"])
     [delivery] = admin.get(f"/api/webhooks/{hook['id']}/deliveries").get_json()
     assert (delivery["status_code"], delivery["attempts"], delivery["error"]) == (200, 2, None)
+
+
+def test_a_round_skips_a_router_still_being_polled_but_not_one_whose_job_was_lost(
+    app: Flask, router_wan: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import Peer
+    from app.models.base import utcnow
+    from app.models.jobs import JobKind
+    from app.services import jobs as job_service
+    from jobs.ops import queue_round
+
+    with app.app_context():
+        router = db.session.get(Peer, router_wan["router"]["id"])
+        job = job_service.create(JobKind.STATUS, router, trigger="schedule")
+        job_service.discard_staged()
+        db.session.commit()
+        assert queue_round(JobKind.STATUS) == []  # its poll is still queued: no second one
+        db.session.rollback()
+        job.created_at = utcnow() - timedelta(hours=1)  # never started: its RQ entry was lost
+        db.session.commit()
+        assert len(queue_round(JobKind.STATUS)) == 1
+        db.session.rollback()
