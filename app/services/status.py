@@ -73,7 +73,9 @@ def record_observations(
             )
         )
     }
-    inserts, updates, traffic = [], [], {}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    traffic: dict[int, tuple[int, int]] = {}
     for peer in peers:
         seen = by_key[peer.public_key]
         row = mine.get(peer.id)
@@ -132,7 +134,9 @@ def _derive(
         ).all()
     )
     gap = timedelta(seconds=status_interval() / 2)
-    inserts, updates, samples = [], [], []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
     for peer_id, name in peers:
         old = current.get(peer_id)
         new = rules.freshest(readings[peer_id], now)
