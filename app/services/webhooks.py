@@ -22,6 +22,7 @@ from app.domain.errors import DomainError
 from app.extensions import db, job_queue
 from app.models import Webhook, WebhookDelivery
 from app.models.base import utcnow
+from app.services import audit
 
 EVENTS = ("peer.down", "peer.up", "router.unreachable", "router.drift", "job.failed")
 STAGED = "wirewan_webhook_deliveries"
@@ -66,7 +67,19 @@ def create(url: Any, events: Any, secret: Any = None) -> Webhook:
     hook = Webhook(url=url, events=events, secret_enc=crypto.encrypt(secret) if secret else None)
     db.session.add(hook)
     db.session.flush()
+    # The host only: incoming-webhook URLs (Slack, Mattermost) carry their secret in the path.
+    audit.record("webhook-create", "webhook", hook.id, summary=f"webhook to {_host(url)} for {', '.join(events)}")
     return hook
+
+
+def delete(hook: Webhook) -> None:
+    """Stage the deletion of a webhook and its delivery log (the caller commits)."""
+    audit.record("webhook-delete", "webhook", hook.id, summary=f"webhook to {_host(hook.url)} deleted")
+    db.session.delete(hook)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or "?"
 
 
 def sign(secret: str | None, body: bytes) -> str | None:

@@ -149,6 +149,13 @@ def test_webhooks_are_admin_only_validated_and_never_show_the_secret(app: Flask,
     assert client.delete(f"/api/webhooks/{hook['id']}", headers=viewer).status_code == 403
     assert client.delete(f"/api/webhooks/{hook['id']}", headers=admin).status_code == 204
     assert client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=admin).status_code == 404
+    from app.extensions import db
+    from app.models import AuditEntry
+
+    with app.app_context():
+        entries = db.session.query(AuditEntry).filter(AuditEntry.object_type == "webhook").all()
+        assert [e.action for e in entries] == ["webhook-create", "webhook-delete"]
+        assert all("127.0.0.1" in e.summary and "s3cret" not in str(e.details) for e in entries)
 
 
 def test_webhook_settings_page(admin_browser: Any) -> None:

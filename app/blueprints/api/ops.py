@@ -169,7 +169,7 @@ def create_webhook() -> Any:
 def delete_webhook(webhook_id: int) -> Any:
     _admin()
     hook = db.session.get(Webhook, webhook_id) or abort(404, "No such webhook.")
-    db.session.delete(hook)
+    webhooks.delete(hook)
     commit()
     return "", 204
 

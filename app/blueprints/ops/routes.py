@@ -96,7 +96,7 @@ def add_webhook() -> Any:
 @admin_required
 def delete_webhook(webhook_id: int) -> Any:
     hook = db.session.get(Webhook, webhook_id) or abort(404)
-    db.session.delete(hook)
+    webhooks.delete(hook)
     commit()
     flash("Webhook deleted.", "success")
     return redirect(url_for("ops.webhook_settings"), code=303)
