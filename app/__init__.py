@@ -54,10 +54,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.blueprints.auth.routes import bp as auth_bp
     from app.blueprints.jobs.routes import bp as jobs_bp
     from app.blueprints.main.routes import bp as main_bp
+    from app.blueprints.ops.routes import bp as ops_bp
     from app.blueprints.peers.routes import bp as peers_bp
     from app.blueprints.wans.routes import bp as wans_bp
 
     app.register_blueprint(main_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)

@@ -53,6 +53,7 @@ from app.models.jobs import CHANGING_KINDS
 from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
+from app.services import status as status_service
 from app.services.mikrotik import revert_target, router_key, router_slots, same_router_peers
 from app.services.specs import load_spec
 from app.services.tx import commit
@@ -467,6 +468,8 @@ def run_verify(job_id: int) -> None:
             for d in drift:
                 ctx.log(f"{d.kind}: {d.menu} {d.key} — {d.details}")
             ctx.log("in sync" if not drift else f"{len(drift)} difference(s)")
+            summary = "; ".join(f"{d.kind} {d.menu} {d.key}" for d in drift[:5])
+            status_service.record_verify(peer, not drift, len(drift), summary)
             ctx.result = {
                 "in_sync": not drift,
                 "drift": [d.to_dict() for d in drift],

@@ -48,12 +48,16 @@ class JobFilters:
     status: str | None = None  # one of JOB_STATUSES; the caller decides what to do with others
 
 
+# Succeeded status polls (one per router per minute) are what the status shows, not news.
+QUIET_POLLS = (Job.kind == JobKind.STATUS.value) & (Job.status == "succeeded")
+
+
 def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
-    """The newest `limit` jobs that match every filter given."""
+    """The newest `limit` jobs that match every filter given, status polls that succeeded left out."""
     ids = (filters.wan_id, filters.peer_id)
     if any(value is not None and abs(value) > MAX_ID for value in ids):
         return []  # names no row, and the driver cannot bind it (a 500 on PostgreSQL)
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    query = select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(limit)
     if filters.wan_id is not None:
         query = query.where(Job.wan_id == filters.wan_id)
     if filters.peer_id is not None:
