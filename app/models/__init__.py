@@ -3,12 +3,13 @@
 from app.models.audit import AuditEntry
 from app.models.jobs import Deployment, Job
 from app.models.network import Peer, Service, Subnet, Wan
-from app.models.user import ROLES, ApiToken, LoginThrottle, User
+from app.models.user import ROLES, ApiToken, Bootstrap, LoginThrottle, User
 
 __all__ = [
     "ROLES",
     "ApiToken",
     "AuditEntry",
+    "Bootstrap",
     "Deployment",
     "Job",
     "LoginThrottle",
