@@ -16,8 +16,7 @@ from app.extensions import csrf, db, login_manager, migrate
 from app.htmx import add_vary_header
 from app.request_auth import bearer_token, is_api_request, mark_token_auth
 from app.security import add_security_headers, secure_instance_files, trust_proxies
-
-MAX_DB_ID = 2**31 - 1
+from app.services.inputs import MAX_ID
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -89,7 +88,7 @@ def ids_in_range() -> None:
     if is_api_request():
         return
     for value in (request.view_args or {}).values():
-        if isinstance(value, int) and value > MAX_DB_ID:
+        if isinstance(value, int) and value > MAX_ID:
             abort(404)
 
 
@@ -112,7 +111,7 @@ def _register_login_loaders() -> None:
         # "<id>:<generation>" (User.get_id): a cookie from before the user's last logout, password
         # or role change or deactivation names an old generation and loads nobody.
         user_id, _, generation = session_id.partition(":")
-        if not (user_id.isdigit() and generation.isdigit()) or int(user_id) > MAX_DB_ID:
+        if not (user_id.isdigit() and generation.isdigit()) or int(user_id) > MAX_ID:
             return None
         user = db.session.get(User, int(user_id))
         if user is None or not user.active or user.session_generation != int(generation):
@@ -159,8 +158,12 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> Any:
-        # Pages catch these in their views to show them under the field; this is the API's path.
-        return api_errors.handle(exc)
+        # Pages catch these in their views to show them under the field; what reaches here is the
+        # API's, or a bad query value on a page.
+        if is_api_request():
+            return api_errors.handle(exc)
+        db.session.rollback()
+        return _error_page(exc.status, "Cannot do that", exc.message)
 
     @app.errorhandler(IntegrityError)
     def integrity_error(exc: IntegrityError) -> Any:

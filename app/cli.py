@@ -20,9 +20,16 @@ def register_cli(app: Flask) -> None:
 
     @user_group.command("create")
     @click.option("--email", required=True)
-    @click.option("--password", required=True)
+    @click.option(
+        "--password",
+        default=None,
+        help="Avoid: it ends up in the shell history and `ps`. Without it the password is asked for "
+        "(hidden), or read as one line from standard input when that is not a terminal.",
+    )
     @click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
-    def user_create(email: str, password: str, role: str) -> None:
+    def user_create(email: str, password: str | None, role: str) -> None:
+        if password is None:
+            password = _read_password()
         try:
             user = accounts.create_user(email, password, role)
         except accounts.AccountError as exc:
@@ -54,6 +61,13 @@ def register_cli(app: Flask) -> None:
     from app.demo import demo_cli
 
     app.cli.add_command(demo_cli)
+
+
+def _read_password() -> str:
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return stdin.readline().rstrip("\r\n")
 
 
 def register_secrets_cli(app: Flask) -> None:

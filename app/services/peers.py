@@ -87,11 +87,7 @@ def current_values(peer: Peer) -> dict[str, Any]:
 
 def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, Any]:
     """Validate every field, then the guardrails that relate fields to each other."""
-    current = (
-        current_values(peer)
-        if peer
-        else {"listen_port": wan.listen_port, "mikrotik_port": 8728, "mikrotik_username": "wirewan"}
-    )
+    current = current_values(peer) if peer else {"listen_port": wan.listen_port, "mikrotik_username": "wirewan"}
     merged = {**current, **{k: v for k, v in data.items() if k in PEER_FIELDS}}
     c = Collector()
     out: dict[str, Any] = {
@@ -119,8 +115,11 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     if out["kind"] == "mikrotik":
         host = optional_text(merged.get("mikrotik_host"))
         out["mt_host"] = c(validation.validate_host, host) if host is not None else None
-        out["mt_port"] = c(validation.validate_port, merged.get("mikrotik_port") or 8728, "mikrotik_port", "API port")
         out["mt_use_tls"] = c(as_bool, merged.get("mikrotik_use_tls"), "mikrotik_use_tls")
+        # No port given: api-ssl's 8729 with TLS, the plain API's 8728 without.
+        default_port = 8729 if out["mt_use_tls"] else 8728
+        port = merged.get("mikrotik_port") or default_port
+        out["mt_port"] = c(validation.validate_port, port, "mikrotik_port", "API port")
         out["mt_verify_cert"] = c(as_bool, merged.get("mikrotik_verify_cert"), "mikrotik_verify_cert")
         out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or "wirewan")
         out["mt_auto_deploy"] = c(as_bool, merged.get("mikrotik_auto_deploy"), "mikrotik_auto_deploy")

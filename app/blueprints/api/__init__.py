@@ -11,6 +11,7 @@ from app.blueprints.api.errors import api_error
 from app.extensions import csrf, db
 from app.request_auth import bearer_token, is_token_auth, mark_token_auth
 from app.services.accounts import user_for_token
+from app.services.inputs import MAX_ID
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -20,9 +21,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_json", "api.docs"})
 # Changes any role may make: a viewer revokes their own token (the view checks whose it is).
 ANY_ROLE_ENDPOINTS = frozenset({"api.revoke_token"})
-# Ids are PostgreSQL INTEGERs (32-bit): a larger number in a filter names nothing, and binding it
-# fails in the driver (path ids are checked app-wide: app.ids_in_range).
-MAX_ID = 2**31 - 1
 
 
 @bp.before_request

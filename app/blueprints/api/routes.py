@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
 from wtforms.validators import ValidationError as WTFValidationError
 
-from app.blueprints.api import MAX_ID, bp
+from app.blueprints.api import bp
 from app.blueprints.api import openapi as oa
 from app.blueprints.api.openapi import documented, job_accepted, json_response, query_param
 from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
@@ -21,7 +21,7 @@ from app.request_auth import is_token_auth
 from app.services import audit, configs, mikrotik, published, subnets, wans
 from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
-from app.services.inputs import as_bool
+from app.services.inputs import as_bool, id_arg
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit_with_retry
 from jobs.runtime import reap_abandoned
@@ -638,10 +638,8 @@ def list_jobs() -> Any:
     limit = max(1, min(request.args.get("limit", 100, type=int) or 100, 500))
     query = select(Job).order_by(Job.id.desc()).limit(limit)
     for name in ("wan_id", "peer_id"):
-        value = request.args.get(name, type=int)
+        value = id_arg(request.args, name)
         if value is not None:
-            if abs(value) > MAX_ID:  # names no row, and the driver cannot bind it (a 500)
-                return jsonify([])
             query = query.where(getattr(Job, name) == value)
     status = request.args.get("status")
     if status:

@@ -24,7 +24,7 @@ class PeerForm(FlaskForm):
     keepalive = StringField("PersistentKeepalive override (s)")
     public_key = StringField("Public key (only if the device keeps its own private key)")
     mikrotik_host = StringField("Management host")
-    mikrotik_port = StringField("API port", default="8728")
+    mikrotik_port = StringField("API port", default="")
     mikrotik_use_tls = BooleanField("Use TLS (api-ssl)")
     mikrotik_verify_cert = BooleanField("Verify the router's certificate")
     mikrotik_username = StringField("API username", default="wirewan")
