@@ -538,7 +538,7 @@ def _router_job(peer_id: int, kind: str) -> Any:
     tags=["MikroTik"],
     description="The finished job's result has the RouterOS version, identity and WireWAN's local address.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_test_connection(peer_id: int) -> Any:
     return _router_job(peer_id, "test_connection")
@@ -552,7 +552,7 @@ def mikrotik_test_connection(peer_id: int) -> Any:
     "`{plan: [ops], plan_hash, conflicts: [...]}`; approve the plan with its plan_hash. GET (as in the "
     "contract) and POST do the same; a session GET needs X-CSRFToken.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_preflight(peer_id: int) -> Any:
     return _router_job(peer_id, "preflight")
@@ -565,7 +565,7 @@ def mikrotik_preflight(peer_id: int) -> Any:
     description="The finished job's result holds `{in_sync: bool, drift: [...]}`. GET (as in the contract) "
     "and POST do the same; a session GET needs X-CSRFToken.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_verify(peer_id: int) -> Any:
     return _router_job(peer_id, "verify")
@@ -576,7 +576,7 @@ def mikrotik_verify(peer_id: int) -> Any:
     "Revert to the previous deployment",
     tags=["MikroTik"],
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_revert(peer_id: int) -> Any:
     return _router_job(peer_id, "revert")
@@ -588,7 +588,7 @@ def mikrotik_revert(peer_id: int) -> Any:
     tags=["MikroTik"],
     description="Also restores routes WireWAN demoted.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_clear(peer_id: int) -> Any:
     return _router_job(peer_id, "clear")
@@ -607,7 +607,7 @@ def mikrotik_clear(peer_id: int) -> Any:
         query_param("plan_hash", {"type": "string"}, "plan_hash of the latest succeeded preflight."),
     ],
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 413, 422),
+    errors=(400, 403, 404, 409, 413, 422, 503),
 )
 def mikrotik_deploy(peer_id: int) -> Any:
     data = {**request.args.to_dict(), **_body({"approve", "plan_hash"})}
@@ -630,7 +630,7 @@ def mikrotik_deploy(peer_id: int) -> Any:
         query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "At most this many."),
     ],
     responses={200: json_response(oa.JobSchema, "The jobs.", many=True)},
-    errors=(400,),
+    errors=(400, 404, 422),
 )
 def list_jobs() -> Any:
     reap_abandoned()
