@@ -47,12 +47,13 @@ def register_cli(app: Flask) -> None:
     @token_group.command("create")
     @click.option("--email", required=True)
     @click.option("--name", required=True)
-    def token_create(email: str, name: str) -> None:
+    @click.option("--expires-days", type=int, default=None, help="Stop working after this many days (default: never).")
+    def token_create(email: str, name: str, expires_days: int | None) -> None:
         user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
         if user is None:
             raise click.ClickException(f"no user with email {email}")
         try:
-            value = accounts.create_token(user, name)
+            value = accounts.create_token(user, name, expires_days)
         except accounts.AccountError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc

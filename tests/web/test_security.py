@@ -279,7 +279,11 @@ def test_router_form_warns_about_the_plaintext_api_and_unverified_tls(app, opera
 
 def test_instance_folder_and_sqlite_files_are_owner_only(make_app, tmp_path):
     folder = tmp_path / "fresh-instance"
-    app = make_app(INSTANCE_PATH=str(folder), SQLALCHEMY_DATABASE_URI=f"sqlite:///{folder / 'wirewan.db'}")
+    app = make_app(
+        INSTANCE_PATH=str(folder),
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{folder / 'wirewan.db'}",
+        SQLALCHEMY_ENGINE_OPTIONS={},
+    )
     with app.app_context():
         db.create_all()
         db.session.add(User(email="x@example.com", password_hash="x", role="viewer"))
@@ -311,3 +315,16 @@ def test_cli_reads_the_password_from_stdin_when_not_given(app, runner):
     assert result.exit_code == 0, result.output
     browser = Browser(app.test_client())
     assert browser.login("cli@example.com", "from-stdin-pw").status_code == 303
+
+
+def test_cli_token_with_an_expiry(app, runner):
+    make_user(app, "admin@example.com", "admin")
+    result = runner.invoke(
+        args=["token", "create", "--email", "admin@example.com", "--name", "ci", "--expires-days", "7"]
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        row = db.session.scalar(select(ApiToken).where(ApiToken.name == "ci"))
+        assert timedelta(days=6) < row.expires_at - utcnow() <= timedelta(days=7)
+    bad = runner.invoke(args=["token", "create", "--email", "admin@example.com", "--name", "x", "--expires-days", "0"])
+    assert bad.exit_code != 0 and "1–3650 days" in bad.output
