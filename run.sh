@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # WireWAN in one command.
 #   ./run.sh            set up (venv, packages, migrations) and start Redis, the RQ worker and the web app
-#   ./run.sh test [...] set up and run the whole test suite (extra arguments go to pytest)
+#   ./run.sh test [...] set up, run the static checks, then the test suite (extra arguments go to pytest)
+#   ./run.sh check      set up and run only the static checks (ruff, mypy, import contracts)
 #   ./run.sh demo       the same stack plus two simulated MikroTiks and a sample WAN wired to them
 # One Ctrl-C stops everything this script started. Running it again is safe.
 set -euo pipefail
@@ -133,8 +134,50 @@ serve() {
   log "a component stopped; shutting down"
 }
 
+# The static checks, in the order of their speed. Each runs to the end, so that one run reports
+# every failure; the output of a check is shown only when it fails. README (Development) says how
+# to run each one alone.
+STATIC_CHECKS=(
+  "ruff check ."
+  "ruff format --check ."
+  "mypy --strict app/domain"
+  "mypy app jobs"
+  "lint-imports"
+)
+
+run_checks() {
+  local check output failed=()
+  for check in "${STATIC_CHECKS[@]}"; do
+    # shellcheck disable=SC2086  # each entry is a command line: split on purpose
+    if output=$("$VENV"/bin/$check 2>&1); then
+      log "ok: $check"
+    else
+      printf '%s\n' "$output" >&2
+      log "FAILED: $check"
+      failed+=("$check")
+    fi
+  done
+  if [ ${#failed[@]} -gt 0 ]; then
+    log "static checks failed: $(printf '%s; ' "${failed[@]}")fix them first (each runs alone: .venv/bin/<command>)."
+    return 1
+  fi
+}
+
+check() {
+  ensure_venv requirements-dev.txt
+  run_checks
+}
+
+# `./run.sh test` always runs the static checks first, with or without pytest arguments (CI passes
+# -q): they take a few seconds, and a failure stops here, before any test runs. WIREWAN_CHECKS=0
+# skips them, for quick runs of a few tests while working (.ci/run uses it on its second run).
 run_tests() {
   ensure_venv requirements-dev.txt
+  if [ "${WIREWAN_CHECKS:-1}" != 0 ]; then
+    run_checks || { log "not running the tests"; exit 1; }
+  else
+    log "WIREWAN_CHECKS=0: static checks skipped"
+  fi
   trap stop_children EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -196,6 +239,7 @@ demo() {
 case "${1:-serve}" in
   serve) serve ;;
   test) shift; run_tests "$@" ;;
+  check) check ;;
   demo) demo ;;
-  *) echo "usage: ./run.sh [serve|test [pytest args]|demo]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [serve|test [pytest args]|check|demo]" >&2; exit 2 ;;
 esac

@@ -14,9 +14,9 @@ from app.config import load_settings
 from app.domain.errors import DomainError
 from app.extensions import csrf, db, login_manager, migrate
 from app.htmx import add_vary_header
+from app.models.base import MAX_ID
 from app.request_auth import bearer_token, is_api_request, mark_token_auth
 from app.security import add_security_headers, secure_instance_files, trust_proxies
-from app.services.inputs import MAX_ID
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -127,7 +127,9 @@ def _register_login_loaders() -> None:
         user = user_for_token(token)
         if user is not None:
             mark_token_auth(req)
-            db.session.commit()
+            from app.services.tx import commit
+
+            commit()
         return user
 
     @login_manager.unauthorized_handler

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import ROLES, User
 from app.services import accounts
+from app.services.tx import commit
 
 
 def register_cli(app: Flask) -> None:
@@ -37,7 +38,7 @@ def register_cli(app: Flask) -> None:
         except accounts.AccountError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc
-        db.session.commit()
+        commit()
         click.echo(f"created {user.email} ({user.role})")
 
     @app.cli.group("token")
@@ -57,7 +58,7 @@ def register_cli(app: Flask) -> None:
         except accounts.AccountError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc
-        db.session.commit()
+        commit()
         click.echo(f"token '{name}' for {user.email} (shown once; store it now):")
         click.echo(value)
 
@@ -103,5 +104,5 @@ def register_secrets_cli(app: Flask) -> None:
         except Exception as exc:
             db.session.rollback()
             raise click.ClickException(f"nothing changed: {exc}") from exc
-        db.session.commit()
+        commit()
         click.echo(f"re-encrypted {count} secrets under the current key")

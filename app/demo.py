@@ -44,7 +44,7 @@ demo_cli = AppGroup("demo", help="The sample WAN wired to the simulated routers 
 
 def _ensure_admin() -> User:
     email = accounts.normalize_email(DEMO_EMAIL)
-    user = db.session.scalar(select(User).where(User.email == email))
+    user: User | None = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         created: User = accounts.create_user(email, DEMO_PASSWORD, "admin")
         return created

@@ -18,14 +18,14 @@ def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
 def show_errors(form: FlaskForm, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
     """Put each refusal under its field; refusals without a matching field go to the form's top."""
     errors = exc.errors if isinstance(exc, InvalidInput) else [exc]
-    form.form_errors = list(getattr(form, "form_errors", []))  # type: ignore[misc]
+    form.form_errors = list(getattr(form, "form_errors", []))
     for err in errors:
         name = (aliases or {}).get(err.field or "", err.field or "")
         field = getattr(form, name, None) if name else None
         if field is not None and hasattr(field, "errors"):
             field.errors = [*list(field.errors), err.message]
         else:
-            form.form_errors.append(err.message)  # type: ignore[attr-defined]
+            form.form_errors.append(err.message)
 
 
 def form_data(form: FlaskForm, names: tuple[str, ...]) -> dict[str, Any]:

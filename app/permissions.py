@@ -21,7 +21,7 @@ def role_required(role: str) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        return wrapped  # type: ignore[return-value]
+        return wrapped  # type: ignore[return-value]  # wraps() keeps the signature; mypy says _Wrapped
 
     return decorator
 

@@ -18,6 +18,7 @@ from typing import Any
 import librouteros
 from librouteros.exceptions import ConnectionClosed, FatalError, LibRouterosError, MultiTrapError, TrapError
 
+from app.domain.model import DEFAULT_API_PORT
 from app.domain.routeros.plan import Op, Plan
 
 REDACTED_ARGS = frozenset({"private-key", "preshared-key", "password"})
@@ -46,7 +47,7 @@ class RouterTarget:
     host: str
     username: str
     password: str
-    port: int = 8728
+    port: int = DEFAULT_API_PORT
     use_tls: bool = False
     verify_cert: bool = False
     connect_timeout: float = 10.0
@@ -141,7 +142,7 @@ class RouterSession:
             self._api = None
 
     def _socket(self) -> socket.socket:
-        return self._api.protocol.transport.sock  # type: ignore[no-any-return]
+        return self._api.protocol.transport.sock  # type: ignore[no-any-return]  # librouteros is untyped
 
     def local_address(self) -> str:
         """The address this connection comes from, as the router sees it (before any NAT)."""

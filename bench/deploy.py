@@ -413,11 +413,11 @@ def job_deploy(app: Any, sim: Any, router_id: int, queue: Any, redis: Any) -> Sa
     from app.models import Job, Peer
     from app.models.base import utcnow
     from app.services import jobs as job_service
+    from app.services.tx import commit
 
     with app.app_context():
         job = job_service.create("deploy", db.session.get(Peer, router_id), {})
-        db.session.commit()
-        job_service.enqueue_staged()
+        commit()
         job_id = job.id
     reset(sim)
     started_wall = utcnow()
@@ -668,6 +668,7 @@ def part_two(app: Any, args: argparse.Namespace, env: dict[str, str], queue: Any
     from app.models import Job, Peer
     from app.models.base import utcnow
     from app.services import jobs as job_service
+    from app.services.tx import commit
     from jobs import runtime
     from tests.routeros_sim.server import SimRouter
 
@@ -703,8 +704,7 @@ def part_two(app: Any, args: argparse.Namespace, env: dict[str, str], queue: Any
         with app.app_context():
             for rid in router_ids:
                 job_service.create("deploy", db.session.get(Peer, rid), {})
-            db.session.commit()
-            job_service.enqueue_staged()
+            commit()
         t = time.perf_counter()
         SimpleWorker([queue], connection=redis).work(burst=True, logging_level="WARNING")
         rollout = time.perf_counter() - t

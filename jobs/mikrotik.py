@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import crypto
+from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
 from app.domain.routeros.desired import (
     FILTER,
     NAT,
@@ -36,10 +37,12 @@ from app.domain.routeros.verify import verify
 from app.domain.topology import build_topology
 from app.extensions import db
 from app.models import Deployment, Job, Peer
+from app.models.jobs import CHANGING_KINDS
 from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
 from app.services.specs import load_wan, wan_spec
+from app.services.tx import commit
 from jobs.runtime import JobContext, JobFailed, router_lock, tracked
 
 PROBE_INTERVAL = 2.0
@@ -77,10 +80,10 @@ def router_target(peer: Peer) -> RouterTarget:
         raise JobFailed(f"'{peer.name}' has no API password stored: set it on the peer's edit page.")
     return RouterTarget(
         host=peer.mt_host,
-        port=peer.mt_port or 8728,
+        port=peer.mt_port or DEFAULT_API_PORT,
         use_tls=peer.mt_use_tls,
         verify_cert=peer.mt_verify_cert,
-        username=peer.mt_username or "wirewan",
+        username=peer.mt_username or DEFAULT_API_USERNAME,
         password=crypto.decrypt(peer.mt_password_enc),
         connect_timeout=setting("WIREWAN_ROUTER_CONNECT_TIMEOUT", 10),
         command_timeout=setting("WIREWAN_ROUTER_COMMAND_TIMEOUT", 30),
@@ -100,7 +103,7 @@ def menus_for(desired: DesiredState) -> tuple[str, ...]:
 def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, configs.PeerConfig]:
     """The desired state (admitting the address this session comes from), and the bootstrap script
     of the same snapshot: its hash is what the peer counts as applied once the deploy lands."""
-    spec = wan_spec(load_wan(peer.wan_id), secrets_for={peer.id})  # type: ignore[arg-type]
+    spec = wan_spec(load_wan(peer.wan_id), secrets_for={peer.id})  # type: ignore[arg-type]  # a peer's WAN exists (FK)
     topology = build_topology(spec, [peer.id])  # this router's view only
     source = ip_address(session.local_address())
     desired = build_desired(spec, peer.id, topology, management_source=source)
@@ -229,7 +232,7 @@ def rollback_may_be_armed(ctx: JobContext, peer: Peer) -> bool:
         .where(
             Job.peer_id == peer.id,
             Job.id != ctx.job.id,
-            Job.kind.in_(("deploy", "revert", "clear")),
+            Job.kind.in_(CHANGING_KINDS),
             Job.status.in_(("succeeded", "failed", "abandoned")),
         )
         .order_by(Job.id.desc())
@@ -474,7 +477,7 @@ def run_deploy(job_id: int) -> None:
                 started = time.monotonic()
                 deployment = record_deployment(ctx, peer, "deploy", desired, p, s, config.sha256)
                 configs.mark_applied(peer, config, "deploy")
-                db.session.commit()
+                commit()
                 writes, reads = s.writes, s.reads
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)
@@ -539,7 +542,7 @@ def run_revert(job_id: int) -> None:
         if len(history) < 2:
             raise JobFailed("There is no earlier deployment to revert to.")
         previous = history[1]
-        desired = desired_from_json(crypto.decrypt(previous.desired_enc))  # type: ignore[arg-type]
+        desired = desired_from_json(crypto.decrypt(previous.desired_enc))  # type: ignore[arg-type]  # the query keeps only rows with one
         target = router_target(peer)
         with router_lock(peer.id, ctx):
             with RouterSession(target, audit=ctx.audit_router_call) as s:
@@ -548,7 +551,7 @@ def run_revert(job_id: int) -> None:
                 deployment = record_deployment(ctx, peer, "revert", desired, p, s, previous.config_hash)
                 # The router now runs an older config: the peer is stale until deployed again.
                 peer.applied_config_hash = previous.config_hash
-                db.session.commit()
+                commit()
                 writes, reads = s.writes, s.reads
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)
@@ -578,7 +581,7 @@ def run_clear(job_id: int) -> None:
                 apply_plan(s, full, ctx, 35, 75, armed=risky)
                 record_deployment(ctx, peer, "clear", None, full, s, None)
                 peer.applied_config_hash = None
-                db.session.commit()
+                commit()
                 writes, reads = s.writes, s.reads
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)

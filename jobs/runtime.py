@@ -1,8 +1,9 @@
-"""Running a job: its own app context, a tracked Job row, a heartbeat, and the per-router lock.
+"""Running a job inside a worker: its own app context, a heartbeat thread, and the per-router lock.
 
-RQ only schedules. Progress, log lines, the result and the final status live in the `Job` row, and a
-heartbeat thread refreshes `heartbeat_at` (and the router lock) while the job runs. A job whose worker
-died stops beating; `reap_abandoned` marks it `abandoned` instead of leaving it `running` forever.
+The lifecycle itself (start, end, heartbeat, reaping) lives in app.services.jobs; this module is the
+worker's side of it. Progress, log lines, the result and the final status live in the `Job` row, and
+a heartbeat thread refreshes `heartbeat_at` (and the router lock) while the job runs. A job whose
+worker died stops beating; the worker's maintenance (jobs/worker.py) reaps it as `abandoned`.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
 from redis.exceptions import LockError
-from sqlalchemy import select, update
 
 from app.extensions import db, redis_connection
 from app.models import AuditEntry, Job, Peer
-from app.models.base import utcnow
+from app.models.jobs import JobStatus
 from app.routeros_api import CallRecord, RouterError
+from app.services import jobs as lifecycle
+from app.services.tx import commit
 
 LOG_FLUSH_SECONDS = 0.3
-HEARTBEAT_SECONDS = float(os.environ.get("WIREWAN_JOB_HEARTBEAT", "5"))
+HEARTBEAT_SECONDS = lifecycle.HEARTBEAT_SECONDS
 # How long a router lock outlives a worker that died holding it (the heartbeat extends it while the
 # job runs). Configurable so a test (or an impatient operator) need not wait two minutes.
 LOCK_TTL_SECONDS = float(os.environ.get("WIREWAN_ROUTER_LOCK_TTL", "120"))
@@ -77,12 +78,12 @@ class JobContext:
         return peer
 
     def log(self, line: str, *, flush: bool = False) -> None:
-        # A new list: SQLAlchemy only notices a JSON column change by assignment. Lines are committed
-        # at most every LOG_FLUSH_SECONDS (a 250-peer deploy logs hundreds), and at every progress step.
-        self.job.log = [*(self.job.log or []), f"{utcnow():%H:%M:%S} {line}"]
+        # Lines are committed at most every LOG_FLUSH_SECONDS (a 250-peer deploy logs hundreds), and
+        # at every progress step.
+        self.job.append_log(line)
         now = time.monotonic()
         if flush or now - self._flushed >= LOG_FLUSH_SECONDS:
-            db.session.commit()
+            commit()
             self._flushed = now
 
     def progress(self, percent: int, step: str) -> None:
@@ -120,8 +121,7 @@ def _beat(app: Flask, job_id: int, lock: Any, stop: threading.Event) -> None:
     with app.app_context():
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
-                with db.engine.begin() as conn:
-                    conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+                lifecycle.beat(job_id)
                 if lock is not None:
                     lock.extend(LOCK_TTL_SECONDS, replace_ttl=True)
             except Exception as exc:  # noqa: BLE001 — a missed beat must not kill the job; the next retries
@@ -145,14 +145,11 @@ def tracked(job_id: int) -> Iterator[JobContext]:
     app = get_app()
     with app.app_context():
         _fresh_pool_after_fork()
-        job = db.session.get(Job, job_id)
-        if job is None:
-            raise LookupError(f"job {job_id} does not exist")
-        if job.terminal:
-            raise JobFailed(f"Job {job_id} already finished ({job.status}); not running it twice.")
-        job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
-        job.step = "started"
-        db.session.commit()
+        try:
+            job = lifecycle.start(job_id)
+        except lifecycle.JobAlreadyEnded as exc:
+            raise JobFailed(str(exc)) from exc
+        commit()
         ctx = JobContext(job)
         stop = threading.Event()
         beat = threading.Thread(target=_beat, args=(app, job_id, None, stop), daemon=True)
@@ -160,39 +157,32 @@ def tracked(job_id: int) -> Iterator[JobContext]:
         try:
             yield ctx
         except (JobFailed, RouterError) as exc:
-            _finish(job_id, "failed", ctx, error=exc.message)
+            _finish(job_id, JobStatus.FAILED, ctx, error=exc.message)
             raise
         except Exception as exc:
-            _finish(job_id, "failed", ctx, error=f"Internal error ({type(exc).__name__}); see the worker log.")
+            _finish(job_id, JobStatus.FAILED, ctx, error=f"Internal error ({type(exc).__name__}); see the worker log.")
             raise
         else:
-            _finish(job_id, "succeeded", ctx)
+            _finish(job_id, JobStatus.SUCCEEDED, ctx)
         finally:
             stop.set()
             beat.join(timeout=2)
 
 
-def _finish(job_id: int, status: str, ctx: JobContext, error: str | None = None) -> None:
+def _finish(job_id: int, status: JobStatus, ctx: JobContext, error: str | None = None) -> None:
     # Keep what the job had not flushed yet (batched log lines, audit entries of router calls) —
     # unless the session itself is broken, then only the copies held by the context survive.
     lines, warnings = list(ctx.job.log or []), list(ctx.job.warnings or [])
     try:
-        db.session.commit()
+        commit()
     except Exception:  # noqa: BLE001
         db.session.rollback()
     job = db.session.get(Job, job_id)
     assert job is not None
-    job.status = status
-    job.finished_at = utcnow()
+    job.log, job.warnings = lines, warnings
     job.result = ctx.result or job.result
-    if status == "succeeded":
-        job.progress, job.step = 100, "done"
-    else:
-        job.error = error
-        job.step = "failed"
-    job.warnings = warnings
-    job.log = [*lines, f"{utcnow():%H:%M:%S} {'done' if status == 'succeeded' else 'FAILED: ' + (error or '')}"]
-    db.session.commit()
+    job.terminate(status, error)
+    commit()
 
 
 def router_lock_key(peer_id: int) -> str:
@@ -218,19 +208,10 @@ def router_lock(peer_id: int, ctx: JobContext, wait_seconds: float = 60) -> Iter
             lock.release()
 
 
-def reap_abandoned(timeout_seconds: float | None = None) -> int:
-    """Mark jobs whose worker stopped beating as abandoned; returns how many. Cheap, run on reads."""
-    limit = timeout_seconds if timeout_seconds is not None else max(30.0, HEARTBEAT_SECONDS * 6)
-    cutoff = utcnow() - timedelta(seconds=limit)
-    stale = db.session.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
-    for job in stale:
-        job.status = "abandoned"
-        job.finished_at = utcnow()
-        job.error = (
-            f"The worker running this job stopped (no heartbeat for {int(limit)} s). Nothing more will "
-            "happen; run the job again — a deploy reads the router first, so it converges."
-        )
-        job.log = [*(job.log or []), f"{utcnow():%H:%M:%S} ABANDONED: worker stopped"]
-    if stale:
-        db.session.commit()
-    return len(stale)
+def reap_abandoned_jobs(stale_after_seconds: float | None = None) -> int:
+    """The worker's maintenance step: end the jobs of workers that died (see app.services.jobs)."""
+    with get_app().app_context():
+        _fresh_pool_after_fork()
+        reaped = lifecycle.reap_abandoned(stale_after_seconds)
+        commit()
+        return reaped

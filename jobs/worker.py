@@ -1,8 +1,13 @@
-"""The RQ worker WireWAN runs: it loads the app once, before RQ forks a work horse per job.
+"""The RQ worker WireWAN runs: it loads the app once, before RQ forks a work horse per job, and reaps
+the jobs of dead workers as part of RQ's own maintenance.
 
 A plain `rq worker` imports the job module (and with it Flask, SQLAlchemy and the app) again in every
 forked horse: about half a second of CPU before each job. Preloading in the parent makes that free,
 which matters when one change fans out to many routers.
+
+Reaping belongs to the workers, never to a page view (a GET must not write): RQ runs
+`run_maintenance_tasks` when a worker starts and every `--maintenance-interval` seconds after, also
+while it idles.
 """
 
 from __future__ import annotations
@@ -20,3 +25,13 @@ class PreloadWorker(Worker):
         import jobs.mikrotik  # noqa: F401  (the job functions and everything they import)
 
         runtime.get_app()
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+        try:
+            reaped = runtime.reap_abandoned_jobs()
+        except Exception:  # a database hiccup must not kill the worker; the next round retries
+            self.log.exception("reaping abandoned jobs failed")
+            return
+        if reaped:
+            self.log.warning("marked %d job(s) abandoned: their worker stopped beating", reaped)

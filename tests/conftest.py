@@ -2,6 +2,8 @@
 
 SQLite (a file, so threads share it) by default; `TEST_DATABASE_URL=postgresql://…` runs every test
 on PostgreSQL instead, each test in a schema of its own that is dropped afterwards.
+
+Under CI=true a skipped test fails the run (tests/ci_skips.py, whose hooks this file imports).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ os.environ.setdefault("WIREWAN_INSTANCE", "/tmp/wirewan-test-instance")
 from app import create_app  # noqa: E402
 from app.config import normalize_database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
+from tests.ci_skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401  (pytest hooks)
 
 CSRF_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
 DOCS_CSRF_RE = re.compile(r'data-csrf-token="([^"]*)"')

@@ -55,15 +55,20 @@ class ServiceSpec:
     shared_port: int
 
 
+# How WireWAN reaches a router's API unless told otherwise (forms, services, jobs share these).
+DEFAULT_API_PORT = 8728
+DEFAULT_API_USERNAME = "wirewan"
+
+
 @dataclass(frozen=True)
 class MikrotikSpec:
     """How WireWAN reaches a MikroTik peer's API. The password is plaintext only in memory."""
 
     host: str
-    port: int = 8728
+    port: int = DEFAULT_API_PORT
     use_tls: bool = False
     verify_cert: bool = False
-    username: str = "wirewan"
+    username: str = DEFAULT_API_USERNAME
     password: str | None = None
     auto_deploy: bool = False
 

@@ -45,6 +45,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from operator import itemgetter
 from types import MappingProxyType
+from typing import NamedTuple
 
 from app.domain.model import IPAddress, IPNetwork, PeerSpec, WanSpec
 
@@ -220,10 +221,28 @@ def _advertised(spec: PeerSpec) -> list[tuple[IPNetwork, int | None]]:
 
 # An entry of a relay section under construction: (sort key, prefix, owner idx or -1).
 _Entry = tuple[int, IPNetwork, int]
-# Group selections, flags for (hub with endpoint, CGNAT hub, spoke with endpoint, CGNAT spoke).
-_Sel = tuple[bool, bool, bool, bool]
-_GROUP_ORDER = ((True, True), (True, False), (False, True), (False, False))
-_NO_GROUP: _Sel = (False, False, False, False)
+
+
+class _Group(NamedTuple):
+    """The group a peer is in for seeing others: a hub (in the hub_spoke sense) or a spoke, with an
+    endpoint or behind CGNAT."""
+
+    hub: bool
+    endpoint: bool
+
+
+class _Sel(NamedTuple):
+    """A selection of groups: which of the four a peer sees directly, or reaches through the relay."""
+
+    hubs_with_endpoint: bool = False
+    cgnat_hubs: bool = False
+    spokes_with_endpoint: bool = False
+    cgnat_spokes: bool = False
+
+
+# The group each flag of a _Sel selects, in field order.
+_GROUP_ORDER = (_Group(True, True), _Group(True, False), _Group(False, True), _Group(False, False))
+_NO_GROUP = _Sel()
 
 
 class _Peer:
@@ -254,7 +273,7 @@ class _Peer:
 
 
 class _Merged:
-    """A relay section shared by every peer with the same relayed groups (fast path)."""
+    """A relay section shared by every peer relaying the same groups through the same aggregates."""
 
     __slots__ = ("keys", "nets", "positions", "strict")
 
@@ -284,21 +303,6 @@ class _Merged:
         keys.extend(self.keys[lo:])
         return tuple(nets), tuple(keys)
 
-    def without(self, owner: int) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
-        pos = self.positions.get(owner)
-        if not pos:
-            return self.nets, self.keys
-        nets: list[IPNetwork] = []
-        keys: list[int] = []
-        lo = 0
-        for i in pos:
-            nets.extend(self.nets[lo:i])
-            keys.extend(self.keys[lo:i])
-            lo = i + 1
-        nets.extend(self.nets[lo:])
-        keys.extend(self.keys[lo:])
-        return tuple(nets), tuple(keys)
-
 
 class _Builder:
     def __init__(self, wan: WanSpec) -> None:
@@ -316,7 +320,6 @@ class _Builder:
         rid = relay_peer_id(wan)
         self.relay: _Peer | None = self.by_id[rid] if rid is not None else None
         self._groups: dict[_Sel, tuple[list[_Peer], tuple[int, ...]]] = {}
-        self._merged: dict[_Sel, _Merged] = {}
         self._merged_aggs: dict[tuple[_Sel, tuple[IPNetwork, ...]], _Merged] = {}
         self._rest_aggs: dict[tuple[IPNetwork, ...], list[tuple[IPNetwork, ...]]] = {}
         self._group_idx: dict[_Sel, frozenset[int]] = {}
@@ -345,9 +348,8 @@ class _Builder:
         # Prefixes advertised by more than one peer, owners in tunnel-IP order.
         self.dups: dict[IPNetwork, list[int]] = {n: o for n, o in owners.items() if len(o) > 1}
 
-    def _group_key(self, p: _Peer) -> tuple[bool, bool]:
-        """(a hub in the hub_spoke sense, has an endpoint)."""
-        return (self.topology == "hub_spoke" and p.hub, not p.cgnat)
+    def _group_key(self, p: _Peer) -> _Group:
+        return _Group(hub=self.topology == "hub_spoke" and p.hub, endpoint=not p.cgnat)
 
     def _group(self, sel: _Sel) -> tuple[list[_Peer], tuple[int, ...]]:
         """The peers of the selected groups in tunnel order, and their ids sorted."""
@@ -365,16 +367,22 @@ class _Builder:
         if self.topology != "hub_spoke":
             # Every peer is a "spoke" here; only the endpoint flag matters.
             if not x.cgnat:
-                return (False, False, True, True), _NO_GROUP
-            return (False, False, True, False), (False, False, False, True)
-        hub, ep = self._group_key(x)
-        if hub and ep:
-            return (True, True, True, True), _NO_GROUP
-        if hub:
-            return (True, False, True, False), (False, True, False, True)
-        if ep:
-            return (True, True, False, False), (False, False, True, True)
-        return (True, False, False, False), (False, True, True, True)
+                return _Sel(spokes_with_endpoint=True, cgnat_spokes=True), _NO_GROUP
+            return _Sel(spokes_with_endpoint=True), _Sel(cgnat_spokes=True)
+        group = self._group_key(x)
+        if group.hub and group.endpoint:
+            return _Sel(True, True, True, True), _NO_GROUP
+        if group.hub:
+            return (
+                _Sel(hubs_with_endpoint=True, spokes_with_endpoint=True),
+                _Sel(cgnat_hubs=True, cgnat_spokes=True),
+            )
+        if group.endpoint:
+            return (
+                _Sel(hubs_with_endpoint=True, cgnat_hubs=True),
+                _Sel(spokes_with_endpoint=True, cgnat_spokes=True),
+            )
+        return _Sel(hubs_with_endpoint=True), _Sel(cgnat_hubs=True, spokes_with_endpoint=True, cgnat_spokes=True)
 
     def _blocked(self, x: _Peer) -> dict[int, dict[IPNetwork, str]]:
         """Remote prefixes X must not route, by owner idx, with the reason."""
@@ -418,7 +426,7 @@ class _Builder:
 
     def _no_relay_message(self, x: _Peer, z: _Peer) -> str:
         if self.topology == "hub_spoke":
-            if not self._group_key(x)[0] and not self._group_key(z)[0]:
+            if not self._group_key(x).hub and not self._group_key(z).hub:
                 why = "spokes reach each other only through a hub, and no hub has an endpoint"
                 fix = "give a hub an endpoint"
             else:
@@ -431,21 +439,6 @@ class _Builder:
 
     # --- relay sections --------------------------------------------------------------------------
 
-    def _merged_for(self, sel: _Sel, relay: _Peer) -> _Merged:
-        """Relay section for peers without blocked prefixes: the relay's own prefixes beyond the
-        aggregates, the aggregates, and every prefix of the relayed groups beyond them."""
-        got = self._merged.get(sel)
-        if got is None:
-            entries: list[_Entry] = [(prefix_sort_key(n), n, relay.idx) for n in relay.rest]
-            entries.extend((prefix_sort_key(a), a, -1) for a in self.aggs)
-            for z in self._group(sel)[0]:
-                entries.extend((prefix_sort_key(n), n, z.idx) for n in z.rest)
-            entries.sort(key=itemgetter(0))
-            _check_increasing(entries, relay.name)
-            got = _Merged(entries)
-            self._merged[sel] = got
-        return got
-
     def _rest_for(self, aggs: tuple[IPNetwork, ...]) -> list[tuple[IPNetwork, ...]]:
         """Per peer idx: its own prefixes not covered by `aggs` (a subset of the WAN's aggregates)."""
         got = self._rest_aggs.get(aggs)
@@ -457,9 +450,10 @@ class _Builder:
             self._rest_aggs[aggs] = got
         return got
 
-    def _merged_with(self, sel: _Sel, relay: _Peer, aggs: tuple[IPNetwork, ...]) -> _Merged:
-        """Like :meth:`_merged_for` for any subset of the aggregates, without raising on a prefix
-        listed twice (``strict`` is False then and the caller takes the exact slow path)."""
+    def _shared_relay_section(self, sel: _Sel, relay: _Peer, aggs: tuple[IPNetwork, ...]) -> _Merged:
+        """The relay section shared by every peer relaying the selected groups through `aggs`: the
+        relay's own prefixes beyond the aggregates, the aggregates, and every prefix of the relayed
+        groups beyond them (``strict`` is False when it lists a prefix twice)."""
         key = (sel, aggs)
         got = self._merged_aggs.get(key)
         if got is None:
@@ -480,7 +474,7 @@ class _Builder:
             self._group_idx[sel] = got
         return got
 
-    def _relay_filtered(
+    def _relay_section(
         self,
         x: _Peer,
         relay: _Peer,
@@ -488,14 +482,15 @@ class _Builder:
         aggs: tuple[IPNetwork, ...],
         blocked: dict[int, dict[IPNetwork, str]],
         unreachable: list[Unreachable],
-    ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]] | None:
-        """:meth:`_relay_slow` computed from the shared merged section (drop X's own entries and the
-        blocked ones) instead of re-checking every prefix of the WAN. Same result, same order of
-        `unreachable`; None when the shared section lists a prefix twice (use the slow path)."""
-        merged = self._merged_with(relayed_sel, relay, aggs)
+    ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
+        """X's relay section: the shared one without X's own entries and the ones blocked for X
+        (each reported in `unreachable`, the relay's first, then in tunnel order), as prefixes and
+        their sort keys. Reported even when an aggregate still carries the prefix: the route is
+        useless (an own LAN shadows it) or leads to another owner of the same prefix."""
         members = self._group_members(relayed_sel)
-        if not merged.strict or relay.idx in members:
-            return None
+        if relay.idx in members:
+            raise TopologyInvariantError(f"relay {relay.name} is among the peers it relays for {x.name}")
+        merged = self._shared_relay_section(relayed_sel, relay, aggs)
         drop = list(merged.positions.get(x.idx, ()))
         owners = [o for o in blocked if o != x.idx and (o == relay.idx or o in members)]
         owners.sort(key=lambda o: (o != relay.idx, o))  # the relay first, then tunnel order
@@ -509,34 +504,12 @@ class _Builder:
             for i in merged.positions.get(o, ()):
                 if merged.nets[i] in why_map:
                     drop.append(i)
-        return merged.without_positions(drop)
-
-    def _relay_slow(
-        self,
-        x: _Peer,
-        relay: _Peer,
-        relayed: list[_Peer],
-        aggs: tuple[IPNetwork, ...],
-        blocked: dict[int, dict[IPNetwork, str]],
-        unreachable: list[Unreachable],
-    ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
-        """Relay section when X has blocked prefixes or an aggregate overlaps X's own LAN."""
-        entries: list[_Entry] = [(prefix_sort_key(a), a, -1) for a in aggs]
-        for z in [relay, *relayed]:
-            if z is x:
-                continue
-            why_map = blocked.get(z.idx, {})
-            for net in z.own:
-                why = why_map.get(net)
-                if why is not None:
-                    # Reported even when an aggregate still carries it: the route is useless
-                    # (an own LAN shadows it) or leads to another owner of the same prefix.
-                    unreachable.append(Unreachable(x.pid, z.pid, z.meta[net], net, why))
-                elif not _covered(net, aggs):
-                    entries.append((prefix_sort_key(net), net, z.idx))
-        entries.sort(key=itemgetter(0))
-        _check_increasing(entries, x.name)
-        return tuple(e[1] for e in entries), tuple(e[0] for e in entries)
+        nets, keys = merged.without_positions(drop)
+        if not merged.strict:  # what is left must list no prefix twice
+            for i in range(1, len(keys)):
+                if keys[i - 1] >= keys[i]:
+                    raise TopologyInvariantError(f"{nets[i - 1]} appears twice in the relay section of {x.name}")
+        return nets, keys
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -565,14 +538,7 @@ class _Builder:
             else:
                 relayed_ids = relayed_all_ids
             aggs = tuple(a for a in self.aggs if not any(_overlaps(a, lan) for lan in x.lans))
-            if not blocked and len(aggs) == len(self.aggs):
-                nets, relay_keys = self._merged_for(relayed_sel, relay).without(x.idx)
-            else:
-                fast = self._relay_filtered(x, relay, relayed_sel, aggs, blocked, unreachable)
-                if fast is None:
-                    nets, relay_keys = self._relay_slow(x, relay, relayed_members, aggs, blocked, unreachable)
-                else:
-                    nets, relay_keys = fast
+            nets, relay_keys = self._relay_section(x, relay, relayed_sel, aggs, blocked, unreachable)
             relay_section = PeerSection(
                 relay.pid, nets, relay.spec.endpoint, _keepalive(self.wan, x.spec, relay.spec), relayed_ids
             )
@@ -649,12 +615,6 @@ class _Builder:
             views[x.pid] = v
             all_unreachable.extend(v.unreachable)
         return TopologyResult(MappingProxyType(views), tuple(all_unreachable))
-
-
-def _check_increasing(entries: list[_Entry], name: str) -> None:
-    for a, b in zip(entries, entries[1:], strict=False):
-        if a[0] >= b[0]:
-            raise TopologyInvariantError(f"{a[1]} appears twice in the relay section of {name}")
 
 
 def build_topology(wan: WanSpec, peer_ids: Collection[int] | None = None) -> TopologyResult:

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models.base import utcnow
 
 
-class AuditEntry(db.Model):  # type: ignore[name-defined,misc]
+class AuditEntry(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """Who did what. Summaries are built by app.services.audit, which strips every secret."""
 
     __tablename__ = "audit_entry"

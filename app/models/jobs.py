@@ -4,7 +4,8 @@ schedules, so history survives Redis restarts and a dead worker's job can be tol
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,12 +13,54 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.base import utcnow
 
-JOB_KINDS = ("test_connection", "preflight", "deploy", "verify", "revert", "clear", "probe")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "abandoned")
-TERMINAL = frozenset({"succeeded", "failed", "abandoned"})
+
+class JobKind(StrEnum):
+    """Every kind of job: its stored name, the label people read, and the function a worker runs.
+
+    Job functions are named by dotted path, so the web app enqueues them without importing `jobs/`.
+    """
+
+    label: str
+    function: str
+    changes_router: bool
+
+    def __new__(cls, value: str, label: str, changes_router: bool = False) -> JobKind:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        member.function = f"jobs.mikrotik.run_{value}"
+        # After one of these, a preflight's plan is used up: the router is no longer what it saw.
+        member.changes_router = changes_router
+        return member
+
+    if TYPE_CHECKING:
+        # JobKind("deploy") looks a member up by value; without this, mypy reads it as a call of __new__.
+        def __init__(self, value: object) -> None: ...
+
+    TEST_CONNECTION = ("test_connection", "Test connection")
+    PREFLIGHT = ("preflight", "Preflight")
+    DEPLOY = ("deploy", "Deploy", True)
+    VERIFY = ("verify", "Verify")
+    REVERT = ("revert", "Revert", True)
+    CLEAR = ("clear", "Clear", True)
+    PROBE = ("probe", "Handshake probe")
 
 
-class Job(db.Model):  # type: ignore[name-defined,misc]
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+JOB_KINDS = tuple(JobKind)
+JOB_STATUSES = tuple(JobStatus)
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.ABANDONED})
+CHANGING_KINDS = tuple(kind for kind in JobKind if kind.changes_router)
+
+
+class Job(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "job"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,8 +90,37 @@ class Job(db.Model):  # type: ignore[name-defined,misc]
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
+    # The lifecycle (NetBox's Job.start()/terminate()): every status change goes through these, so a
+    # row never says "running" without a start time or "failed" without a reason.
 
-class Deployment(db.Model):  # type: ignore[name-defined,misc]
+    def start(self) -> None:
+        now = utcnow()
+        self.status, self.started_at, self.heartbeat_at = JobStatus.RUNNING, now, now
+        self.step = "started"
+
+    def terminate(self, status: JobStatus, error: str | None = None) -> None:
+        """End the job as succeeded or failed; the last log line says how it ended."""
+        if status not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            raise ValueError(f"terminate() ends a job as succeeded or failed, not {status}")
+        self.status, self.finished_at = status, utcnow()
+        if status == JobStatus.SUCCEEDED:
+            self.progress, self.step = 100, "done"
+            self.append_log("done")
+        else:
+            self.error, self.step = error, "failed"
+            self.append_log(f"FAILED: {error or ''}")
+
+    def abandon(self, reason: str) -> None:
+        """Its worker died: nothing more will happen to it."""
+        self.status, self.finished_at, self.error = JobStatus.ABANDONED, utcnow(), reason
+        self.append_log("ABANDONED: worker stopped")
+
+    def append_log(self, line: str) -> None:
+        # A new list: SQLAlchemy only notices a change to a JSON column by assignment.
+        self.log = [*(self.log or []), f"{utcnow():%H:%M:%S} {line}"]
+
+
+class Deployment(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """What one successful deploy put on a router: enough to show, diff, revert and clear it."""
 
     __tablename__ = "deployment"

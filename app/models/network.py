@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models.base import utcnow
 
 
-class Wan(db.Model):  # type: ignore[name-defined,misc]
+class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "wan"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -32,7 +32,7 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     # Bumped by every flush that changes the WAN, a peer, a subnet or a service of it
-    # (app/services/revisions.py). Cached derived data is valid only at the revision it was
+    # (`_bump_revisions` below). Cached derived data is valid only at the revision it was
     # computed for: the peers' current config hashes and `derived_cache` (unreachable prefixes and
     # conflicts, for the WAN page).
     revision: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -43,7 +43,7 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]
     peers: Mapped[list[Peer]] = relationship(back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id")
 
 
-class Peer(db.Model):  # type: ignore[name-defined,misc]
+class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "peer"
     __table_args__ = (
         # The allocation guard: two simultaneous creations can never share a tunnel IP or a name.
@@ -106,6 +106,11 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]
         return self.kind == "mikrotik"
 
     @property
+    def router_configured(self) -> bool:
+        """WireWAN can reach the router: it has a management host and an API password."""
+        return bool(self.mt_host and self.mt_password_enc)
+
+    @property
     def endpoint(self) -> str | None:
         if not self.endpoint_host:
             return None
@@ -117,7 +122,7 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]
         return self.private_key_enc is None
 
 
-class Subnet(db.Model):  # type: ignore[name-defined,misc]
+class Subnet(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """A LAN the peer HOSTS (not one it merely reaches)."""
 
     __tablename__ = "subnet"
@@ -138,7 +143,7 @@ class Subnet(db.Model):  # type: ignore[name-defined,misc]
     peer: Mapped[Peer] = relationship(back_populates="subnets")
 
 
-class Service(db.Model):  # type: ignore[name-defined,misc]
+class Service(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """A local ip:port published on the WAN's services range."""
 
     __tablename__ = "service"
@@ -218,8 +223,3 @@ def _bump_revisions(session: Session, flush_context: Any, instances: Any) -> Non
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Wan) and obj.id in wan_ids:
             session.expire(obj, ["revision"])
-
-
-def as_summary(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    """A plain-dict snapshot of the named attributes, for audit before/after summaries."""
-    return {f: getattr(obj, f) for f in fields}

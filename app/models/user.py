@@ -24,7 +24,7 @@ def _prehash(password: str) -> bytes:
     return base64.b64encode(hashlib.sha256(password.encode()).digest())
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,7 +50,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return bcrypt.checkpw(_prehash(password), self.password_hash.encode())
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     def get_id(self) -> str:
@@ -73,7 +73,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return self.role == "admin"
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """A bearer token: only its SHA-256 is stored, the value is shown once when created."""
 
     __tablename__ = "api_token"
@@ -123,7 +123,7 @@ class Bootstrap(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class LoginThrottle(db.Model):  # type: ignore[name-defined,misc]
+class LoginThrottle(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
     """Failed logins per account or client address; in the database so every web worker agrees."""
 
     __tablename__ = "login_throttle"

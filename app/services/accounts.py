@@ -161,7 +161,7 @@ def authenticate(email: str, password: str, client: str) -> User | None:
     wait = _locked_for(email, client)
     if wait:
         raise Throttled(wait)
-    user = db.session.scalar(select(User).where(User.email == email))
+    user: User | None = db.session.scalar(select(User).where(User.email == email))
     if user is None or not user.active:
         _equal_work(password or "")
     elif user.check_password(password or ""):
@@ -248,7 +248,7 @@ def revoke_token(user: User, token_id: int) -> ApiToken:
 def user_for_token(value: str) -> User | None:
     if not value or not value.startswith(TOKEN_PREFIX):
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.digest(value)))
+    token: ApiToken | None = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == ApiToken.digest(value)))
     if token is None or not token.active or not token.user.active:
         return None
     now = utcnow()

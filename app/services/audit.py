@@ -7,7 +7,7 @@ from typing import Any
 from flask_login import current_user
 
 from app.extensions import db
-from app.models import AuditEntry
+from app.models import AuditEntry, Peer, Service, Subnet, Wan
 
 SECRET_FIELDS = frozenset(
     {"password", "private_key", "private-key", "preshared_key", "preshared-key", "secret", "token"}
@@ -23,9 +23,31 @@ def redact(value: Any) -> Any:
     return value
 
 
+def snapshot(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The named attributes as a plain dict: an entry's "before"/"after", compared by `changed_fields`."""
+    return {f: getattr(row, f) for f in fields}
+
+
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The before/after pairs of the fields an update changed: an audit entry's details."""
     return {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after.get(k)}
+
+
+def record_network(action: str, row: Wan | Peer | Subnet | Service, summary: str, details: Any = None) -> AuditEntry:
+    """An entry about a WAN or a part of one: the object type, its id and the WAN come from the row."""
+    wan_id = row.id if isinstance(row, Wan) else row.wan_id
+    return record(action, row.__tablename__, row.id, wan_id=wan_id, summary=summary, details=details)
+
+
+def record_update(
+    row: Wan | Peer, label: str, before: dict[str, Any], after: dict[str, Any], also: str | None = None
+) -> None:
+    """An "update" entry naming the fields that changed, or `also` (a change the snapshots cannot show,
+    such as a new password) when none did; no entry when nothing changed."""
+    changed = changed_fields(before, after)
+    names = ", ".join(changed) or also
+    if names:
+        record_network("update", row, f"{label}: {names} changed", changed)
 
 
 def _actor() -> tuple[int | None, str]:

@@ -1,12 +1,12 @@
-"""What happens after a network change commits: queued jobs go to RQ, routers with auto-deploy
-whose desired state changed get one (coalesced) deploy."""
+"""What a network change sets off once it commits: every auto-deploy router of a touched WAN whose
+desired state changed gets one (coalesced) deploy. Run by app.services.tx after each commit."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Peer, Wan
+from app.models import Job, Peer, Wan
 from app.services import jobs
 
 TOUCHED = "wirewan_touched_wans"
@@ -17,25 +17,13 @@ def touched(wan_id: int) -> None:
     db.session.info.setdefault(TOUCHED, set()).add(wan_id)
 
 
-def forget() -> None:
-    db.session.info.pop(TOUCHED, None)
-    jobs.discard_staged()
-
-
-def after_commit() -> None:
-    jobs.enqueue_staged()
+def schedule_touched() -> list[Job]:
+    """Stage the auto-deploys the just-committed changes call for (the caller commits them)."""
     wan_ids = db.session.info.pop(TOUCHED, set())
-    created = [job for wan_id in sorted(wan_ids) for job in schedule_auto_deploys(wan_id)]
-    if created:
-        db.session.commit()
-        jobs.enqueue_staged()
+    return [job for wan_id in sorted(wan_ids) for job in schedule_auto_deploys(wan_id)]
 
 
-def _deployable(peer: Peer) -> bool:
-    return bool(peer.mt_host and peer.mt_password_enc and peer.applied_config_hash)
-
-
-def schedule_auto_deploys(wan_id: int) -> list:  # type: ignore[type-arg]
+def schedule_auto_deploys(wan_id: int) -> list[Job]:
     """A deploy for every auto-deploy router of the WAN whose desired state no longer matches the one
     it runs. Routers never deployed nor bootstrapped are left alone: there is nothing to update yet."""
     from app.services import configs
@@ -52,7 +40,8 @@ def schedule_auto_deploys(wan_id: int) -> list:  # type: ignore[type-arg]
         )
         .order_by(Peer.id)
     ).all()
-    routers = [p for p in routers if _deployable(p)]  # empty strings count as unset, as before
+    # Empty strings count as unset, as NULLs do.
+    routers = [p for p in routers if p.router_configured and p.applied_config_hash]
     if not routers:
         return []
     wan = db.session.get(Wan, wan_id)

@@ -29,7 +29,7 @@ from app.extensions import db
 from app.models import Peer, Wan
 from app.models.base import utcnow
 from app.services import audit
-from app.services.specs import load_spec
+from app.services.specs import load_spec, wan_spec
 
 # Set on a session once it flushed in the current transaction (it may hold SQLite's write lock).
 FLUSHED = "wirewan_flushed"
@@ -177,6 +177,14 @@ def _cached_derived(wan: Wan) -> dict[str, Any] | None:
     if wan.derived_cache is not None and wan.derived_revision == wan.revision:
         return wan.derived_cache
     return None
+
+
+def cached_conflicts(wan: Wan) -> list[Conflict]:
+    """`conflicts.wan_conflicts` of the WAN from the cache when it is current, rendering no config."""
+    derived = _cached_derived(wan)
+    if derived is None:
+        return wan_conflicts(wan_spec(wan))
+    return [Conflict(**c) for c in derived["conflicts"]]
 
 
 def _session_clean() -> bool:

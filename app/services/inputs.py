@@ -8,10 +8,7 @@ from typing import Any
 from werkzeug.exceptions import NotFound
 
 from app.domain.errors import DomainError, ValidationError
-
-# Ids are PostgreSQL INTEGERs (32-bit): a larger number names no row, and binding it fails in the
-# database driver (SQLite's limit is 64-bit), which would be a 500.
-MAX_ID = 2**31 - 1
+from app.models.base import MAX_ID
 
 TRUE = {"1", "true", "yes", "on", "y"}
 FALSE = {"0", "false", "no", "off", "n", ""}

@@ -1,36 +1,38 @@
-"""Creating jobs and handing them to RQ once the transaction that created them has committed.
+"""The job lifecycle, in one place: create → enqueue after commit → start → heartbeat → end, and the
+reaper that ends the jobs of workers that died.
 
-Jobs take ids, never objects: the worker reloads everything. Auto-redeploys coalesce: while a deploy
-for a peer is still queued, later changes add nothing (that deploy reads the latest state when it
-runs); once it has started, the next change queues one more.
+The `Job` row is the truth; RQ only schedules. Jobs take ids, never objects: the worker reloads
+everything. Job functions are enqueued by dotted path (`JobKind.function`), so the web app never
+imports `jobs/`. Auto-redeploys coalesce: while a deploy for a peer is still queued, later changes add
+nothing (that deploy reads the latest state when it runs); once it has started, the next change
+queues one more.
 """
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.domain.errors import DomainError
 from app.extensions import db, job_queue, redis_connection
 from app.models import Job, Peer
 from app.models.base import utcnow
+from app.models.jobs import JobKind, JobStatus
 
-JOB_FUNCTIONS = {
-    "test_connection": "jobs.mikrotik.run_test_connection",
-    "preflight": "jobs.mikrotik.run_preflight",
-    "deploy": "jobs.mikrotik.run_deploy",
-    "verify": "jobs.mikrotik.run_verify",
-    "revert": "jobs.mikrotik.run_revert",
-    "clear": "jobs.mikrotik.run_clear",
-    "probe": "jobs.mikrotik.run_probe",
-}
 # Redis keys carry the queue name: peer ids are only unique within one database, and instances (or
 # test runs) sharing a Redis must not skip each other's auto-deploys.
 PENDING_KEY = "wirewan:{queue}:pending-deploy:{peer_id}"
 JOB_TIMEOUT = 600
+STAGED = "wirewan_enqueue"
+HEARTBEAT_SECONDS = float(os.environ.get("WIREWAN_JOB_HEARTBEAT", "5"))
+# A running job whose heartbeat is older than this lost its worker: six missed beats, so a busy
+# database or a slow beat thread is never mistaken for a death.
+STALE_AFTER_SECONDS = HEARTBEAT_SECONDS * 6
 
 
 def _actor() -> tuple[int | None, str]:
@@ -61,14 +63,15 @@ def require_queue() -> None:
         ) from exc
 
 
-def create(kind: str, peer: Peer, params: dict[str, Any] | None = None, trigger: str = "manual") -> Job:
-    """Stage a queued Job row; it is handed to RQ by `enqueue_staged` after the commit."""
+def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None, trigger: str = "manual") -> Job:
+    """Stage a queued Job row; the commit (app.services.tx.commit) hands it to RQ."""
+    kind = JobKind(kind)
     if trigger == "manual":
         require_queue()
     user_id, actor = _actor()
     job = Job(
-        kind=kind,
-        status="queued",
+        kind=kind.value,
+        status=JobStatus.QUEUED.value,
         wan_id=peer.wan_id,
         peer_id=peer.id,
         peer_name=peer.name,
@@ -76,24 +79,30 @@ def create(kind: str, peer: Peer, params: dict[str, Any] | None = None, trigger:
         actor=actor if trigger == "manual" else f"auto-deploy ({actor})",
         trigger=trigger,
         params=params or {},
-        log=[f"{utcnow():%H:%M:%S} queued by {actor}"],
+        log=[],
     )
+    job.append_log(f"queued by {actor}")
     db.session.add(job)
     db.session.flush()
-    db.session.info.setdefault("wirewan_enqueue", []).append(job.id)
+    db.session.info.setdefault(STAGED, []).append(job.id)
     return job
 
 
+def has_staged() -> bool:
+    return bool(db.session.info.get(STAGED))
+
+
 def enqueue_staged() -> list[int]:
-    """Send the jobs created in the just-committed transaction to RQ (call after commit)."""
-    ids: list[int] = db.session.info.pop("wirewan_enqueue", [])
+    """Send the jobs created in the just-committed transaction to RQ. The caller commits what this
+    records (each job's RQ id, or why it could not be queued)."""
+    ids: list[int] = db.session.info.pop(STAGED, [])
     for job_id in ids:
         job = db.session.get(Job, job_id)
         if job is None:
             continue
         try:
             rq_job = job_queue().enqueue_call(
-                JOB_FUNCTIONS[job.kind],
+                JobKind(job.kind).function,
                 args=(job.id,),
                 job_id=f"wirewan-job-{job.id}",
                 timeout=JOB_TIMEOUT,
@@ -101,18 +110,62 @@ def enqueue_staged() -> list[int]:
                 failure_ttl=86400,
             )
         except Exception as exc:  # noqa: BLE001 — Redis down: the row must say so, not stay queued
-            job.status, job.finished_at = "failed", utcnow()
-            job.error = f"The job queue (Redis) is unreachable: {type(exc).__name__}. Nothing was done."
-            db.session.commit()
+            job.terminate(
+                JobStatus.FAILED, f"The job queue (Redis) is unreachable: {type(exc).__name__}. Nothing was done."
+            )
             current_app.logger.warning("could not enqueue job %s: %s", job.id, exc)
             continue
         job.rq_id = rq_job.id
-        db.session.commit()
     return ids
 
 
 def discard_staged() -> None:
-    db.session.info.pop("wirewan_enqueue", None)
+    db.session.info.pop(STAGED, None)
+
+
+# ---------------------------------------------------------------- the worker's side of the lifecycle
+
+
+def start(job_id: int) -> Job:
+    """Mark a queued job running (the caller commits). Refuses a job that already ended: RQ may
+    deliver a job twice, and a deploy must not run twice."""
+    job = db.session.get(Job, job_id)
+    if job is None:
+        raise LookupError(f"job {job_id} does not exist")
+    if job.terminal:
+        raise JobAlreadyEnded(f"Job {job_id} already finished ({job.status}); not running it twice.")
+    job.start()
+    return job
+
+
+class JobAlreadyEnded(Exception):
+    pass
+
+
+def beat(job_id: int) -> None:
+    """Refresh a running job's heartbeat on a connection of its own (the job's session may be in
+    the middle of a transaction)."""
+    with db.engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+
+
+def reap_abandoned(stale_after_seconds: float | None = None) -> int:
+    """End the running jobs whose worker stopped beating as `abandoned`; returns how many (the caller
+    commits). The worker runs this in its maintenance (jobs/worker.py), never a page view."""
+    limit = stale_after_seconds if stale_after_seconds is not None else STALE_AFTER_SECONDS
+    cutoff = utcnow() - timedelta(seconds=limit)
+    stale = db.session.scalars(
+        select(Job).where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
+    ).all()
+    for job in stale:
+        job.abandon(
+            f"The worker running this job stopped (no heartbeat for {int(limit)} s). Nothing more will "
+            "happen; run the job again — a deploy reads the router first, so it converges."
+        )
+    return len(stale)
+
+
+# ---------------------------------------------------------------- auto-deploy coalescing
 
 
 def schedule_auto_deploy(peer: Peer) -> Job | None:
@@ -124,7 +177,7 @@ def schedule_auto_deploy(peer: Peer) -> Job | None:
     except Exception as exc:  # noqa: BLE001
         current_app.logger.warning("auto-deploy for peer %s not queued: %s", peer.id, exc)
         return None
-    return create("deploy", peer, {"auto": True}, trigger="auto")
+    return create(JobKind.DEPLOY, peer, {"auto": True}, trigger="auto")
 
 
 def pending_key(peer_id: int) -> str:
@@ -136,8 +189,8 @@ def release_pending(peer_id: int) -> None:
     redis_connection().delete(pending_key(peer_id))
 
 
-def latest(kind: str, peer_id: int, status: str | None = None) -> Job | None:
-    query = select(Job).where(Job.kind == kind, Job.peer_id == peer_id)
+def latest(kind: JobKind | str, peer_id: int, status: str | None = None) -> Job | None:
+    query = select(Job).where(Job.kind == str(kind), Job.peer_id == peer_id)
     if status:
         query = query.where(Job.status == status)
     return db.session.scalar(query.order_by(Job.id.desc()).limit(1))

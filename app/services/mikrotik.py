@@ -6,17 +6,16 @@ from typing import Any
 
 from app.domain.errors import ConflictError, ValidationError
 from app.models import Job, Peer
+from app.models.jobs import JobKind
 from app.services import jobs
 
-ROUTER_KINDS = ("test_connection", "preflight", "deploy", "verify", "revert", "clear", "probe")
 
-
-def request_job(kind: str, peer: Peer, params: dict[str, Any] | None = None) -> Job:
-    if kind not in ROUTER_KINDS:
+def request_job(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None) -> Job:
+    if kind not in set(JobKind):
         raise ValidationError(f"Unknown job kind '{kind}'.", "kind")
     if peer.kind != "mikrotik":
         raise ValidationError(f"'{peer.name}' is not a MikroTik peer: there is no router to talk to.", "kind")
-    if not peer.mt_host or not peer.mt_password_enc:
+    if not peer.router_configured:
         raise ValidationError(
             f"'{peer.name}' needs a management host and an API password before WireWAN can reach it; "
             "set them on the peer's edit page.",
@@ -35,7 +34,7 @@ def request_deploy(peer: Peer, approve: bool, plan_hash: str | None) -> Job:
         )
     # The newest preflight decides: an older plan is not approvable once a newer preflight ran
     # (even one that failed: the router may have changed under it).
-    preflight = jobs.latest("preflight", peer.id)
+    preflight = jobs.latest(JobKind.PREFLIGHT, peer.id)
     if preflight is None or preflight.status != "succeeded" or (preflight.result or {}).get("plan_hash") != plan_hash:
         raise ConflictError(
             "That plan is not the latest preflight of this router (the router or the WAN changed since). "
@@ -44,5 +43,5 @@ def request_deploy(peer: Peer, approve: bool, plan_hash: str | None) -> Job:
         )
     if (preflight.result or {}).get("blocking"):
         raise ConflictError("The preflight found things in the way on the router: " +
-                            " · ".join(preflight.result["blocking"]), "plan_hash")  # fmt: skip
-    return request_job("deploy", peer, {"plan_hash": plan_hash, "preflight_job_id": preflight.id})
+                            " · ".join((preflight.result or {})["blocking"]), "plan_hash")  # fmt: skip
+    return request_job(JobKind.DEPLOY, peer, {"plan_hash": plan_hash, "preflight_job_id": preflight.id})

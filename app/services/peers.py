@@ -12,12 +12,15 @@ from app import crypto
 from app.domain import conflicts, keys, validation
 from app.domain.addressing import parse_ipv4_address
 from app.domain.errors import ConflictError
+from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
 from app.extensions import db
 from app.models import Peer, Wan
 from app.services import audit, changes
 from app.services.inputs import Collector, as_bool, optional_text
 from app.services.specs import wan_spec
 from app.services.tx import lock_wan
+
+API_SSL_PORT = 8729  # RouterOS api-ssl's default
 
 # What a user may set. mikrotik_* are flat here; the JSON API flattens its nested "mikrotik" object.
 PEER_FIELDS = (
@@ -61,33 +64,48 @@ SUMMARY_FIELDS = (
 
 
 def summary(peer: Peer) -> dict[str, Any]:
-    return {f: getattr(peer, f) for f in SUMMARY_FIELDS}
+    return audit.snapshot(peer, SUMMARY_FIELDS)
 
 
-def current_values(peer: Peer) -> dict[str, Any]:
-    """The peer as form/API input values (the password is write-only and never included)."""
+def peer_values(peer: Peer) -> dict[str, Any]:
+    """The peer's settings as stored, named as in PEER_FIELDS (router access flat as mikrotik_*;
+    the password is write-only and never included). The forms and the API start from this."""
     return {
         "name": peer.name,
         "kind": peer.kind,
         "is_hub": peer.is_hub,
         "hub_priority": peer.hub_priority,
-        "endpoint": peer.endpoint or "",
+        "endpoint": peer.endpoint,
         "listen_port": peer.listen_port,
         "tunnel_ip": peer.tunnel_ip,
         "has_port_forward": peer.has_port_forward,
         "keepalive": peer.keepalive,
-        "mikrotik_host": peer.mt_host or "",
-        "mikrotik_port": peer.mt_port or 8728,
+        "mikrotik_host": peer.mt_host,
+        "mikrotik_port": peer.mt_port,
         "mikrotik_use_tls": peer.mt_use_tls,
         "mikrotik_verify_cert": peer.mt_verify_cert,
-        "mikrotik_username": peer.mt_username or "wirewan",
+        "mikrotik_username": peer.mt_username,
         "mikrotik_auto_deploy": peer.mt_auto_deploy,
+    }
+
+
+def current_values(peer: Peer) -> dict[str, Any]:
+    """The peer as form/API input values: :func:`peer_values` with the defaults a form shows."""
+    values = peer_values(peer)
+    return {
+        **values,
+        "endpoint": values["endpoint"] or "",
+        "mikrotik_host": values["mikrotik_host"] or "",
+        "mikrotik_port": values["mikrotik_port"] or DEFAULT_API_PORT,
+        "mikrotik_username": values["mikrotik_username"] or DEFAULT_API_USERNAME,
     }
 
 
 def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, Any]:
     """Validate every field, then the guardrails that relate fields to each other."""
-    current = current_values(peer) if peer else {"listen_port": wan.listen_port, "mikrotik_username": "wirewan"}
+    current = (
+        current_values(peer) if peer else {"listen_port": wan.listen_port, "mikrotik_username": DEFAULT_API_USERNAME}
+    )
     merged = {**current, **{k: v for k, v in data.items() if k in PEER_FIELDS}}
     c = Collector()
     out: dict[str, Any] = {
@@ -117,11 +135,11 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
         out["mt_host"] = c(validation.validate_host, host) if host is not None else None
         out["mt_use_tls"] = c(as_bool, merged.get("mikrotik_use_tls"), "mikrotik_use_tls")
         # No port given: api-ssl's 8729 with TLS, the plain API's 8728 without.
-        default_port = 8729 if out["mt_use_tls"] else 8728
+        default_port = API_SSL_PORT if out["mt_use_tls"] else DEFAULT_API_PORT
         port = merged.get("mikrotik_port") or default_port
         out["mt_port"] = c(validation.validate_port, port, "mikrotik_port", "API port")
         out["mt_verify_cert"] = c(as_bool, merged.get("mikrotik_verify_cert"), "mikrotik_verify_cert")
-        out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or "wirewan")
+        out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or DEFAULT_API_USERNAME)
         out["mt_auto_deploy"] = c(as_bool, merged.get("mikrotik_auto_deploy"), "mikrotik_auto_deploy")
         password = data.get("mikrotik_password")
         # Write-only: a blank password on edit keeps the stored one.
@@ -189,13 +207,8 @@ def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
     _check_management(peer, wan)
     db.session.add(peer)
     db.session.flush()
-    audit.record(
-        "create",
-        "peer",
-        peer.id,
-        wan_id=wan.id,
-        summary=f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}",
-        details={"after": summary(peer)},
+    audit.record_network(
+        "create", peer, f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}", {"after": summary(peer)}
     )
     return peer
 
@@ -215,17 +228,8 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
         peer.public_key, peer.private_key_enc = values["public_key"], None
     _apply(peer, wan, values)
     _check_management(peer, wan)
-    after = summary(peer)
-    changed = audit.changed_fields(before, after)
-    if changed or "mikrotik_password" in data and optional_text(data.get("mikrotik_password")):
-        audit.record(
-            "update",
-            "peer",
-            peer.id,
-            wan_id=wan.id,
-            summary=f"peer '{peer.name}': {', '.join(changed) or 'router password'} changed",
-            details=changed,
-        )
+    new_password = bool(optional_text(data.get("mikrotik_password")))
+    audit.record_update(peer, f"peer '{peer.name}'", before, summary(peer), "router password" if new_password else None)
     return peer
 
 
@@ -235,25 +239,13 @@ def regenerate_keys(peer: Peer) -> Peer:
     private, public = keys.generate_keypair()
     old = peer.public_key
     peer.public_key, peer.private_key_enc = public, crypto.encrypt(private)
-    audit.record(
-        "rotate-keys",
-        "peer",
-        peer.id,
-        wan_id=peer.wan_id,
-        summary=f"peer '{peer.name}' got a new key pair",
-        details={"old_public_key": old, "public_key": public},
+    audit.record_network(
+        "rotate-keys", peer, f"peer '{peer.name}' got a new key pair", {"old_public_key": old, "public_key": public}
     )
     return peer
 
 
 def delete_peer(peer: Peer) -> None:
     changes.touched(peer.wan_id)
-    audit.record(
-        "delete",
-        "peer",
-        peer.id,
-        wan_id=peer.wan_id,
-        summary=f"peer '{peer.name}' deleted",
-        details={"before": summary(peer)},
-    )
+    audit.record_network("delete", peer, f"peer '{peer.name}' deleted", {"before": summary(peer)})
     db.session.delete(peer)

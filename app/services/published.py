@@ -54,12 +54,10 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
     )
     db.session.add(service)
     db.session.flush()
-    audit.record(
+    audit.record_network(
         "create",
-        "service",
-        service.id,
-        wan_id=peer.wan_id,
-        summary=f"peer '{peer.name}' publishes {name} {protocol} {local_ip}:{local_port} "
+        service,
+        f"peer '{peer.name}' publishes {name} {protocol} {local_ip}:{local_port} "
         f"as {service.shared_ip}:{service.shared_port}",
     )
     return service
@@ -67,11 +65,5 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
 
 def delete_service(peer: Peer, service: Service) -> None:
     changes.touched(peer.wan_id)
-    audit.record(
-        "delete",
-        "service",
-        service.id,
-        wan_id=peer.wan_id,
-        summary=f"peer '{peer.name}' stopped publishing {service.name}",
-    )
+    audit.record_network("delete", service, f"peer '{peer.name}' stopped publishing {service.name}")
     db.session.delete(service)

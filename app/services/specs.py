@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import crypto
-from app.domain.model import MikrotikSpec, PeerSpec, ServiceSpec, SubnetSpec, WanSpec
+from app.domain.model import (
+    DEFAULT_API_PORT,
+    DEFAULT_API_USERNAME,
+    MikrotikSpec,
+    PeerSpec,
+    ServiceSpec,
+    SubnetSpec,
+    WanSpec,
+)
 from app.extensions import db
 from app.models import Peer, Service, Subnet, Wan
 
@@ -101,10 +109,10 @@ def load_spec(
         if p.kind == "mikrotik" and p.mt_host:
             mikrotik = MikrotikSpec(
                 host=p.mt_host,
-                port=p.mt_port or 8728,
+                port=p.mt_port or DEFAULT_API_PORT,
                 use_tls=p.mt_use_tls,
                 verify_cert=p.mt_verify_cert,
-                username=p.mt_username or "wirewan",
+                username=p.mt_username or DEFAULT_API_USERNAME,
                 password=crypto.decrypt(p.mt_password_enc) if secrets and p.mt_password_enc else None,
                 auto_deploy=p.mt_auto_deploy,
             )
@@ -114,7 +122,7 @@ def load_spec(
                 uuid=p.uuid,
                 name=p.name,
                 kind=p.kind,
-                tunnel_ip=_address(p.tunnel_ip),  # type: ignore[arg-type]
+                tunnel_ip=_address(p.tunnel_ip),  # type: ignore[arg-type]  # stored validated as IPv4
                 listen_port=p.listen_port,
                 public_key=p.public_key,
                 private_key=crypto.decrypt(p.private_key_enc) if secrets and p.private_key_enc else None,
@@ -132,9 +140,9 @@ def load_spec(
     return WanSpec(
         id=wan.id,
         name=wan.name,
-        tunnel_cidr=_network(wan.tunnel_cidr),  # type: ignore[arg-type]
-        services_cidr=_network(wan.services_cidr),  # type: ignore[arg-type]
-        nat_pool_cidr=_network(wan.nat_pool_cidr),  # type: ignore[arg-type]
+        tunnel_cidr=_network(wan.tunnel_cidr),  # type: ignore[arg-type]  # stored validated as IPv4
+        services_cidr=_network(wan.services_cidr),  # type: ignore[arg-type]  # stored validated as IPv4
+        nat_pool_cidr=_network(wan.nat_pool_cidr),  # type: ignore[arg-type]  # stored validated as IPv4
         topology=wan.topology,
         interface_name=wan.interface_name,
         listen_port=wan.listen_port,

@@ -60,13 +60,11 @@ def add_subnet(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = F
     )
     db.session.add(subnet)
     db.session.flush()
-    audit.record(
+    audit.record_network(
         "create",
-        "subnet",
-        subnet.id,
-        wan_id=peer.wan_id,
-        summary=f"peer '{peer.name}' hosts {_describe(subnet)}",
-        details={"after": {"cidr": subnet.cidr, "routed": subnet.routed, "nat_cidr": subnet.nat_cidr}},
+        subnet,
+        f"peer '{peer.name}' hosts {_describe(subnet)}",
+        {"after": {"cidr": subnet.cidr, "routed": subnet.routed, "nat_cidr": subnet.nat_cidr}},
     )
     return subnet
 
@@ -89,13 +87,7 @@ def update_subnet(peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = 
     subnet.routed, subnet.nat_cidr = new_routed, nat_cidr
     after = _describe(subnet)
     if before != after:
-        audit.record(
-            "update",
-            "subnet",
-            subnet.id,
-            wan_id=peer.wan_id,
-            summary=f"peer '{peer.name}': {before} → {after}",
-        )
+        audit.record_network("update", subnet, f"peer '{peer.name}': {before} → {after}")
     return subnet
 
 
@@ -108,13 +100,7 @@ def delete_subnet(peer: Peer, subnet: Subnet) -> None:
             "delete those services first.",
             "cidr",
         )
-    audit.record(
-        "delete",
-        "subnet",
-        subnet.id,
-        wan_id=peer.wan_id,
-        summary=f"peer '{peer.name}' no longer hosts {_describe(subnet)}",
-    )
+    audit.record_network("delete", subnet, f"peer '{peer.name}' no longer hosts {_describe(subnet)}")
     db.session.delete(subnet)
 
 

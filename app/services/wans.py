@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _summary(wan: Wan) -> dict[str, Any]:
-    return {f: getattr(wan, f) for f in WAN_FIELDS}
+    return audit.snapshot(wan, WAN_FIELDS)
 
 
 def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
     out["dns"] = [str(a) for a in (c(addressing.parse_address, d, "dns", "DNS server") for d in dns) if a]
     c.check()
     for field in ("tunnel_cidr", "services_cidr", "nat_pool_cidr"):
-        net: IPv4Network = out[field]
+        net = out[field]
         if net.prefixlen > 30 and field != "nat_pool_cidr":
             raise ValidationError(f"{net} is too small: use a /30 or larger range.", field)
     return out
@@ -93,14 +93,7 @@ def create_wan(data: Mapping[str, Any]) -> Wan:
     wan = Wan(**{k: (str(v) if isinstance(v, IPv4Network) else v) for k, v in values.items()})
     db.session.add(wan)
     db.session.flush()
-    audit.record(
-        "create",
-        "wan",
-        wan.id,
-        wan_id=wan.id,
-        summary=f"WAN '{wan.name}' created",
-        details={"after": _summary(wan)},
-    )
+    audit.record_network("create", wan, f"WAN '{wan.name}' created", {"after": _summary(wan)})
     return wan
 
 
@@ -114,27 +107,12 @@ def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
     _check_name_free(values["name"], wan.id)
     for key, value in values.items():
         setattr(wan, key, str(value) if isinstance(value, IPv4Network) else value)
-    after = _summary(wan)
-    changed = audit.changed_fields(before, after)
-    if changed:
-        audit.record(
-            "update",
-            "wan",
-            wan.id,
-            wan_id=wan.id,
-            summary=f"WAN '{wan.name}': {', '.join(changed)} changed",
-            details=changed,
-        )
+    audit.record_update(wan, f"WAN '{wan.name}'", before, _summary(wan))
     return wan
 
 
 def delete_wan(wan: Wan) -> None:
-    audit.record(
-        "delete",
-        "wan",
-        wan.id,
-        wan_id=wan.id,
-        summary=f"WAN '{wan.name}' deleted with {len(wan.peers)} peers",
-        details={"before": _summary(wan)},
+    audit.record_network(
+        "delete", wan, f"WAN '{wan.name}' deleted with {len(wan.peers)} peers", {"before": _summary(wan)}
     )
     db.session.delete(wan)

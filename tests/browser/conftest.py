@@ -2,7 +2,8 @@
 Debian's Chromium through Playwright for Python, with a simulated MikroTik in this process.
 
 Chromium is the system's (`apt-get install chromium`; CHROMIUM_PATH overrides /usr/bin/chromium),
-never one fetched by `playwright install`. Without it, or without Playwright, the tests are skipped.
+never one fetched by `playwright install`. Without it, or without Playwright, the tests are skipped
+(under CI=true, where .ci/run installs Chromium, such a skip fails the run: see tests/ci_skips.py).
 Screenshots go to test-output/screenshots/ (gitignored).
 """
 

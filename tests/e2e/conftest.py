@@ -1,6 +1,7 @@
 """Fixtures for the end-to-end proof on real WireGuard (namespaces, wireguard-go, iptables).
 
-Skipped, with the reason on one line, when not root or when a tool is missing. Each test gets a
+Skipped, with the reason on one line, when not root or when a tool is missing (under CI=true, where
+.ci/run installs them, such a skip fails the run: see tests/ci_skips.py). Each test gets a
 :class:`~tests.e2e.netns.Network` whose names carry a prefix unique to this pytest run and test;
 its teardown removes exactly what it made, also when the test failed.
 """

@@ -117,6 +117,7 @@ def run_direct(app: Flask) -> Any:
     from app.blueprints.api.schemas import job_json
     from app.extensions import db
     from app.models import Job, Peer
+    from app.models.jobs import JobKind
     from app.services import jobs as job_service
 
     runtime.set_app(app)
@@ -126,10 +127,10 @@ def run_direct(app: Flask) -> Any:
             peer = db.session.get(Peer, peer_id)
             assert peer is not None
             job = job_service.create(kind, peer, params)
+            job_service.discard_staged()  # run here, not by a worker
             db.session.commit()
-            job_service.discard_staged()
             job_id = job.id
-        module, _, name = job_service.JOB_FUNCTIONS[kind].rpartition(".")
+        module, _, name = JobKind(kind).function.rpartition(".")
         with contextlib.suppress(Exception):  # the Job row records the failure
             getattr(importlib.import_module(module), name)(job_id)
         with app.app_context():

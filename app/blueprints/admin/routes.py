@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import User
 from app.permissions import admin_required
 from app.services import accounts
+from app.services.tx import commit
 
 bp = Blueprint("admin", __name__, url_prefix="/users")
 
@@ -30,7 +31,7 @@ def users() -> Any:
                 getattr(form, exc.field or "email").errors = [exc.message]
                 status = exc.status if exc.status != 403 else 400
             else:
-                db.session.commit()
+                commit()
                 flash(f"User {user.email} created as {user.role}.", "success")
                 return redirect(url_for("admin.users"), code=303)
     all_users = db.session.scalars(select(User).order_by(User.email)).all()
@@ -59,7 +60,7 @@ def set_role(user_id: int) -> Any:
         db.session.rollback()
         flash(exc.message, "error")
     else:
-        db.session.commit()
+        commit()
         flash(f"{user.email} is now {user.role}.", "success")
     return redirect(url_for("admin.users"), code=303)
 
@@ -74,7 +75,7 @@ def set_active(user_id: int, action: str) -> Any:
         db.session.rollback()
         flash(exc.message, "error")
     else:
-        db.session.commit()
+        commit()
         if user.active:
             flash(f"{user.email} can log in again (their old tokens stay revoked).", "success")
         else:
@@ -91,6 +92,6 @@ def delete_user(user_id: int) -> Any:
         db.session.rollback()
         flash(exc.message, "error")
     else:
-        db.session.commit()
+        commit()
         flash("User deleted. Their audit entries and jobs remain.", "success")
     return redirect(url_for("admin.users"), code=303)

@@ -8,10 +8,11 @@ from flask import Blueprint, g, request
 from flask_login import current_user
 
 from app.blueprints.api.errors import api_error
-from app.extensions import csrf, db
+from app.extensions import csrf
+from app.models.base import MAX_ID
 from app.request_auth import bearer_token, is_token_auth, mark_token_auth
 from app.services.accounts import user_for_token
-from app.services.inputs import MAX_ID
+from app.services.tx import commit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -37,7 +38,7 @@ def _authenticate() -> Any:
                 401, "This API token is unknown, expired or revoked; send a valid 'Authorization: Bearer <token>'."
             )
         g._login_user = user  # flask-login's per-request user slot
-        db.session.commit()  # last_used_at
+        commit()  # last_used_at
         mark_token_auth()
     if not current_user.is_authenticated:
         return api_error(401, "Log in or send 'Authorization: Bearer <token>'.")

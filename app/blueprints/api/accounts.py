@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import User
 from app.services import accounts
 from app.services.inputs import as_bool
+from app.services.tx import commit
 
 
 def _admin_only() -> None:
@@ -61,7 +62,7 @@ def update_user(user_id: int) -> Any:
         user = accounts.update_user(current_user, user_id, body)
     except accounts.AccountError as exc:
         return _account_error(exc)
-    db.session.commit()
+    commit()
     return jsonify(user_json(user))
 
 
@@ -79,7 +80,7 @@ def delete_user(user_id: int) -> Any:
         accounts.delete_user(current_user, user_id)
     except accounts.AccountError as exc:
         return _account_error(exc)
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -112,5 +113,5 @@ def revoke_token(token_id: int) -> Any:
         accounts.revoke_token(current_user, token_id)
     except accounts.AccountError as exc:
         return _account_error(exc)
-    db.session.commit()
+    commit()
     return "", 204

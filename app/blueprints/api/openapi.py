@@ -19,7 +19,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema, fields, validate
 
-from app.domain.model import PEER_KINDS
+from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME, PEER_KINDS, PROTOCOLS, TOPOLOGIES
 from app.domain.validation import (
     HOST_MAX,
     INTERFACE_NAME_MAX,
@@ -37,8 +37,6 @@ from app.models.user import ROLES
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "0.1.0"  # pyproject.toml's version
 DOC_ATTR = "__openapi__"
-TOPOLOGIES = ("mesh", "hub_spoke", "hybrid")
-PROTOCOLS = ("tcp", "udp")
 SEVERITIES = ("critical", "warning")
 PORT = validate.Range(1, 65535)
 KEEPALIVE = validate.Range(0, 65535)
@@ -285,10 +283,10 @@ class MikrotikAccessSchema(Schema):
     host = fields.String(
         allow_none=True, validate=validate.Length(max=HOST_MAX), metadata=_d("Management address or DNS name.")
     )
-    port = fields.Integer(validate=PORT, metadata=_d("RouterOS API port (default 8728)."))
+    port = fields.Integer(validate=PORT, metadata=_d(f"RouterOS API port (default {DEFAULT_API_PORT})."))
     use_tls = fields.Boolean()
     verify_cert = fields.Boolean()
-    username = fields.String(validate=validate.Length(1, USERNAME_MAX), metadata=_d("Default wirewan."))
+    username = fields.String(validate=validate.Length(1, USERNAME_MAX), metadata=_d(f"Default {DEFAULT_API_USERNAME}."))
     password = fields.String(
         load_only=True,
         validate=validate.Length(1, PASSWORD_MAX),

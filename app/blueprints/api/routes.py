@@ -5,26 +5,25 @@ from typing import Any
 from flask import abort, jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
-from sqlalchemy import func, select
 from wtforms.validators import ValidationError as WTFValidationError
 
 from app.blueprints.api import bp
 from app.blueprints.api import openapi as oa
 from app.blueprints.api.openapi import documented, job_accepted, json_response, query_param
 from app.blueprints.api.schemas import job_json, peer_json, service_json, subnet_json, wan_json
+from app.blueprints.lookups import peer_or_404
 from app.domain import conflicts as conflict_rules
 from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Job, Peer, Service, Subnet, Wan
-from app.models.jobs import JOB_STATUSES
+from app.models.jobs import JOB_STATUSES, JobKind
 from app.request_auth import is_token_auth
-from app.services import audit, configs, mikrotik, published, subnets, wans
+from app.services import audit, configs, mikrotik, published, queries, subnets, wans
 from app.services import peers as peer_service
 from app.services.downloads import attachment, zip_attachment
 from app.services.inputs import as_bool, id_arg
 from app.services.specs import load_wan, wan_spec
-from app.services.tx import commit_with_retry
-from jobs.runtime import reap_abandoned
+from app.services.tx import commit, commit_with_retry
 
 PEER_BODY_FIELDS = set(peer_service.PEER_FIELDS) - {
     n for n in peer_service.PEER_FIELDS if n.startswith("mikrotik_")
@@ -63,10 +62,6 @@ def _wan_or_404(wan_id: int) -> Wan:
     return db.session.get(Wan, wan_id) or abort(404, "No such WAN.")
 
 
-def _peer_or_404(peer_id: int) -> Peer:
-    return db.session.get(Peer, peer_id) or abort(404, "No such peer.")
-
-
 def _created(payload: dict[str, Any], location: str) -> Any:
     resp = jsonify(payload)
     resp.status_code = 201
@@ -93,9 +88,7 @@ def me() -> Any:
     "List WANs", tags=["Networks"], responses={200: json_response(oa.WanSchema, "Every WAN, by name.", many=True)}
 )
 def list_wans() -> Any:
-    counts = dict(db.session.execute(select(Peer.wan_id, func.count(Peer.id)).group_by(Peer.wan_id)).all())
-    rows = db.session.scalars(select(Wan).order_by(Wan.name)).all()
-    return jsonify([wan_json(w, counts.get(w.id, 0)) for w in rows])
+    return jsonify([wan_json(row.wan, row.peer_count) for row in queries.wans_with_peer_counts()])
 
 
 @bp.post("/wan")
@@ -225,7 +218,7 @@ def wan_configs_zip(wan_id: int) -> Any:
         abort(403, "The configs hold private keys: viewers cannot download them.")
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     data = configs.configs_zip(wan)
-    db.session.commit()  # the audit entry of the download
+    commit()  # the audit entry of the download
     return zip_attachment(wan, data)
 
 
@@ -281,7 +274,7 @@ def _peer_out(peer: Peer) -> dict[str, Any]:
 @bp.get("/peers/<int:peer_id>")
 @documented("One peer", tags=["Peers"], responses={200: json_response(oa.PeerSchema, "The peer.")}, errors=(404,))
 def get_peer(peer_id: int) -> Any:
-    return jsonify(_peer_out(_peer_or_404(peer_id)))
+    return jsonify(_peer_out(peer_or_404(peer_id)))
 
 
 CONFIG_RESPONSE = {
@@ -328,7 +321,7 @@ def peer_config(peer_id: int) -> Any:
         wan_id=peer.wan_id,
         summary=f"peer '{peer.name}': {config.kind} config downloaded",
     )
-    db.session.commit()
+    commit()
     return attachment(peer, config)
 
 
@@ -355,12 +348,12 @@ def peer_config_applied(peer_id: int) -> Any:
             wan_id=peer.wan_id,
             summary=f"peer '{peer.name}': {config.kind} config downloaded",
         )
-    db.session.commit()
+    commit()
     return attachment(peer, config)
 
 
 def _config_for_download(peer_id: int) -> tuple[Peer, configs.PeerConfig]:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     if not current_user.can_edit:
         abort(403, "A config holds a private key: viewers cannot download it.")
     config_type = request.args.get("config_type", "wireguard")
@@ -382,14 +375,14 @@ def _config_for_download(peer_id: int) -> tuple[Peer, configs.PeerConfig]:
 )
 def update_peer(peer_id: int) -> Any:
     data = _flatten_peer_body(_body(PEER_BODY_FIELDS))
-    peer = commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
+    peer = commit_with_retry(lambda: peer_service.update_peer(peer_or_404(peer_id), data))
     return jsonify(_peer_out(peer))
 
 
 @bp.delete("/peers/<int:peer_id>")
 @documented("Delete a peer", tags=["Peers"], responses={204: oa.NO_CONTENT}, errors=(400, 403, 404, 409))
 def delete_peer(peer_id: int) -> Any:
-    commit_with_retry(lambda: peer_service.delete_peer(_peer_or_404(peer_id)))
+    commit_with_retry(lambda: peer_service.delete_peer(peer_or_404(peer_id)))
     return "", 204
 
 
@@ -423,7 +416,7 @@ def add_subnet(peer_id: int) -> Any:
     data = _body({"cidr", "routed", "auto_nat"}, query_fallback=True)
 
     def work() -> Subnet:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         return subnets.add_subnet(peer, data.get("cidr"), data.get("routed", True), data.get("auto_nat", False))
 
     subnet = commit_with_retry(work)
@@ -450,7 +443,7 @@ def update_subnet(peer_id: int, subnet_id: int) -> Any:
     data = {**request.args.to_dict(), **_body({"routed", "nat", "auto_nat"})}
 
     def work() -> Subnet:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         return subnets.update_subnet(
             peer,
             _subnet_or_404(peer, subnet_id),
@@ -472,7 +465,7 @@ def update_subnet(peer_id: int, subnet_id: int) -> Any:
 )
 def delete_subnet(peer_id: int, subnet_id: int) -> Any:
     def work() -> None:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         subnets.delete_subnet(peer, _subnet_or_404(peer, subnet_id))
 
     commit_with_retry(work)
@@ -490,7 +483,7 @@ def delete_subnet(peer_id: int, subnet_id: int) -> Any:
 )
 def add_service(peer_id: int) -> Any:
     data = _body(published.SERVICE_FIELDS)
-    service = commit_with_retry(lambda: published.add_service(_peer_or_404(peer_id), data))
+    service = commit_with_retry(lambda: published.add_service(peer_or_404(peer_id), data))
     return _created(service_json(service), url_for("api.get_peer", peer_id=peer_id))
 
 
@@ -498,7 +491,7 @@ def add_service(peer_id: int) -> Any:
 @documented("Stop publishing a service", tags=["Peers"], responses={204: oa.NO_CONTENT}, errors=(400, 403, 404, 409))
 def delete_service(peer_id: int, service_id: int) -> Any:
     def work() -> None:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         service = db.session.get(Service, service_id)
         if service is None or service.peer_id != peer.id:
             abort(404, "No such service on this peer.")
@@ -518,7 +511,7 @@ def _job_accepted(job: Job) -> Any:
     return resp
 
 
-def _router_job(peer_id: int, kind: str) -> Any:
+def _router_job(peer_id: int, kind: JobKind) -> Any:
     if not current_user.can_edit:
         abort(403, "Your role is read-only (viewer).")
     if request.method == "GET" and not is_token_auth():
@@ -529,7 +522,7 @@ def _router_job(peer_id: int, kind: str) -> Any:
             validate_csrf(request.headers.get("X-CSRFToken"))
         except WTFValidationError as exc:
             raise CSRFError(str(exc.args[0] if exc.args else "CSRF check failed")) from exc
-    return _job_accepted(commit_with_retry(lambda: mikrotik.request_job(kind, _peer_or_404(peer_id))))
+    return _job_accepted(commit_with_retry(lambda: mikrotik.request_job(kind, peer_or_404(peer_id))))
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/test-connection")
@@ -541,7 +534,7 @@ def _router_job(peer_id: int, kind: str) -> Any:
     errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_test_connection(peer_id: int) -> Any:
-    return _router_job(peer_id, "test_connection")
+    return _router_job(peer_id, JobKind.TEST_CONNECTION)
 
 
 @bp.route("/peers/<int:peer_id>/mikrotik/preflight", methods=["GET", "POST"])
@@ -555,7 +548,7 @@ def mikrotik_test_connection(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_preflight(peer_id: int) -> Any:
-    return _router_job(peer_id, "preflight")
+    return _router_job(peer_id, JobKind.PREFLIGHT)
 
 
 @bp.route("/peers/<int:peer_id>/mikrotik/verify", methods=["GET", "POST"])
@@ -568,7 +561,7 @@ def mikrotik_preflight(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_verify(peer_id: int) -> Any:
-    return _router_job(peer_id, "verify")
+    return _router_job(peer_id, JobKind.VERIFY)
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/revert")
@@ -579,7 +572,7 @@ def mikrotik_verify(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_revert(peer_id: int) -> Any:
-    return _router_job(peer_id, "revert")
+    return _router_job(peer_id, JobKind.REVERT)
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/clear")
@@ -591,7 +584,7 @@ def mikrotik_revert(peer_id: int) -> Any:
     errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_clear(peer_id: int) -> Any:
-    return _router_job(peer_id, "clear")
+    return _router_job(peer_id, JobKind.CLEAR)
 
 
 @bp.post("/peers/<int:peer_id>/mikrotik/deploy")
@@ -615,7 +608,7 @@ def mikrotik_deploy(peer_id: int) -> Any:
     plan_hash = data.get("plan_hash")
     if plan_hash is not None and not isinstance(plan_hash, str):
         raise MalformedRequest("plan_hash must be text.", "plan_hash")
-    job = commit_with_retry(lambda: mikrotik.request_deploy(_peer_or_404(peer_id), approve, plan_hash))
+    job = commit_with_retry(lambda: mikrotik.request_deploy(peer_or_404(peer_id), approve, plan_hash))
     return _job_accepted(job)
 
 
@@ -633,25 +626,17 @@ def mikrotik_deploy(peer_id: int) -> Any:
     errors=(400, 404, 422),
 )
 def list_jobs() -> Any:
-    reap_abandoned()
     # 1..500: a negative LIMIT means "no limit" to SQLite and is an error (a 500) on PostgreSQL.
     limit = max(1, min(request.args.get("limit", 100, type=int) or 100, 500))
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
-    for name in ("wan_id", "peer_id"):
-        value = id_arg(request.args, name)
-        if value is not None:
-            query = query.where(getattr(Job, name) == value)
     status = request.args.get("status")
-    if status:
-        if status not in JOB_STATUSES:
-            raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
-        query = query.where(Job.status == status)
-    return jsonify([job_json(j) for j in db.session.scalars(query)])
+    if status and status not in JOB_STATUSES:
+        raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
+    filters = queries.JobFilters(id_arg(request.args, "wan_id"), id_arg(request.args, "peer_id"), status)
+    return jsonify([job_json(j) for j in queries.list_jobs(filters, limit)])
 
 
 @bp.get("/jobs/<int:job_id>")
 @documented("One job", tags=["Jobs"], responses={200: json_response(oa.JobSchema, "The job.")}, errors=(404,))
 def get_job(job_id: int) -> Any:
-    reap_abandoned()
     job = db.session.get(Job, job_id) or abort(404, "No such job.")
     return jsonify(job_json(job))

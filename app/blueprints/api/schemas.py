@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.models import ApiToken, Job, Peer, Service, Subnet, User, Wan
+from app.services.peers import peer_values
 
 
 def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
@@ -44,18 +45,13 @@ def service_json(service: Service) -> dict[str, Any]:
 
 
 def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
+    values = peer_values(peer)
+    # The API nests router access: mikrotik_host → mikrotik.host.
+    router = {name.removeprefix("mikrotik_"): values.pop(name) for name in list(values) if name.startswith("mikrotik_")}
     data: dict[str, Any] = {
         "id": peer.id,
         "wan_id": peer.wan_id,
-        "name": peer.name,
-        "kind": peer.kind,
-        "is_hub": peer.is_hub,
-        "hub_priority": peer.hub_priority,
-        "tunnel_ip": peer.tunnel_ip,
-        "listen_port": peer.listen_port,
-        "endpoint": peer.endpoint,
-        "has_port_forward": peer.has_port_forward,
-        "keepalive": peer.keepalive,
+        **values,
         "public_key": peer.public_key,
         "brings_own_key": peer.brings_own_key,
         "cgnat": peer.cgnat,
@@ -66,15 +62,7 @@ def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
     if stale is not None:
         data["stale"] = stale
     if peer.kind == "mikrotik":
-        data["mikrotik"] = {
-            "host": peer.mt_host,
-            "port": peer.mt_port,
-            "use_tls": peer.mt_use_tls,
-            "verify_cert": peer.mt_verify_cert,
-            "username": peer.mt_username,
-            "auto_deploy": peer.mt_auto_deploy,
-            "password_set": peer.mt_password_enc is not None,
-        }
+        data["mikrotik"] = {**router, "password_set": peer.mt_password_enc is not None}
     return data
 
 

@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import User
 from app.security import no_store
 from app.services import accounts
+from app.services.tx import commit
 
 bp = Blueprint("auth", __name__)
 
@@ -51,10 +52,10 @@ def login() -> Any:
         try:
             user = accounts.authenticate(form.email.data or "", form.password.data or "", _client())
         except accounts.Throttled as exc:
-            db.session.commit()
+            commit()
             form.password.errors = [str(exc)]
             return render_template("auth/login.html", form=form), 429
-        db.session.commit()
+        commit()
         if user is not None:
             _start_session(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
@@ -73,7 +74,7 @@ def logout() -> Any:
     user = db.session.get(User, current_user.id)
     if user is not None:
         user.end_sessions()
-        db.session.commit()
+        commit()
     logout_user()
     session.clear()
     _new_csrf_token()
@@ -94,7 +95,7 @@ def register() -> Any:
             db.session.rollback()
             getattr(form, exc.field or "email").errors = [exc.message]
         else:
-            db.session.commit()
+            commit()
             _start_session(user)
             flash("Welcome! You are the admin of this WireWAN.", "success")
             return redirect(url_for("main.index"), code=303)
@@ -135,7 +136,7 @@ def change_password() -> Any:
             db.session.rollback()
             getattr(form, exc.field or "new_password").errors = [exc.message]
         else:
-            db.session.commit()
+            commit()
             # Other sessions ended with the change; this one continues under the new generation.
             _start_session(current_user._get_current_object())
             flash("Password changed. Your other sessions are logged out.", "success")
@@ -154,7 +155,7 @@ def create_token() -> Any:
             db.session.rollback()
             form.name.errors = [exc.message]
         else:
-            db.session.commit()
+            commit()
             # Shown once, in this response only: the database keeps just its hash.
             return _account_page(new_token=value)
     return _account_page(token_form=form, status=400)
@@ -169,7 +170,7 @@ def revoke_token(token_id: int) -> Any:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(_back(), code=303)
-    db.session.commit()
+    commit()
     flash("Token revoked.", "success")
     return redirect(_back(), code=303)
 

@@ -7,12 +7,11 @@ from flask import Blueprint, jsonify, render_template
 from flask_login import login_required
 from sqlalchemy import func, select, text
 
-from app.domain.conflicts import wan_conflicts
 from app.extensions import db, redis_connection
 from app.models import Job, Wan
-from app.services.configs import wan_configs
-from app.services.specs import load_wan, wan_spec
-from jobs.runtime import reap_abandoned
+from app.models.jobs import JobKind
+from app.services.configs import cached_conflicts, wan_configs
+from app.services.specs import load_wan
 
 bp = Blueprint("main", __name__)
 
@@ -43,11 +42,13 @@ def _per_wan(query: Any) -> dict[int, int]:
 def _deploy_counts() -> tuple[dict[int, int], dict[int, int]]:
     """Per WAN: deploys queued or running, and routers whose latest deploy failed or was abandoned."""
     pending = _per_wan(
-        select(Job.wan_id, func.count(Job.id)).where(Job.kind == "deploy", Job.status.in_(PENDING)).group_by(Job.wan_id)
+        select(Job.wan_id, func.count(Job.id))
+        .where(Job.kind == JobKind.DEPLOY, Job.status.in_(PENDING))
+        .group_by(Job.wan_id)
     )
     latest = (
         select(func.max(Job.id).label("id"))
-        .where(Job.kind == "deploy", Job.peer_id.is_not(None))
+        .where(Job.kind == JobKind.DEPLOY, Job.peer_id.is_not(None))
         .group_by(Job.peer_id)
         .subquery()
     )
@@ -63,13 +64,15 @@ def _deploy_counts() -> tuple[dict[int, int], dict[int, int]]:
 def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow:
     loaded = load_wan(wan.id)
     assert loaded is not None
-    found = wan_conflicts(wan_spec(loaded))
     stale: int | None = None
     unreachable = 0
     if len(loaded.peers) <= STALE_COUNT_MAX_PEERS:
         rendered = wan_configs(loaded)
         stale = len(rendered.stale_ids(loaded.peers))
         unreachable = len(rendered.unreachable)
+        found = rendered.conflicts
+    else:
+        found = cached_conflicts(loaded)
     worst = "critical" if any(c.severity == "critical" for c in found) else "warning"
     return WanRow(
         wan=loaded,
@@ -85,7 +88,6 @@ def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow
 @bp.get("/")
 @login_required
 def index() -> Any:
-    reap_abandoned()
     pending, failed = _deploy_counts()
     rows = [wan_row(wan, pending, failed) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
     last_jobs = db.session.scalars(select(Job).order_by(Job.id.desc()).limit(LAST_JOBS)).all()

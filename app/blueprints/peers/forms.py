@@ -1,6 +1,7 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 
+from app.domain.model import DEFAULT_API_USERNAME
 from app.forms import choices
 
 KIND_CHOICES = choices(
@@ -27,7 +28,7 @@ class PeerForm(FlaskForm):
     mikrotik_port = StringField("API port", default="")
     mikrotik_use_tls = BooleanField("Use TLS (api-ssl)")
     mikrotik_verify_cert = BooleanField("Verify the router's certificate")
-    mikrotik_username = StringField("API username", default="wirewan")
+    mikrotik_username = StringField("API username", default=DEFAULT_API_USERNAME)
     mikrotik_password = PasswordField("API password")
     mikrotik_auto_deploy = BooleanField("Auto-deploy configuration changes")
     # Create form only: a first LAN this peer HOSTS.

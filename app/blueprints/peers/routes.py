@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints.lookups import peer_or_404
 from app.blueprints.peers.forms import PeerForm, ServiceForm, SubnetForm
 from app.domain.errors import DomainError
 from app.extensions import db
@@ -13,21 +14,18 @@ from app.htmx import hx_redirect, is_htmx
 from app.models import Peer, Service, Subnet, Wan
 from app.permissions import editor_required
 from app.security import no_store
-from app.services import configs, published, subnets
+from app.services import configs, published, queries, subnets
 from app.services import peers as peer_service
 from app.services.downloads import attachment
 from app.services.specs import load_wan
-from app.services.tx import commit_with_retry
+from app.services.tx import commit, commit_with_retry
 
 bp = Blueprint("peers", __name__)
 
 
-def _peer_or_404(peer_id: int) -> Peer:
-    return db.session.get(Peer, peer_id) or abort(404)
-
-
 def _child_or_404(model: type[Subnet] | type[Service], peer: Peer, child_id: int) -> Any:
-    row = db.session.get(model, child_id)
+    # get() on a union of model classes is typed `object`: say which rows it returns.
+    row = cast("Subnet | Service | None", db.session.get(model, child_id))
     if row is None or row.peer_id != peer.id:
         abort(404)
     return row
@@ -73,7 +71,7 @@ def kind_help(wan_id: int) -> Any:
 @bp.get("/peers/<int:peer_id>")
 @login_required
 def detail(peer_id: int) -> Any:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     config = configs.peer_config(peer)
     stale = configs.is_stale(peer, config.sha256)
     return render_template(
@@ -81,7 +79,13 @@ def detail(peer_id: int) -> Any:
         stale=stale,
         changes=configs.changes_since_applied(peer, config) if stale else "",
         **peer_page_context(peer),
+        **_router_context(peer, stale),
     )
+
+
+def _router_context(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
+    """The Router section's data: the page shows the section for MikroTik peers only."""
+    return {"router": queries.router_panel(peer, stale)} if peer.kind == "mikrotik" else {}
 
 
 def peer_page_context(
@@ -102,17 +106,17 @@ def peer_page_context(
 @bp.post("/peers/<int:peer_id>/config")
 @editor_required
 def download_config(peer_id: int) -> Any:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     config = configs.peer_config(peer, "mikrotik-script" if peer.kind == "mikrotik" else "wireguard")
     configs.mark_applied(peer, config, "download-config")
-    db.session.commit()
+    commit()
     return attachment(peer, config)
 
 
 @bp.post("/peers/<int:peer_id>/qr")
 @editor_required
 def show_qr(peer_id: int) -> Any:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     if peer.kind == "mikrotik":
         abort(404)
     config = configs.peer_config(peer, "wireguard")
@@ -124,16 +128,16 @@ def show_qr(peer_id: int) -> Any:
         return render_template("errors/error.html", code=422, title="Too large for a QR code", message=str(exc)), 422
     page = render_template("peers/qr.html", peer=peer, svg=svg)
     configs.mark_applied(peer, config, "show-qr")
-    db.session.commit()
+    commit()
     return no_store(make_response(page))
 
 
 @bp.post("/peers/<int:peer_id>/mark-applied")
 @editor_required
 def mark_applied(peer_id: int) -> Any:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     configs.mark_applied(peer, configs.peer_config(peer), "mark-applied")
-    db.session.commit()
+    commit()
     flash(f"'{peer.name}' is marked as running its current config.", "success")
     return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
 
@@ -141,7 +145,7 @@ def mark_applied(peer_id: int) -> Any:
 @bp.route("/peers/<int:peer_id>/edit", methods=["GET", "POST"])
 @editor_required
 def edit_peer(peer_id: int) -> Any:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     if request.method == "GET":
         form = PeerForm(data={k: v for k, v in peer_service.current_values(peer).items()})
         return render_template("peers/form.html", form=form, wan=peer.wan, peer=peer)
@@ -149,7 +153,7 @@ def edit_peer(peer_id: int) -> Any:
     if form.validate_on_submit():
         data = form_data(form, peer_service.PEER_FIELDS)
         try:
-            commit_with_retry(lambda: peer_service.update_peer(_peer_or_404(peer_id), data))
+            commit_with_retry(lambda: peer_service.update_peer(peer_or_404(peer_id), data))
         except DomainError as exc:
             show_errors(form, exc)
         else:
@@ -161,9 +165,9 @@ def edit_peer(peer_id: int) -> Any:
 @bp.post("/peers/<int:peer_id>/delete")
 @editor_required
 def delete_peer(peer_id: int) -> Any:
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     wan_id, name = peer.wan_id, peer.name
-    commit_with_retry(lambda: peer_service.delete_peer(_peer_or_404(peer_id)))
+    commit_with_retry(lambda: peer_service.delete_peer(peer_or_404(peer_id)))
     flash(f"Peer '{name}' deleted.", "info")
     target = url_for("wans.detail", wan_id=wan_id)
     return hx_redirect(target) if is_htmx() else redirect(target, code=303)
@@ -172,7 +176,7 @@ def delete_peer(peer_id: int) -> Any:
 @bp.post("/peers/<int:peer_id>/rotate-keys")
 @editor_required
 def rotate_keys(peer_id: int) -> Any:
-    commit_with_retry(lambda: peer_service.regenerate_keys(_peer_or_404(peer_id)))
+    commit_with_retry(lambda: peer_service.regenerate_keys(peer_or_404(peer_id)))
     flash("New key pair generated. Every peer's config now needs the new public key.", "success")
     return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
 
@@ -182,13 +186,14 @@ def rotate_keys(peer_id: int) -> Any:
 
 def _section(peer_id: int, template: str, status: int = 200, **forms: Any) -> Any:
     db.session.expire_all()
-    peer = _peer_or_404(peer_id)
+    peer = peer_or_404(peer_id)
     if is_htmx():
         # The section plus the flash messages, swapped out of band into the page's message area.
         body = render_template(template, **peer_page_context(peer, **forms)) + render_template("_flashes_oob.html")
         return body, status
     if status >= 400:
-        return render_template("peers/detail.html", **peer_page_context(peer, **forms)), status
+        page = render_template("peers/detail.html", **peer_page_context(peer, **forms), **_router_context(peer))
+        return page, status
     return redirect(url_for("peers.detail", peer_id=peer_id), code=303)
 
 
@@ -199,7 +204,7 @@ def add_subnet(peer_id: int) -> Any:
     if form.validate_on_submit():
         try:
             subnet = commit_with_retry(
-                lambda: subnets.add_subnet(_peer_or_404(peer_id), form.cidr.data, form.routed.data, form.auto_nat.data)
+                lambda: subnets.add_subnet(peer_or_404(peer_id), form.cidr.data, form.routed.data, form.auto_nat.data)
             )
         except DomainError as exc:
             show_errors(form, exc)
@@ -221,7 +226,7 @@ def update_subnet(peer_id: int, subnet_id: int, action: str) -> Any:
     }[action]
 
     def work() -> Subnet:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         return subnets.update_subnet(peer, _child_or_404(Subnet, peer, subnet_id), **options)
 
     try:
@@ -235,7 +240,7 @@ def update_subnet(peer_id: int, subnet_id: int, action: str) -> Any:
 @editor_required
 def delete_subnet(peer_id: int, subnet_id: int) -> Any:
     def work() -> None:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         subnets.delete_subnet(peer, _child_or_404(Subnet, peer, subnet_id))
 
     try:
@@ -252,7 +257,7 @@ def add_service(peer_id: int) -> Any:
     if form.validate_on_submit():
         try:
             service = commit_with_retry(
-                lambda: published.add_service(_peer_or_404(peer_id), form_data(form, published.SERVICE_FIELDS))
+                lambda: published.add_service(peer_or_404(peer_id), form_data(form, published.SERVICE_FIELDS))
             )
         except DomainError as exc:
             show_errors(form, exc)
@@ -266,7 +271,7 @@ def add_service(peer_id: int) -> Any:
 @editor_required
 def delete_service(peer_id: int, service_id: int) -> Any:
     def work() -> None:
-        peer = _peer_or_404(peer_id)
+        peer = peer_or_404(peer_id)
         published.delete_service(peer, _child_or_404(Service, peer, service_id))
 
     commit_with_retry(work)

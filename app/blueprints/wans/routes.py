@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.blueprints.wans.forms import WanForm
 from app.domain import conflicts as conflict_rules
@@ -15,13 +15,13 @@ from app.domain.errors import DomainError
 from app.extensions import db
 from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx, page_or_partial
-from app.models import AuditEntry, Peer, Wan
+from app.models import AuditEntry, Wan
 from app.permissions import editor_required
-from app.services import configs, wans
+from app.services import configs, queries, wans
 from app.services.downloads import zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
-from app.services.tx import commit_with_retry
+from app.services.tx import commit, commit_with_retry
 
 bp = Blueprint("wans", __name__, url_prefix="/wans")
 
@@ -33,9 +33,7 @@ def _wan_or_404(wan_id: int) -> Wan:
 @bp.get("/")
 @login_required
 def list_wans() -> Any:
-    counts = dict(db.session.execute(select(Peer.wan_id, func.count(Peer.id)).group_by(Peer.wan_id)).all())
-    rows = db.session.scalars(select(Wan).order_by(Wan.name)).all()
-    return render_template("wans/list.html", wans=rows, counts=counts)
+    return render_template("wans/list.html", rows=queries.wans_with_peer_counts())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -133,7 +131,7 @@ def configs_zip(wan_id: int) -> Any:
     private key of the WAN and is audited, so a cross-site link must not trigger it."""
     wan = _wan_or_404(wan_id)
     data = configs.configs_zip(wan)
-    db.session.commit()
+    commit()
     return zip_attachment(wan, data)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from operator import itemgetter
+from typing import NamedTuple
 
 from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork, PeerSpec, WanSpec
 from app.domain.routeros.escape import check_name
@@ -205,24 +206,75 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
     return host, port
 
 
-# ---------------------------------------------------------------- building
+# ---------------------------------------------------------------- the facts a desired state is built from
 
 
-def _remote_routes(wan: WanSpec, peer: PeerSpec, view: PeerView) -> list[IPNetwork]:
-    """Every prefix reached over the overlay that the connected tunnel route does not cover."""
-    own = [s.cidr for s in peer.subnets]
-    out: set[IPNetwork] = set()
-    tunnel = wan.tunnel_cidr
-    for section in view.sections:
-        for net in section.allowed_ips:
-            if net in out:
-                continue
-            if isinstance(net, IPv4Network) and net.subnet_of(tunnel):
-                continue
-            if any(net.version == o.version and net.overlaps(o) for o in own):
-                continue  # topology should already have left these out; never route our own LAN away
-            out.add(net)
-    return sorted(out, key=_net_sort_key)
+class AccessFacts(NamedTuple):
+    """Step 0: how WireWAN logs in, and from where the API admits it."""
+
+    username: str
+    password: str | None
+    use_tls: bool
+    mgmt: str  # the admitted prefixes, fmt_prefixes' form
+
+
+class InterfaceFacts(NamedTuple):
+    listen_port: int
+    mtu: int
+    private_key: str | None  # None: the peer brought its own key
+
+
+class SectionFacts(NamedTuple):
+    """One remote peer's entry: its key, the prefixes it carries and how to reach it."""
+
+    uuid: str
+    public_key: str
+    allowed: str  # fmt_prefixes' form
+    host: str  # "" and "0": no endpoint
+    port: str
+    keepalive: str  # fmt_duration's form
+
+
+class AddressFacts(NamedTuple):
+    tunnel_ip: str
+    prefixlen: int
+
+
+class NatFacts(NamedTuple):
+    """The netmap pair of a routed subnet with a NAT translation."""
+
+    subnet_id: int
+    nat_cidr: str
+    cidr: str
+
+
+class ServiceFacts(NamedTuple):
+    id: int
+    protocol: str
+    shared_ip: str
+    shared_port: int
+    local_ip: str
+    local_port: int
+
+
+class RouterFacts(NamedTuple):
+    """Everything that decides what WireWAN puts on a router, as plain values in a fixed order.
+
+    `build_desired` builds every resource from these facts, and the router's staleness hash
+    (:class:`RouterHasher`) is the hash of exactly these facts: a new property on the router is a new
+    fact, and both follow. Only display text (titles, notes, names) and the interface's public key
+    (which verify reads but nothing writes) come from the spec directly.
+    """
+
+    interface: str
+    peer_id: int
+    access: AccessFacts | None
+    wireguard: InterfaceFacts
+    sections: tuple[SectionFacts, ...]
+    address: AddressFacts
+    routes: tuple[str, ...]  # every prefix reached over the overlay beyond the tunnel range, sorted
+    nat: tuple[NatFacts, ...]
+    services: tuple[ServiceFacts, ...]
 
 
 def _mgmt_addresses(wan: WanSpec, management_source: IPAddress | None) -> list[IPNetwork]:
@@ -236,296 +288,14 @@ def _mgmt_addresses(wan: WanSpec, management_source: IPAddress | None) -> list[I
     return sorted(set(nets), key=_net_sort_key)
 
 
-def build_desired(
-    wan: WanSpec,
-    peer_id: int,
-    topology: TopologyResult | None = None,
-    management_source: IPAddress | None = None,
-) -> DesiredState:
-    """Every resource WireWAN wants on MikroTik peer `peer_id`'s router.
-
-    :param topology: the WAN's `TopologyResult` (built with `build_topology(wan)` when None).
-    :param management_source: the address WireWAN connects from; always admitted by step 0
-        (DESIGN §6), whatever the WAN's management CIDRs say.
-    """
-    peer = wan.peer(peer_id)
-    if peer.kind != "mikrotik":
-        raise ValueError(f"peer {peer.name!r} is not a MikroTik peer")
-    if topology is None:
-        topology = build_topology(wan)
-    view = topology.view(peer_id)
-    wg = check_name(wan.interface_name)
-    notes: list[str] = []
-    res: list[Resource] = []
-
-    # Step 0: the API user and the API service admit the tunnel range, the management CIDRs and
-    # the address WireWAN itself connects from.
-    mgmt = fmt_prefixes(_mgmt_addresses(wan, management_source))
-    mt = peer.mikrotik
-    if mt is not None:
-        user_props = {"group": "full", "address": mgmt}
-        write_only: frozenset[str] = frozenset()
-        if mt.password is not None:
-            user_props["password"] = mt.password
-            write_only = frozenset({"password"})
-        else:
-            notes.append(
-                f"No API password is stored for user {mt.username!r}: the user is only adjusted "
-                "if it already exists, never created without a password."
-            )
-        if mt.username == "admin":
-            notes.append(
-                "The API user is 'admin': step 0 restricts its allowed addresses to the "
-                "management list; make sure you do not log in as admin from elsewhere."
-            )
-        res.append(
-            Resource(
-                USER,
-                f"user:{mt.username}",
-                user_props,
-                match={"name": mt.username},
-                write_only=write_only,
-                create=mt.password is not None,
-                title=f"API user {mt.username}",
-            )
-        )
-        # Plain `api` is always restricted; it is only enabled when WireWAN uses it (no TLS).
-        api_props = {"address": mgmt} if mt.use_tls else {"address": mgmt, "disabled": "false"}
-        res.append(
-            Resource(SERVICE, "service:api", api_props, match={"name": "api"}, create=False, title="API service")
-        )
-        if mt.use_tls:
-            res.append(
-                Resource(
-                    SERVICE,
-                    "service:api-ssl",
-                    {"address": mgmt, "disabled": "false"},
-                    match={"name": "api-ssl"},
-                    create=False,
-                    title="API-SSL service",
-                )
-            )
-    else:
-        notes.append("No MikroTik API settings: step 0 (API user and service) is left out.")
-
-    # Step 1: the WireGuard interface.
-    wg_props = {"name": wg, "listen-port": str(peer.listen_port), "mtu": str(wan.mtu)}
-    if peer.private_key:
-        wg_props["private-key"] = peer.private_key
-    else:
-        notes.append(
-            "This peer brought its own key: the script leaves private-key out, so RouterOS keeps "
-            "(or, on a new interface, generates) its own. Its public key must equal the one "
-            f"stored in WireWAN ({peer.public_key}); verify reports a mismatch."
-        )
-    res.append(
-        Resource(
-            WG,
-            managed_key("interface", peer.id),
-            wg_props,
-            expect={"public-key": peer.public_key},
-            title=f"WireGuard interface {wg}",
-        )
-    )
-
-    # Steps 2–3: one peer entry per visible remote peer, keyed by the remote peer's uuid.
-    for section in view.sections:
-        remote = wan.peer(section.peer_id)
-        props = {
-            "interface": wg,
-            "public-key": remote.public_key,
-            "allowed-address": fmt_prefixes(section.allowed_ips),
-        }
-        # Written explicitly even when empty, so an add and a later set store the same values
-        # (a remote that lost its endpoint must have it cleared, not kept).
-        host, port = split_endpoint(section.endpoint) if section.endpoint else ("", "0")
-        props["endpoint-address"] = host
-        props["endpoint-port"] = port
-        props["persistent-keepalive"] = fmt_duration(section.persistent_keepalive or 0)
-        res.append(Resource(WG_PEERS, managed_key("peer", remote.uuid), props, title=f"peer entry for {remote.name}"))
-
-    # Step 4: the tunnel address (its connected route covers the whole tunnel range).
-    res.append(
-        Resource(
-            ADDRESS,
-            managed_key("address", peer.id),
-            {"address": f"{peer.tunnel_ip}/{wan.tunnel_cidr.prefixlen}", "interface": wg},
-            title=f"tunnel address {peer.tunnel_ip}",
-        )
-    )
-
-    # Step 5: routes at distance 10 for everything else reached over the overlay.
-    routes = _remote_routes(wan, peer, view)
-    for net in routes:
-        res.append(
-            Resource(
-                ROUTE6 if net.version == 6 else ROUTE,
-                managed_key("route", net),
-                {"dst-address": str(net), "gateway": wg, "distance": str(MANAGED_DISTANCE)},
-                title=f"route {net}",
-            )
-        )
-    # Step 6 is the demotion intent below.
-
-    # Steps 7–8: firewall filter accepts, before the first drop rule of their chain.
-    before_input = "before-first-drop:input"
-    before_forward = "before-first-drop:forward"
-    res += [
-        Resource(
-            FILTER,
-            managed_key("allow-handshake", peer.id),
-            {"chain": "input", "action": "accept", "protocol": "udp", "dst-port": str(peer.listen_port)},
-            before_input,
-            title=f"accept WireGuard handshakes on udp/{peer.listen_port}",
-        ),
-        Resource(
-            FILTER,
-            managed_key("allow-input", peer.id),
-            {"chain": "input", "action": "accept", "in-interface": wg},
-            before_input,
-            title=f"accept input from {wg}",
-        ),
-        Resource(
-            FILTER,
-            managed_key("allow-forward-in", peer.id),
-            {"chain": "forward", "action": "accept", "in-interface": wg},
-            before_forward,
-            title=f"accept forward from {wg}",
-        ),
-        Resource(
-            FILTER,
-            managed_key("allow-forward-out", peer.id),
-            {"chain": "forward", "action": "accept", "out-interface": wg},
-            before_forward,
-            title=f"accept forward to {wg}",
-        ),
-    ]
-
-    # Step 9: NAT. The netmap pair of every NAT'd subnet this peer owns. Its srcnat half goes to
-    # the top of srcnat so it always precedes the no-masquerade accept below (which would
-    # otherwise end srcnat processing first).
-    for sub in peer.subnets:
-        if sub.nat_cidr is None or not sub.routed:
-            continue
-        res.append(
-            Resource(
-                NAT,
-                managed_key("netmap-in", sub.id),
-                {
-                    "chain": "dstnat",
-                    "action": "netmap",
-                    "dst-address": str(sub.nat_cidr),
-                    "to-addresses": str(sub.cidr),
-                    "in-interface": wg,
-                },
-                title=f"netmap {sub.nat_cidr} -> {sub.cidr} (inbound)",
-            )
-        )
-        res.append(
-            Resource(
-                NAT,
-                managed_key("netmap-out", sub.id),
-                {
-                    "chain": "srcnat",
-                    "action": "netmap",
-                    "src-address": str(sub.cidr),
-                    "to-addresses": str(sub.nat_cidr),
-                    "out-interface": wg,
-                },
-                "top:srcnat",
-                title=f"netmap {sub.cidr} -> {sub.nat_cidr} (outbound)",
-            )
-        )
-    # One accept for everything leaving through the overlay interface, so no masquerade rule
-    # hides LAN sources from the other side. Matching out-interface (rather than one rule per
-    # remote prefix, or only the tunnel and services ranges) covers exactly the traffic routed
-    # onto the overlay, remote LANs included, and never churns when prefixes change.
-    res.append(
-        Resource(
-            NAT,
-            managed_key("no-masq", peer.id),
-            {"chain": "srcnat", "action": "accept", "out-interface": wg},
-            "before-first-masquerade:srcnat",
-            title=f"no masquerade towards {wg}",
-        )
-    )
-
-    # Step 10: published services: DNAT shared ip:port to the LAN host, and masquerade towards it
-    # so replies come back even when this router is not the host's gateway (DESIGN §4).
-    for svc in peer.services:
-        res.append(
-            Resource(
-                NAT,
-                managed_key("service-dnat", svc.id),
-                {
-                    "chain": "dstnat",
-                    "action": "dst-nat",
-                    "protocol": svc.protocol,
-                    "dst-address": str(svc.shared_ip),
-                    "dst-port": str(svc.shared_port),
-                    "in-interface": wg,
-                    "to-addresses": str(svc.local_ip),
-                    "to-ports": str(svc.local_port),
-                },
-                title=f"publish {svc.name} on {svc.shared_ip}:{svc.shared_port}",
-            )
-        )
-        res.append(
-            Resource(
-                NAT,
-                managed_key("service-snat", svc.id),
-                {
-                    "chain": "srcnat",
-                    "action": "masquerade",
-                    "protocol": svc.protocol,
-                    "dst-address": str(svc.local_ip),
-                    "dst-port": str(svc.local_port),
-                },
-                title=f"replies for {svc.name} via this router",
-            )
-        )
-
-    for item in view.unreachable:
-        notes.append(f"Not reachable from this peer: {item.prefix} ({item.message})")
-
-    keys = [(r.menu, r.key) for r in res]
-    if len(keys) != len(set(keys)):
-        raise ValueError("duplicate resource keys in desired state")
-    return DesiredState(
-        peer_id=peer.id,
-        interface_name=wg,
-        resources=tuple(res),
-        demotion=DemotionIntent(tuple(routes)),
-        notes=tuple(notes),
-    )
-
-
-def desired_hash(desired: DesiredState) -> str:
-    """SHA-256 of what the router must hold: menus, tags, properties (secrets included), placement.
-
-    Titles and notes are left out, so renaming the WAN or a peer (display text only) does not make a
-    router stale; anything that changes a row, a key or a password does.
-    """
-    body = {
-        "interface": desired.interface_name,
-        "demotion": [str(p) for p in desired.demotion.dst_prefixes],
-        "resources": [
-            [r.menu, r.key, sorted(r.props.items()), r.placement, sorted(r.match.items())] for r in desired.resources
-        ],
-    }
-    canon = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()
-
-
 class RouterHasher:
-    """Staleness hashes of a WAN's MikroTik peers without building their desired states.
+    """The :class:`RouterFacts` of a WAN's MikroTik peers, and their staleness hashes.
 
-    :meth:`hash` encodes, canonically and unambiguously, exactly what :func:`desired_hash` hashes of
-    ``build_desired(wan, peer_id, topology)`` (no management source): every resource's menu, tag,
-    properties (secrets included) and placement, and the demoted prefixes. So it changes exactly
-    when that desired state changes (titles, notes and display names excluded, as there), at a
-    fraction of the cost: a 2,000-route router is a few string joins instead of 2,000 resources.
-    The value differs from :func:`desired_hash`'s; deploys store this one (services.configs).
+    :meth:`hash` is the SHA-256 of :meth:`facts`, which `build_desired` builds from: so it changes
+    exactly when the desired state does (titles, notes and display names excluded, as in
+    :func:`desired_hash`), without building a single resource: a 2,000-route router is a few string
+    joins instead of 2,000 resources. The value differs from :func:`desired_hash`'s; deploys store
+    this one (services.configs).
 
     Like the wg-quick renderer, caches are keyed by ``id()`` of prefixes the topology holds, so a
     hasher is used with one topology (which it keeps alive).
@@ -561,30 +331,9 @@ class RouterHasher:
             self._allowed[id(nets)] = text
         return text
 
-    def hash(self, peer_id: int) -> str:
-        wan = self.wan
-        peer = wan.peer(peer_id)
-        if peer.kind != "mikrotik":
-            raise ValueError(f"peer {peer.name!r} is not a MikroTik peer")
-        view = self.topology.view(peer_id)
-        wg = check_name(wan.interface_name)
-        mt = peer.mikrotik
-        access = None if mt is None else [mt.username, mt.password, mt.use_tls, self.mgmt]
-        sections = []
-        for section in view.sections:
-            remote = wan.peer(section.peer_id)
-            host, port = split_endpoint(section.endpoint) if section.endpoint else ("", "0")
-            sections.append(
-                [
-                    remote.uuid,
-                    remote.public_key,
-                    self._allowed_text(section.allowed_ips),
-                    host,
-                    port,
-                    fmt_duration(section.persistent_keepalive or 0),
-                ]
-            )
-        # _remote_routes on integers: outside the tunnel range, clear of every own LAN, unique.
+    def _remote_routes(self, peer: PeerSpec, view: PeerView) -> tuple[str, ...]:
+        """Every prefix reached over the overlay that the connected tunnel route does not cover, clear
+        of every own LAN (never route our own LAN away), unique, in address order; on integers."""
         t_lo, t_hi = self._tunnel
         own = [(s.cidr.version, int(s.cidr.network_address), int(s.cidr.broadcast_address)) for s in peer.subnets]
         seen: set[int] = set()
@@ -602,29 +351,59 @@ class RouterHasher:
                     continue
                 routes.append(info)
         routes.sort(key=itemgetter(1))
-        route_texts = []
+        texts = []
         last = None
         for info in routes:
             if info[1] != last:  # equal prefixes held by distinct objects
-                route_texts.append(info[4])
+                texts.append(info[4])
                 last = info[1]
-        nat = [[s.id, str(s.nat_cidr), str(s.cidr)] for s in peer.subnets if s.nat_cidr is not None and s.routed]
-        services = [
-            [v.id, v.protocol, str(v.shared_ip), v.shared_port, str(v.local_ip), v.local_port] for v in peer.services
-        ]
-        body = [
-            self.VERSION,
-            wg,
-            peer.id,
-            access,
-            [peer.listen_port, wan.mtu, peer.private_key],
-            sections,
-            [str(peer.tunnel_ip), wan.tunnel_cidr.prefixlen],
-            route_texts,
-            nat,
-            services,
-        ]
-        canon = json.dumps(body, separators=(",", ":"))
+        return tuple(texts)
+
+    def facts(self, peer_id: int, management_source: IPAddress | None = None) -> RouterFacts:
+        """:param management_source: the address WireWAN connects from; always admitted by step 0
+        (DESIGN §6). Staleness hashes leave it out, so they do not depend on where WireWAN runs."""
+        wan = self.wan
+        peer = wan.peer(peer_id)
+        if peer.kind != "mikrotik":
+            raise ValueError(f"peer {peer.name!r} is not a MikroTik peer")
+        view = self.topology.view(peer_id)
+        mt = peer.mikrotik
+        mgmt = self.mgmt if management_source is None else fmt_prefixes(_mgmt_addresses(wan, management_source))
+        sections = []
+        for section in view.sections:
+            remote = wan.peer(section.peer_id)
+            host, port = split_endpoint(section.endpoint) if section.endpoint else ("", "0")
+            sections.append(
+                SectionFacts(
+                    remote.uuid,
+                    remote.public_key,
+                    self._allowed_text(section.allowed_ips),
+                    host,
+                    port,
+                    fmt_duration(section.persistent_keepalive or 0),
+                )
+            )
+        return RouterFacts(
+            interface=check_name(wan.interface_name),
+            peer_id=peer.id,
+            access=None if mt is None else AccessFacts(mt.username, mt.password, mt.use_tls, mgmt),
+            wireguard=InterfaceFacts(peer.listen_port, wan.mtu, peer.private_key),
+            sections=tuple(sections),
+            address=AddressFacts(str(peer.tunnel_ip), wan.tunnel_cidr.prefixlen),
+            routes=self._remote_routes(peer, view),
+            nat=tuple(
+                NatFacts(s.id, str(s.nat_cidr), str(s.cidr))
+                for s in peer.subnets
+                if s.nat_cidr is not None and s.routed
+            ),
+            services=tuple(
+                ServiceFacts(v.id, v.protocol, str(v.shared_ip), v.shared_port, str(v.local_ip), v.local_port)
+                for v in peer.services
+            ),
+        )
+
+    def hash(self, peer_id: int) -> str:
+        canon = json.dumps([self.VERSION, *self.facts(peer_id)], separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -633,3 +412,285 @@ def router_hash(wan: WanSpec, peer_id: int, topology: TopologyResult | None = No
     if topology is None:
         topology = build_topology(wan, [peer_id])
     return RouterHasher(wan, topology).hash(peer_id)
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_desired(
+    wan: WanSpec,
+    peer_id: int,
+    topology: TopologyResult | None = None,
+    management_source: IPAddress | None = None,
+) -> DesiredState:
+    """Every resource WireWAN wants on MikroTik peer `peer_id`'s router, built from its
+    :class:`RouterFacts` (what the staleness hash covers) plus display text from the spec.
+
+    :param topology: the WAN's `TopologyResult` (built with `build_topology(wan)` when None).
+    :param management_source: the address WireWAN connects from; always admitted by step 0
+        (DESIGN §6), whatever the WAN's management CIDRs say.
+    """
+    if topology is None:
+        topology = build_topology(wan)
+    facts = RouterHasher(wan, topology).facts(peer_id, management_source)
+    peer = wan.peer(peer_id)  # for display text and the public key verify expects, nothing else
+    view = topology.view(peer_id)
+    wg = facts.interface
+    notes: list[str] = []
+    res: list[Resource] = []
+
+    # Step 0: the API user and the API service admit the tunnel range, the management CIDRs and
+    # the address WireWAN itself connects from.
+    access = facts.access
+    if access is not None:
+        user_props = {"group": "full", "address": access.mgmt}
+        write_only: frozenset[str] = frozenset()
+        if access.password is not None:
+            user_props["password"] = access.password
+            write_only = frozenset({"password"})
+        else:
+            notes.append(
+                f"No API password is stored for user {access.username!r}: the user is only adjusted "
+                "if it already exists, never created without a password."
+            )
+        if access.username == "admin":
+            notes.append(
+                "The API user is 'admin': step 0 restricts its allowed addresses to the "
+                "management list; make sure you do not log in as admin from elsewhere."
+            )
+        res.append(
+            Resource(
+                USER,
+                f"user:{access.username}",
+                user_props,
+                match={"name": access.username},
+                write_only=write_only,
+                create=access.password is not None,
+                title=f"API user {access.username}",
+            )
+        )
+        # Plain `api` is always restricted; it is only enabled when WireWAN uses it (no TLS).
+        api_props = {"address": access.mgmt} if access.use_tls else {"address": access.mgmt, "disabled": "false"}
+        res.append(
+            Resource(SERVICE, "service:api", api_props, match={"name": "api"}, create=False, title="API service")
+        )
+        if access.use_tls:
+            res.append(
+                Resource(
+                    SERVICE,
+                    "service:api-ssl",
+                    {"address": access.mgmt, "disabled": "false"},
+                    match={"name": "api-ssl"},
+                    create=False,
+                    title="API-SSL service",
+                )
+            )
+    else:
+        notes.append("No MikroTik API settings: step 0 (API user and service) is left out.")
+
+    # Step 1: the WireGuard interface.
+    iface = facts.wireguard
+    wg_props = {"name": wg, "listen-port": str(iface.listen_port), "mtu": str(iface.mtu)}
+    if iface.private_key:
+        wg_props["private-key"] = iface.private_key
+    else:
+        notes.append(
+            "This peer brought its own key: the script leaves private-key out, so RouterOS keeps "
+            "(or, on a new interface, generates) its own. Its public key must equal the one "
+            f"stored in WireWAN ({peer.public_key}); verify reports a mismatch."
+        )
+    res.append(
+        Resource(
+            WG,
+            managed_key("interface", facts.peer_id),
+            wg_props,
+            expect={"public-key": peer.public_key},
+            title=f"WireGuard interface {wg}",
+        )
+    )
+
+    # Steps 2–3: one peer entry per visible remote peer, keyed by the remote peer's uuid.
+    for shown, section in zip(view.sections, facts.sections, strict=True):
+        # Written explicitly even when empty, so an add and a later set store the same values
+        # (a remote that lost its endpoint must have it cleared, not kept).
+        props = {
+            "interface": wg,
+            "public-key": section.public_key,
+            "allowed-address": section.allowed,
+            "endpoint-address": section.host,
+            "endpoint-port": section.port,
+            "persistent-keepalive": section.keepalive,
+        }
+        title = f"peer entry for {wan.peer(shown.peer_id).name}"
+        res.append(Resource(WG_PEERS, managed_key("peer", section.uuid), props, title=title))
+
+    # Step 4: the tunnel address (its connected route covers the whole tunnel range).
+    address = facts.address
+    res.append(
+        Resource(
+            ADDRESS,
+            managed_key("address", facts.peer_id),
+            {"address": f"{address.tunnel_ip}/{address.prefixlen}", "interface": wg},
+            title=f"tunnel address {address.tunnel_ip}",
+        )
+    )
+
+    # Step 5: routes at distance 10 for everything else reached over the overlay.
+    routes = [ip_network(text) for text in facts.routes]
+    for net in routes:
+        res.append(
+            Resource(
+                ROUTE6 if net.version == 6 else ROUTE,
+                managed_key("route", net),
+                {"dst-address": str(net), "gateway": wg, "distance": str(MANAGED_DISTANCE)},
+                title=f"route {net}",
+            )
+        )
+    # Step 6 is the demotion intent below.
+
+    # Steps 7–8: firewall filter accepts, before the first drop rule of their chain.
+    before_input = "before-first-drop:input"
+    before_forward = "before-first-drop:forward"
+    res += [
+        Resource(
+            FILTER,
+            managed_key("allow-handshake", facts.peer_id),
+            {"chain": "input", "action": "accept", "protocol": "udp", "dst-port": str(iface.listen_port)},
+            before_input,
+            title=f"accept WireGuard handshakes on udp/{iface.listen_port}",
+        ),
+        Resource(
+            FILTER,
+            managed_key("allow-input", facts.peer_id),
+            {"chain": "input", "action": "accept", "in-interface": wg},
+            before_input,
+            title=f"accept input from {wg}",
+        ),
+        Resource(
+            FILTER,
+            managed_key("allow-forward-in", facts.peer_id),
+            {"chain": "forward", "action": "accept", "in-interface": wg},
+            before_forward,
+            title=f"accept forward from {wg}",
+        ),
+        Resource(
+            FILTER,
+            managed_key("allow-forward-out", facts.peer_id),
+            {"chain": "forward", "action": "accept", "out-interface": wg},
+            before_forward,
+            title=f"accept forward to {wg}",
+        ),
+    ]
+
+    # Step 9: NAT. The netmap pair of every NAT'd subnet this peer owns. Its srcnat half goes to
+    # the top of srcnat so it always precedes the no-masquerade accept below (which would
+    # otherwise end srcnat processing first).
+    for nat in facts.nat:
+        res.append(
+            Resource(
+                NAT,
+                managed_key("netmap-in", nat.subnet_id),
+                {
+                    "chain": "dstnat",
+                    "action": "netmap",
+                    "dst-address": nat.nat_cidr,
+                    "to-addresses": nat.cidr,
+                    "in-interface": wg,
+                },
+                title=f"netmap {nat.nat_cidr} -> {nat.cidr} (inbound)",
+            )
+        )
+        res.append(
+            Resource(
+                NAT,
+                managed_key("netmap-out", nat.subnet_id),
+                {
+                    "chain": "srcnat",
+                    "action": "netmap",
+                    "src-address": nat.cidr,
+                    "to-addresses": nat.nat_cidr,
+                    "out-interface": wg,
+                },
+                "top:srcnat",
+                title=f"netmap {nat.cidr} -> {nat.nat_cidr} (outbound)",
+            )
+        )
+    # One accept for everything leaving through the overlay interface, so no masquerade rule
+    # hides LAN sources from the other side. Matching out-interface (rather than one rule per
+    # remote prefix, or only the tunnel and services ranges) covers exactly the traffic routed
+    # onto the overlay, remote LANs included, and never churns when prefixes change.
+    res.append(
+        Resource(
+            NAT,
+            managed_key("no-masq", facts.peer_id),
+            {"chain": "srcnat", "action": "accept", "out-interface": wg},
+            "before-first-masquerade:srcnat",
+            title=f"no masquerade towards {wg}",
+        )
+    )
+
+    # Step 10: published services: DNAT shared ip:port to the LAN host, and masquerade towards it
+    # so replies come back even when this router is not the host's gateway (DESIGN §4).
+    for named, svc in zip(peer.services, facts.services, strict=True):
+        res.append(
+            Resource(
+                NAT,
+                managed_key("service-dnat", svc.id),
+                {
+                    "chain": "dstnat",
+                    "action": "dst-nat",
+                    "protocol": svc.protocol,
+                    "dst-address": svc.shared_ip,
+                    "dst-port": str(svc.shared_port),
+                    "in-interface": wg,
+                    "to-addresses": svc.local_ip,
+                    "to-ports": str(svc.local_port),
+                },
+                title=f"publish {named.name} on {svc.shared_ip}:{svc.shared_port}",
+            )
+        )
+        res.append(
+            Resource(
+                NAT,
+                managed_key("service-snat", svc.id),
+                {
+                    "chain": "srcnat",
+                    "action": "masquerade",
+                    "protocol": svc.protocol,
+                    "dst-address": svc.local_ip,
+                    "dst-port": str(svc.local_port),
+                },
+                title=f"replies for {named.name} via this router",
+            )
+        )
+
+    for item in view.unreachable:
+        notes.append(f"Not reachable from this peer: {item.prefix} ({item.message})")
+
+    keys = [(r.menu, r.key) for r in res]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate resource keys in desired state")
+    return DesiredState(
+        peer_id=facts.peer_id,
+        interface_name=wg,
+        resources=tuple(res),
+        demotion=DemotionIntent(tuple(routes)),
+        notes=tuple(notes),
+    )
+
+
+def desired_hash(desired: DesiredState) -> str:
+    """SHA-256 of what the router must hold: menus, tags, properties (secrets included), placement.
+
+    Titles and notes are left out, so renaming the WAN or a peer (display text only) does not make a
+    router stale; anything that changes a row, a key or a password does.
+    """
+    body = {
+        "interface": desired.interface_name,
+        "demotion": [str(p) for p in desired.demotion.dst_prefixes],
+        "resources": [
+            [r.menu, r.key, sorted(r.props.items()), r.placement, sorted(r.match.items())] for r in desired.resources
+        ],
+    }
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()

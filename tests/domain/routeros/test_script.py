@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -17,7 +18,15 @@ from app.domain.routeros.script import render_script
 from .fixtures import MGMT_SOURCE, mesh_wan, mikrotik_x, remote_a, remote_b
 from .golden_util import GOLDEN, check_golden
 
-LSP = Path("/tmp/v/bin/routeros-lsp")
+
+def _find_lsp() -> str | None:
+    """The offline RouterOS linter: requirements-dev.txt installs it beside this Python, else PATH."""
+    beside = Path(sys.executable).parent / "routeros-lsp"
+    return str(beside) if beside.is_file() else shutil.which("routeros-lsp")
+
+
+LSP = _find_lsp()
+NO_LSP = "routeros-lsp not found beside this Python or on PATH (pip install -r requirements-dev.txt)"
 
 
 def _script(wan_changes: dict[str, object] | None = None, **x_changes: object) -> str:
@@ -60,21 +69,21 @@ def test_golden_script(name: str) -> None:
     check_golden(name, SCRIPTS[name]())
 
 
-@pytest.mark.skipif(not LSP.exists(), reason="routeros-lsp not installed at /tmp/v/bin (pip install routeros-lsp)")
+@pytest.mark.skipif(LSP is None, reason=NO_LSP)
 def test_golden_scripts_pass_routeros_lsp_strict() -> None:
+    assert LSP is not None
     files = sorted(GOLDEN.glob("*.rsc"))
     assert len(files) >= len(SCRIPTS)
-    proc = subprocess.run(
-        [str(LSP), "check", "--strict", *map(str, files)], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([LSP, "check", "--strict", *map(str, files)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.skipif(shutil.which(str(LSP)) is None, reason="routeros-lsp not installed")
+@pytest.mark.skipif(LSP is None, reason=NO_LSP)
 def test_hostile_script_passes_routeros_lsp(tmp_path: Path) -> None:
+    assert LSP is not None
     path = tmp_path / "hostile.rsc"
     path.write_text(_hostile_script(), encoding="ascii")
-    proc = subprocess.run([str(LSP), "check", "--strict", str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([LSP, "check", "--strict", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
