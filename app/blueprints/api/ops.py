@@ -14,6 +14,7 @@ from app.blueprints.api import openapi as oa
 from app.blueprints.api.openapi import NO_CONTENT, documented, json_response
 from app.blueprints.api.routes import MalformedRequest, _body, _created, _wan_or_404
 from app.blueprints.lookups import peer_or_404
+from app.request_auth import bearer_token
 from app.extensions import db
 from app.models import Peer, RouterStatus, Webhook, WebhookDelivery
 from app.services import reports, webhooks
@@ -87,10 +88,9 @@ def peer_status(peer_id: int) -> Any:
     security=[{"reportToken": []}],
 )
 def peer_report(peer_id: int) -> Any:
-    from app import api_error
+    from app.blueprints.api.errors import api_error
 
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.startswith("Bearer ") else ""
+    token = bearer_token() or ""
     owner = reports.peer_for_token(token) if token.startswith("wwr_") else None
     if owner is None:
         return api_error(401, "Send this peer's report token: 'Authorization: Bearer wwr_…'.")
