@@ -14,9 +14,9 @@ from app.blueprints.api import openapi as oa
 from app.blueprints.api.openapi import NO_CONTENT, documented, json_response
 from app.blueprints.api.routes import MalformedRequest, _body, _created, _wan_or_404
 from app.blueprints.lookups import peer_or_404
-from app.request_auth import bearer_token
 from app.extensions import db
 from app.models import Peer, RouterStatus, Webhook, WebhookDelivery
+from app.request_auth import bearer_token
 from app.services import reports, webhooks
 from app.services import status as status_service
 from app.services.tx import commit

@@ -16,8 +16,8 @@ from app.extensions import db
 from app.models import Peer, RouterStatus, Webhook, WebhookDelivery
 from app.models.base import utcnow
 from app.permissions import admin_required, editor_required
-from app.services import metrics, reports, webhooks
 from app.request_auth import bearer_token
+from app.services import metrics, reports, webhooks
 from app.services import status as status_service
 from app.services.accounts import user_for_token
 from app.services.tx import commit
