@@ -7,19 +7,19 @@ which jobs a filter selects).
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from app import crypto
-from app.domain.routeros.plan import Op
+from app.domain.routeros.desired import DesiredState
+from app.domain.routeros.plan import state_lines
 from app.extensions import db
-from app.models import Deployment, Job, Peer, Subnet, Wan
+from app.models import Deployment, Job, Peer, PeerStatus, Subnet, Wan
 from app.models.base import MAX_ID
-from app.models.jobs import CHANGING_KINDS, JobKind
-from app.services import configs
+from app.models.jobs import JobKind
+from app.services import configs, mikrotik
 
 HISTORY_ON_PEER_PAGE = 10
 
@@ -47,6 +47,13 @@ class JobFilters:
     wan_id: int | None = None
     peer_id: int | None = None
     status: str | None = None  # one of JOB_STATUSES; the caller decides what to do with others
+    # The pages leave out status polls that succeeded (one per router per minute: the status shows
+    # them, they are not news); the API lists every job.
+    quiet_polls: bool = False
+
+
+# Succeeded status polls (one per router per minute) are what the status shows, not news.
+QUIET_POLLS = (Job.kind == JobKind.STATUS.value) & (Job.status == "succeeded")
 
 
 def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
@@ -55,6 +62,8 @@ def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
     if any(value is not None and abs(value) > MAX_ID for value in ids):
         return []  # names no row, and the driver cannot bind it (a 500 on PostgreSQL)
     query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if not filters.quiet_polls:
+        query = query.where(~QUIET_POLLS)
     if filters.wan_id is not None:
         query = query.where(Job.wan_id == filters.wan_id)
     if filters.peer_id is not None:
@@ -67,38 +76,9 @@ def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
 # ---------------------------------------------------------------- the Router section of a MikroTik peer
 
 
-@dataclass(frozen=True)
-class Approval:
-    """Whether a preflight's plan can still be deployed from the page, and if not, why."""
-
-    ok: bool
-    reason: str = ""
-
-
-def approval(preflight: Job | None) -> Approval:
-    """A succeeded preflight without blocking conflicts, still the latest one, and not used up by a
-    deploy, revert or clear started after it. The deploy itself re-checks all of this."""
-    if preflight is None or preflight.kind != JobKind.PREFLIGHT:
-        return Approval(False, "Run Preflight first, then deploy the plan it shows.")
-    if preflight.status != "succeeded":
-        return Approval(False, "This preflight did not finish; run Preflight again.")
-    result = preflight.result or {}
-    if result.get("blocking"):
-        return Approval(False, "The router has things in the way (listed above); fix them and run Preflight again.")
-    newer = db.session.scalar(
-        select(Job.id)
-        .where(
-            Job.peer_id == preflight.peer_id,
-            Job.id > preflight.id,
-            Job.kind.in_((JobKind.PREFLIGHT, *CHANGING_KINDS)),
-            Job.status.in_(("queued", "running", "succeeded")),
-        )
-        .order_by(Job.id.desc())
-        .limit(1)
-    )
-    if newer is not None:
-        return Approval(False, f"Job #{newer} ran on this router after this preflight; run Preflight again.")
-    return Approval(True)
+# "Can this plan be deployed" is one rule, asked by the page and the API alike.
+Approval = mikrotik.Approval
+approval = mikrotik.deploy_approval
 
 
 def desired_lines(deployment: Deployment) -> list[str]:
@@ -106,21 +86,10 @@ def desired_lines(deployment: Deployment) -> list[str]:
     if not deployment.desired_enc:
         return []  # a clear: nothing of WireWAN's is wanted on the router
     try:
-        data = json.loads(crypto.decrypt(deployment.desired_enc))
+        desired = DesiredState.from_json(crypto.decrypt(deployment.desired_enc))
     except crypto.SecretUnreadable:
         return ["# (this deployment's stored state cannot be decrypted: ENCRYPTION_KEY changed)"]
-    lines = []
-    for res in data.get("resources", []):
-        props = {**res.get("match", {}), **res.get("props", {})}
-        # Write-only values (passwords) are never shown; SECRET_PROPS are masked by Op.cli().
-        for name in res.get("write_only", []):
-            props.pop(name, None)
-        if not res.get("match"):
-            props["comment"] = res["key"]
-        lines.append(Op("add", res["menu"], None, props, res["key"]).cli())
-    for prefix in data.get("demotion", []):
-        lines.append(f"# demote unmanaged static routes to {prefix} with distance < 10 to distance 11")
-    return lines
+    return state_lines(desired)
 
 
 @dataclass(frozen=True)
@@ -157,6 +126,10 @@ class RouterPanel:
     history: list[HistoryRow]
     history_total: int
     revertable: bool
+    revert_to: Deployment | None = None  # the last deployment that differs from the latest one
+    in_sync: bool = False  # the latest preflight found nothing to deploy
+    busy: Job | None = None  # a queued or running job of this router (any WAN): actions wait for it
+    busy_reason: str = ""
 
 
 def router_panel(peer: Peer, stale: bool | None = None) -> RouterPanel:
@@ -165,18 +138,21 @@ def router_panel(peer: Peer, stale: bool | None = None) -> RouterPanel:
     preflight = db.session.scalar(
         select(Job).where(Job.peer_id == peer.id, Job.kind == JobKind.PREFLIGHT).order_by(Job.id.desc()).limit(1)
     )
-    # Revert re-applies the deployment before the latest one that has a desired state (not a clear).
-    restorable = db.session.scalar(
-        select(func.count(Deployment.id)).where(Deployment.peer_id == peer.id, Deployment.desired_enc.is_not(None))
-    )
+    plan = approval(preflight)
+    revert_to = mikrotik.revert_target(peer)
+    busy = mikrotik.busy_job(peer)
     return RouterPanel(
         stale=configs.peer_stale(peer) if stale is None else stale,
         latest_job=latest,
-        preflight=preflight if approval(preflight).ok else None,
+        preflight=preflight if plan.ok and not plan.in_sync else None,
         configured=peer.router_configured,
         history=deployment_history(peer, HISTORY_ON_PEER_PAGE),
         history_total=db.session.scalar(select(func.count(Deployment.id)).where(Deployment.peer_id == peer.id)) or 0,
-        revertable=(restorable or 0) >= 2,
+        revertable=revert_to is not None,
+        revert_to=revert_to,
+        in_sync=plan.in_sync,
+        busy=busy,
+        busy_reason=mikrotik.busy_reason(busy) if busy is not None else "",
     )
 
 
@@ -196,7 +172,7 @@ PEER_SORTS = {
 class PeerQuery:
     """A peer list's search, filters, order and page (the WAN page's and GET /api/peers/wan/{id}'s).
 
-    `online` is accepted for when peer status exists (issue 12); until then it selects nothing away.
+    `online`: the peer's last status (issue 12) says online (True) or not (False, also unknown).
     """
 
     q: str = ""
@@ -207,6 +183,8 @@ class PeerQuery:
     descending: bool = False
     page: int = 1
     per_page: int = PER_PAGE
+    # Only these peers (the dashboard's live filters), or None for all.
+    only_ids: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +235,11 @@ def peer_page(wan: Wan, query: PeerQuery) -> PeerPage:
         where.append(Peer.name.ilike(pattern, escape="\\") | Peer.tunnel_ip.like(pattern, escape="\\") | lan.exists())
     if query.kind:
         where.append(Peer.kind == query.kind)
+    if query.only_ids is not None:
+        where.append(Peer.id.in_(sorted(query.only_ids)))
+    if query.online is not None:
+        up = select(PeerStatus.peer_id).where(PeerStatus.peer_id == Peer.id, PeerStatus.online.is_(True)).exists()
+        where.append(up if query.online else ~up)
     if query.stale is not None:
         if hashes is None:
             where.append(stale_expr if query.stale else ~stale_expr)

@@ -161,7 +161,10 @@ def test_special_responses(doc: dict[str, Any]) -> None:
     assert config["parameters"][0]["schema"]["enum"] == ["wireguard", "mikrotik-script"]
     assert set(ops[("/api/wan/{wan_id}/configs.zip", "get")]["responses"]["200"]["content"]) == {"application/zip"}
     deletes = [op for (p, m), op in ops.items() if m == "delete"]
-    assert len(deletes) == 4 and all("204" in op["responses"] for op in deletes)
+    assert len(deletes) == 7 and all("204" in op["responses"] for op in deletes)  # + webhooks, users, tokens
+    marking = ops[("/api/peers/{peer_id}/config", "post")]
+    assert set(marking["responses"]["200"]["content"]) == {"text/plain"}
+    assert "403" in ops[("/api/wan/{wan_id}/configs.zip", "get")]["responses"]
     jobs = [op for (p, m), op in ops.items() if "/mikrotik/" in p]
     assert len(jobs) == 8
     for op in jobs:
@@ -169,7 +172,7 @@ def test_special_responses(doc: dict[str, Any]) -> None:
         assert accepted["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobAccepted"}
         assert accepted["headers"]["Location"]["required"] is True
     created = [op for (p, m), op in ops.items() if m == "post" and "201" in op["responses"]]
-    assert len(created) == 6
+    assert len(created) == 7  # + webhooks
     # Every single object created has a Location; the CSV import creates many.
     assert ops[("/api/peers/wan/{wan_id}/import", "post")] in created
     assert all(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.models import Job, Peer, Service, Subnet, Wan
+from app.extensions import db
+from app.models import ApiToken, Job, Peer, PeerStatus, Service, Subnet, User, Wan
 from app.services.peers import peer_values
+from app.services.status import status_json
 
 
 def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
@@ -45,7 +47,11 @@ def service_json(service: Service) -> dict[str, Any]:
     }
 
 
-def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
+def peer_json(peer: Peer, stale: bool | None = None, status: PeerStatus | None | bool = False) -> dict[str, Any]:
+    """`status`: the peer's PeerStatus row when the caller loaded them in bulk (None: none yet);
+    left out, it is looked up."""
+    if status is False:
+        status = db.session.get(PeerStatus, peer.id)
     values = peer_values(peer)
     # The API nests router access: mikrotik_host → mikrotik.host.
     router = {name.removeprefix("mikrotik_"): values.pop(name) for name in list(values) if name.startswith("mikrotik_")}
@@ -58,6 +64,7 @@ def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
         "cgnat": peer.cgnat,
         "subnets": [subnet_json(s) for s in peer.subnets],
         "services": [service_json(s) for s in peer.services],
+        "status": status_json(peer.id, status if isinstance(status, PeerStatus) else None),
         "mikrotik": None,
     }
     if stale is not None:
@@ -90,4 +97,27 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+    }
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "role": user.role,
+        "active": user.active,
+        "last_login_at": _iso(user.last_login_at),
+    }
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "user_id": token.user_id,
+        "hint": token.hint,
+        "created_at": _iso(token.created_at),
+        "last_used_at": _iso(token.last_used_at),
+        "expires_at": _iso(token.expires_at),
+        "revoked": token.revoked_at is not None,
     }

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -8,6 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_required
 from sqlalchemy import select
 
+from app.blueprints.ops.routes import source_names
 from app.blueprints.wans.forms import WanForm
 from app.domain import conflicts as conflict_rules
 from app.domain import topology_svg, validation
@@ -21,6 +23,7 @@ from app.models import AuditEntry, Wan
 from app.permissions import editor_required
 from app.services import configs, queries, transfer, wans
 from app.services import peers as peer_service
+from app.services import status as status_service
 from app.services.downloads import document_attachment, zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
@@ -89,18 +92,28 @@ def page_query(args: Any) -> queries.PeerQuery:
 
 
 def wan_page_context(wan: Wan) -> dict[str, Any]:
-    """What the WAN page shows: one page of peers (with badges) and the conflicts panel; the whole
-    WAN is never loaded while the cached hashes and findings are current."""
-    page = queries.peer_page(wan, page_query(request.args))
+    """What the WAN page shows: one page of peers (with badges and live status) and the conflicts
+    panel; the whole WAN is never loaded while the cached hashes and findings are current.
+    `?live=up|down|unreachable|drifted` (the dashboard's links) lists only those peers."""
+    live = request.args.get("live")
+    live = live if live in status_service.LIVE_FILTERS else None
+    query = page_query(request.args)
+    if live:
+        query = replace(query, only_ids=frozenset(status_service.live_filter_ids(wan.id, live)))
+    page = queries.peer_page(wan, query)
     found_conflicts, unreachable = configs.findings(wan)
     return {
         "wan": wan,
+        "live_filter": live,
         "peers": page.peers,
         "listing": page,
         "peer_count": queries.peer_count(wan),
         "conflicts": found_conflicts,
         "unreachable": unreachable,
         "stale_ids": page.stale_ids,
+        # Live status (issue 12): the table refreshes itself every poll interval.
+        "statuses": status_service.statuses_for([p.id for p in page.peers]),
+        "source_names": source_names(wan.id),
     }
 
 
@@ -158,10 +171,20 @@ def delete_wan(wan_id: int) -> Any:
 @bp.post("/<int:wan_id>/configs.zip")
 @editor_required
 def configs_zip(wan_id: int) -> Any:
-    """Every non-MikroTik config in one zip (POST: it marks them applied and is audited)."""
-    data, _ = configs.configs_zip(_wan_or_404(wan_id))
+    """Every peer's config in one zip. POST although it marks nothing applied: it hands out every
+    private key of the WAN and is audited, so a cross-site link must not trigger it."""
+    wan = _wan_or_404(wan_id)
+    data = configs.configs_zip(wan)
     commit()
-    return zip_attachment(_wan_or_404(wan_id), data)
+    return zip_attachment(wan, data)
+
+
+@bp.post("/<int:wan_id>/mark-applied")
+@editor_required
+def mark_all_applied(wan_id: int) -> Any:
+    count = commit_with_retry(lambda: configs.mark_all_applied(_wan_or_404(wan_id)))
+    flash(f"{count} peer{'s' if count != 1 else ''} marked as running the current config.", "success")
+    return redirect(url_for("wans.detail", wan_id=wan_id), code=303)
 
 
 @bp.get("/<int:wan_id>/audit")
