@@ -259,6 +259,7 @@ def main() -> int:
             print(f"measuring {label} ...", flush=True)
             times = measure(args.samples, call)
             rows.append((label, len(times), statistics.median(times), percentile(times, 95), max(times)))
+            print(f"  p50 {rows[-1][2]:.1f} ms, p95 {rows[-1][3]:.1f} ms (n={len(times)})", flush=True)
 
         # Whole-WAN operations, timed once each (issue 13 targets: < 3 s and < 10 s).
         from app.services import configs
@@ -271,9 +272,11 @@ def main() -> int:
 
             db.session.execute(update(Wan).where(Wan.id == wan_id).values(revision=Wan.revision + 1))
             db.session.commit()
+            print("recomputing every config hash (cache miss) ...", flush=True)
             start = time.perf_counter()
             configs._compute_and_store(wan_id)
             recompute = time.perf_counter() - start
+            print(f"  {recompute:.2f} s; configs.zip ...", flush=True)
             wan = load_wan(wan_id)
             assert wan is not None
             start = time.perf_counter()
