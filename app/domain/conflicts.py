@@ -17,6 +17,7 @@ from app.domain.addressing import (
     RANGE_LABELS,
     RangeKind,
     allocate_service_ip,
+    allocate_service_ip6,
     allocate_tunnel_ip,
     allocate_tunnel_ip6,
     check_in_range,
@@ -58,6 +59,8 @@ class ServiceDecision:
 
     shared_ip: IPv4Address
     shared_port: int
+    # Published over IPv6 too (the WAN's IPv6 services range); None otherwise.
+    shared_ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,8 @@ def check_service(
     *,
     name: str | None = None,
     exclude_service_id: int | None = None,
+    local_ip6: IPv6Address | None = None,
+    shared_ip6: IPv6Address | None = None,
 ) -> ServiceDecision:
     """Check a published service and pick its shared address.
 
@@ -400,10 +405,11 @@ def check_service(
         )
 
     port = local_port if shared_port is None else shared_port
+    ip6 = _check_service6(wan, peer, services, protocol, port, local_ip6, shared_ip6)
     if shared_ip is None:
         used = [s.shared_ip for _, s in services if isinstance(s.shared_ip, IPv4Address)]
         ip = allocate_service_ip(wan.services_cidr, used)
-        return ServiceDecision(shared_ip=ip, shared_port=port)
+        return ServiceDecision(shared_ip=ip, shared_port=port, shared_ip6=ip6)
 
     check_in_range(shared_ip, wan.services_cidr, "services range", "Shared IP", "shared_ip")
     for other_peer, s in services:
@@ -427,7 +433,62 @@ def check_service(
                 other_peer_id=other_peer.id,
                 other_service_id=s.id,
             )
-    return ServiceDecision(shared_ip=shared_ip, shared_port=port)
+    return ServiceDecision(shared_ip=shared_ip, shared_port=port, shared_ip6=ip6)
+
+
+def _check_service6(
+    wan: WanSpec,
+    peer: PeerSpec,
+    services: list[tuple[PeerSpec, ServiceSpec]],
+    protocol: Protocol,
+    port: int,
+    local_ip6: IPv6Address | None,
+    shared_ip6: IPv6Address | None,
+) -> IPv6Address | None:
+    """The shared IPv6 address of a service published over IPv6 too (None when it is not): the
+    same rules as IPv4 in the IPv6 services range. There is no NAT64: the target must be IPv6."""
+    if local_ip6 is None:
+        if shared_ip6 is not None:
+            raise ValidationError(
+                "A shared IPv6 address needs a local IPv6 target (local_ip6): IPv6 is not translated to IPv4.",
+                "local_ip6",
+            )
+        return None
+    if wan.services_cidr6 is None:
+        raise ValidationError(
+            "The WAN has no IPv6 services range; set one in the WAN settings to publish over IPv6.", "local_ip6"
+        )
+    if local_ip6 != peer.tunnel_ip6 and not any(local_ip6 in s.cidr for s in peer.subnets):
+        raise ValidationError(
+            f"Local IPv6 {local_ip6} is neither this peer's tunnel IPv6 ({peer.tunnel_ip6}) nor inside one of "
+            "its IPv6 local networks; add the LAN under Local Networks first.",
+            "local_ip6",
+        )
+    if shared_ip6 is None:
+        used = [s.shared_ip6 for _, s in services if s.shared_ip6 is not None]
+        return allocate_service_ip6(wan.services_cidr6, used)
+    check_in_range(shared_ip6, wan.services_cidr6, "IPv6 services range", "Shared IPv6", "shared_ip6")
+    for other_peer, s in services:
+        if s.shared_ip6 == shared_ip6 and other_peer.id != peer.id:
+            raise ConflictError(
+                f"Shared IPv6 {shared_ip6} already belongs to service '{s.name}' of peer "
+                f"'{other_peer.name}'; a shared IP routes to one peer only. Leave it empty to get a "
+                "free one.",
+                "shared_ip6",
+                fixes=("other_address",),
+                other_peer_id=other_peer.id,
+                other_service_id=s.id,
+            )
+        if s.shared_ip6 == shared_ip6 and s.shared_port == port and s.protocol == protocol:
+            raise ConflictError(
+                f"[{shared_ip6}]:{port}/{protocol} is already published by service '{s.name}' of peer "
+                f"'{other_peer.name}'; choose another shared port.",
+                "shared_port",
+                fixes=("other_port",),
+                other_peer_id=other_peer.id,
+                other_service_id=s.id,
+            )
+    return shared_ip6
 
 
 # --- WAN ranges --------------------------------------------------------------------------------

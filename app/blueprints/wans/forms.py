@@ -19,6 +19,8 @@ class WanForm(FlaskForm):
     tunnel_cidr = StringField("Tunnel range", default="10.0.0.0/24")
     services_cidr = StringField("Shared services range", default="10.0.5.0/24")
     nat_pool_cidr = StringField("NAT pool", default="172.16.0.0/12")
+    tunnel_cidr6 = StringField("IPv6 tunnel range (dual stack)")
+    services_cidr6 = StringField("IPv6 shared services range")
     interface_name = StringField("Interface name", default="wg-wan-overlay")
     listen_port = StringField("Default listen port", default="51820")
     keepalive = StringField("PersistentKeepalive (s)", default="25")
