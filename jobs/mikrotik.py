@@ -19,7 +19,10 @@ from sqlalchemy import select
 from app import crypto
 from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
 from app.domain.routeros.desired import (
+    ADDRESS6,
     FILTER,
+    FILTER6,
+    IPV6_MENUS,
     NAT,
     ROUTE,
     ROUTE6,
@@ -64,7 +67,7 @@ def rollback_seconds() -> int:
 
 # Changes that can cut the path WireWAN manages the router through; a deploy containing one is
 # commit-confirmed (a rollback is armed on the router first and disarmed once WireWAN gets back in).
-RISKY_MENUS = frozenset({USER, SERVICE, WG, FILTER, "/ip/address", ROUTE, ROUTE6})
+RISKY_MENUS = frozenset({USER, SERVICE, WG, FILTER, FILTER6, "/ip/address", ADDRESS6, ROUTE, ROUTE6})
 BASE_MENUS: tuple[str, ...] = (USER, SERVICE, WG, WG_PEERS, "/ip/address", ROUTE, FILTER, NAT)
 
 
@@ -91,13 +94,20 @@ def router_target(peer: Peer) -> RouterTarget:
 
 
 def menus_for(desired: DesiredState) -> tuple[str, ...]:
-    extra = (
-        [ROUTE6]
-        if any(r.menu == ROUTE6 for r in desired.resources)
-        or any(p.version == 6 for p in desired.demotion.dst_prefixes)
-        else []
+    """The menus a deploy reads: the IPv6 ones only when the router needs IPv6 (a dual-stack WAN or
+    an IPv6 LAN), so a router without IPv6 is never asked about it."""
+    wants6 = any(r.menu in IPV6_MENUS for r in desired.resources) or any(
+        p.version == 6 for p in desired.demotion.dst_prefixes
     )
-    return (*BASE_MENUS, *extra)
+    return (*BASE_MENUS, *IPV6_MENUS) if wants6 else BASE_MENUS
+
+
+def clear_menus(peer: Peer) -> tuple[str, ...]:
+    """What a clear reads: the IPv6 menus too when the WAN is dual-stack or has an IPv6 LAN (tagged
+    rows and demoted routes may be there)."""
+    wan = peer.wan
+    wants6 = wan.tunnel_cidr6 is not None or any(":" in s.cidr for p in wan.peers for s in p.subnets)
+    return (*BASE_MENUS, *IPV6_MENUS) if wants6 else BASE_MENUS
 
 
 def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, configs.PeerConfig]:
@@ -569,7 +579,7 @@ def run_clear(job_id: int) -> None:
                 iface = peer.wan.interface_name
                 empty = DesiredState(peer.id, iface, (), DemotionIntent(()))
                 ctx.progress(25, "reading the router")
-                actual = parse_actual(s.read_state(BASE_MENUS))
+                actual = parse_actual(s.read_state(clear_menus(peer)))
                 p = plan(empty, actual)
                 restore = restore_ops(peer, actual)
                 full = Plan(tuple(restore) + p.ops, p.warnings, ())

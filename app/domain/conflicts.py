@@ -458,6 +458,11 @@ def _check_service6(
         raise ValidationError(
             "The WAN has no IPv6 services range; set one in the WAN settings to publish over IPv6.", "local_ip6"
         )
+    if peer.kind == "mikrotik":
+        raise ValidationError(
+            "Publishing over IPv6 is not supported on MikroTik peers yet; publish it over IPv4, or from a server peer.",
+            "local_ip6",
+        )
     if local_ip6 != peer.tunnel_ip6 and not any(local_ip6 in s.cidr for s in peer.subnets):
         raise ValidationError(
             f"Local IPv6 {local_ip6} is neither this peer's tunnel IPv6 ({peer.tunnel_ip6}) nor inside one of "

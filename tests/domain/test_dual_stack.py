@@ -229,3 +229,13 @@ def test_services_over_ipv6_need_an_ipv6_target_and_range() -> None:
         check_service(wan, 1, "tcp", ip_address("10.0.0.1"), 80, shared_ip6=A6("fd10:78::9"))
     with pytest.raises(ValidationError, match="no IPv6 services range"):
         check_service(dual(owner), 1, "tcp", ip_address("10.0.0.1"), 80, local_ip6=A6("fd10:77::1"))
+    router = replace(owner, kind="mikrotik")
+    with pytest.raises(ValidationError, match="not supported on MikroTik peers yet"):
+        check_service(
+            dual(router, services_cidr6=IPv6Network("fd10:78::/64")),
+            1,
+            "tcp",
+            ip_address("10.0.0.1"),
+            80,
+            local_ip6=A6("fd10:77::1"),
+        )

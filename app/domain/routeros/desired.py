@@ -619,7 +619,7 @@ def build_desired(
     # more than the IPv4 one (everything not from the LAN list, bad addresses, hop limit 1): the
     # accepts go before its first drop of each chain too.
     if facts.address6 is not None:
-        res += [
+        filters6 = [
             Resource(
                 FILTER6,
                 managed_key(key, facts.peer_id),
@@ -646,6 +646,10 @@ def build_desired(
                 ),
             )
         ]
+        # Each family's input accepts, then each family's forward accepts (the script's steps 7, 8).
+        first_forward = next(i for i, r in enumerate(res) if r.menu == FILTER and r.props["chain"] == "forward")
+        res[first_forward:first_forward] = filters6[:2]
+        res += filters6[2:]
 
     # Step 9: NAT. The netmap pair of every NAT'd subnet this peer owns. Its srcnat half goes to
     # the top of srcnat so it always precedes the no-masquerade accept below (which would
