@@ -115,3 +115,20 @@ def test_wan_form_suggests_a_ula_and_the_page_shows_both_addresses(admin_browser
     bad = admin_browser.post("/wans/new", {**WAN_FORM, "name": "other", "tunnel_cidr6": "10.9.0.0/24"})
     assert bad.status_code == 422
     assert "IPv6 tunnel range must be an IPv6 range; 10.9.0.0/24 is IPv4." in bad.get_data(as_text=True)
+
+
+def test_twelve_peers_added_at_once_get_distinct_ipv6_addresses(app: Flask, api: Any, operator_token: str) -> None:
+    from tests.web.test_concurrency import _client, _in_parallel
+
+    wan = make_wan(api, tunnel_cidr6="fd10:77::/64")
+
+    def add(i: int) -> Any:
+        resp = _client(app, operator_token)("post", f"/api/peers/wan/{wan['id']}",
+                                            json={"name": f"peer{i:02d}", "kind": "server"})  # fmt: skip
+        return resp.status_code, resp.get_json()
+
+    results = _in_parallel(12, add)
+    assert all(isinstance(r, tuple) and r[0] == 201 for r in results), results
+    got = sorted(body["tunnel_ip6"] for _, body in results)
+    assert got == sorted(f"fd10:77::{n:x}" for n in range(1, 13))
+    assert api.get(f"/api/wan/{wan['id']}/conflicts").get_json() == []
