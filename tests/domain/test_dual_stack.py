@@ -239,3 +239,13 @@ def test_services_over_ipv6_need_an_ipv6_target_and_range() -> None:
             80,
             local_ip6=A6("fd10:77::1"),
         )
+
+
+def test_the_topology_picture_names_both_tunnel_addresses() -> None:
+    from app.domain.topology import build_topology
+    from app.domain.topology_svg import render_svg
+
+    wan = dual(replace(peer(1, "hub", hub=True), tunnel_ip6=A6("fd10:77::1")), peer(2, "v4only"))
+    svg = render_svg(wan, build_topology(wan)).svg
+    assert "tunnel 10.0.0.1\ntunnel fd10:77::1" in svg
+    assert "tunnel 10.0.0.2\nendpoint" in svg
