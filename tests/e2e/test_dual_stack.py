@@ -104,3 +104,21 @@ def test_adding_the_ipv6_range_stales_every_config(net: Network, wanapi: WanClie
     assert net.ping(a, pb["tunnel_ip6"]) == 64, net.report()
     assert net.ping(b, pa["tunnel_ip6"]) == 64, net.report()
     assert net.ping(a, pb["tunnel_ip"]) == 64, net.report()
+
+
+def test_dual_stack_cgnat_pair_relayed_through_the_hub(net: Network, wanapi: WanClient) -> None:
+    wan = wanapi.wan("relay6", topology="hybrid", tunnel_cidr6=ULA)
+    srv, hub = net.public_node("srv"), net.public_node("hub")
+    cg1, cg2 = net.cgnat_node("cg1"), net.cgnat_node("cg2")
+    ps = wanapi.peer(wan["id"], "srv", "server", f"{srv.public_ip}:51820")  # lower tunnel IP, not the hub
+    ph = wanapi.peer(wan["id"], "hub", "server", f"{hub.public_ip}:51820", is_hub=True)
+    p1, p2 = wanapi.peer(wan["id"], "cg1", "client"), wanapi.peer(wan["id"], "cg2", "client")
+    for node, peer in ((srv, ps), (hub, ph), (cg1, p1), (cg2, p2)):
+        net.wg_up(node, wanapi.config(peer["id"]))
+
+    for family in ("tunnel_ip", "tunnel_ip6"):
+        # Neither CGNAT peer can be dialled: their traffic goes through the hub, one hop more.
+        assert net.ping(cg1, p2[family]) == 63, net.report()
+        assert net.ping(cg2, p1[family]) == 63, net.report()
+        assert net.first_hop(cg1, p2[family]) == ph[family], net.report()
+        assert net.ping(cg1, ps[family]) == 64, net.report()  # hybrid: direct to a peer with an endpoint
