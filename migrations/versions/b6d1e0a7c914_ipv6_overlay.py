@@ -1,7 +1,7 @@
 """IPv6 overlay: WAN tunnel_cidr6 and services_cidr6, peer tunnel_ip6, service local_ip6 and shared_ip6
 
 Revision ID: b6d1e0a7c914
-Revises: f7b7f4d8511e
+Revises: 2a1ca40a1a50
 Create Date: 2026-12-06 21:40:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "b6d1e0a7c914"
-down_revision = "f7b7f4d8511e"
+down_revision = "2a1ca40a1a50"
 branch_labels = None
 depends_on = None
 

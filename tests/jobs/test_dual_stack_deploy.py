@@ -27,7 +27,7 @@ def test_dual_stack_deploy_demotes_and_clear_restores(
     assert done["status"] == "succeeded", done
     assert [r["address"] for r in tagged(sim, "/ipv6/address")] == ["fd10:77::1/64"]
     routes = {r.get("comment"): r["distance"] for r in sim.rows("/ipv6/route")}
-    assert routes == {"old": "11", f"{TAG}route-fd30::/64": "10"}
+    assert routes == {"old": "11", f"{TAG}w{router_wan['wan']['id']}:route-fd30::/64": "10"}
     assert len(tagged(sim, "/ipv6/firewall/filter")) == 4
     assert run_direct("verify", router)["result"]["in_sync"] is True
     assert run_direct("deploy", router, AUTO)["result"]["writes"] == 0

@@ -79,4 +79,4 @@ def test_an_unmanaged_ipv6_route_is_demoted_not_removed() -> None:
         sim.state.add(ROUTE6, {"dst-address": "fd30::/64", "gateway": "bridge", "distance": "1", "comment": "old"})
         deploy(sim, desired())
         distances = sorted((r.get("comment", ""), r["distance"]) for r in sim.rows(ROUTE6))
-        assert distances == [("WAN-Overlay-Manager:route-fd30::/64", "10"), ("old", "11")]
+        assert distances == [("WAN-Overlay-Manager:w7:route-fd30::/64", "10"), ("old", "11")]

@@ -21,7 +21,8 @@ class WanForm(FlaskForm):
     nat_pool_cidr = StringField("NAT pool", default="172.16.0.0/12")
     tunnel_cidr6 = StringField("IPv6 tunnel range (dual stack)")
     services_cidr6 = StringField("IPv6 shared services range")
-    interface_name = StringField("Interface name", default="wg-wan-overlay")
+    # Empty on create: the service derives `wg-<WAN name>`, unique per WAN (one router, several WANs).
+    interface_name = StringField("Interface name", default="", description="Empty: wg-<WAN name>")
     listen_port = StringField("Default listen port", default="51820")
     keepalive = StringField("PersistentKeepalive (s)", default="25")
     mtu = StringField("MTU", default="1420")
