@@ -16,8 +16,10 @@ from typing import Any
 
 from flask import current_app
 from flask_login import current_user
+from rq.job import Job as RqJob
 from sqlalchemy import select, update
 
+from app.domain.errors import DomainError
 from app.extensions import db, job_queue, redis_connection
 from app.models import Job, Peer
 from app.models.base import utcnow
@@ -43,9 +45,30 @@ def _actor() -> tuple[int | None, str]:
     return None, "system"
 
 
+class QueueUnavailable(DomainError):
+    """Redis cannot be reached: a job asked for now could not be queued (HTTP 503)."""
+
+    default_code = "unavailable"
+    default_status = 503
+
+
+def require_queue() -> None:
+    """Refuse a job someone is asking for while Redis is unreachable, before anything is saved: a
+    clear 503 now, rather than a 202 and a job that fails at once."""
+    try:
+        redis_connection().ping()
+    except Exception as exc:  # noqa: BLE001 — any connection or auth error means the same to the user
+        raise QueueUnavailable(
+            "The job queue (Redis) is unreachable, so nothing was queued or saved. "
+            "Check that Redis and the worker are running, then try again."
+        ) from exc
+
+
 def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None, trigger: str = "manual") -> Job:
     """Stage a queued Job row; the commit (app.services.tx.commit) hands it to RQ."""
     kind = JobKind(kind)
+    if trigger == "manual":
+        require_queue()
     user_id, actor = _actor()
     job = Job(
         kind=kind.value,
@@ -140,7 +163,23 @@ def reap_abandoned(stale_after_seconds: float | None = None) -> int:
             f"The worker running this job stopped (no heartbeat for {int(limit)} s). Nothing more will "
             "happen; run the job again — a deploy reads the router first, so it converges."
         )
-    return len(stale)
+    return len(stale) + _reap_lost(limit)
+
+
+def _reap_lost(grace_seconds: float) -> int:
+    """End the queued jobs that RQ no longer holds: the queue lost them (a Redis restart; the private
+    Redis of ./run.sh keeps nothing on disk) or the process died between commit and enqueue. Left
+    queued, such a job would never run and would keep its router's actions disabled for good."""
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    waiting = db.session.scalars(select(Job).where(Job.status == JobStatus.QUEUED.value, Job.created_at < cutoff)).all()
+    lost = [job for job in waiting if not job.rq_id or not RqJob.exists(job.rq_id, connection=redis_connection())]
+    for job in lost:
+        job.abandon(
+            "The job queue no longer holds this job (Redis restarted, or the request that queued it "
+            "stopped), so no worker will run it. Nothing was done; run it again.",
+            summary="lost from the queue",
+        )
+    return len(lost)
 
 
 # ---------------------------------------------------------------- auto-deploy coalescing
