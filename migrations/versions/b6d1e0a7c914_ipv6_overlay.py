@@ -1,7 +1,7 @@
 """IPv6 overlay: WAN tunnel_cidr6 and services_cidr6, peer tunnel_ip6, service local_ip6 and shared_ip6
 
 Revision ID: b6d1e0a7c914
-Revises: 2a1ca40a1a50
+Revises: 5ec0a1d2b3c4
 Create Date: 2026-12-06 21:40:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "b6d1e0a7c914"
-down_revision = "2a1ca40a1a50"
+down_revision = "5ec0a1d2b3c4"
 branch_labels = None
 depends_on = None
 
