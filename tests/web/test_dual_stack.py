@@ -59,7 +59,7 @@ def test_adding_the_range_numbers_every_peer_hub_first_and_stales_every_config(a
     make_peer(api, wan["id"], "hub", is_hub=True, endpoint="203.0.113.2:51820")
     make_peer(api, wan["id"], "c")
     for p in peers_of(api, wan["id"]).values():
-        api.get(f"/api/peers/{p['id']}/config?config_type=wireguard")  # applied
+        api.post(f"/api/peers/{p['id']}/config?config_type=wireguard")  # applied
     assert not any(p["stale"] for p in peers_of(api, wan["id"]).values())
 
     resp = api.patch(f"/api/wan/{wan['id']}", json={"tunnel_cidr6": "fd10:77::/64"})
