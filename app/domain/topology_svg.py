@@ -459,6 +459,8 @@ def render_svg(
 def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int], str] | None) -> str:
     kind = {"mikrotik": "MikroTik", "server": "Server", "client": "Client"}[p.kind]
     facts = [f"{p.name} — {kind}{' hub' if p.is_hub else ''}", f"tunnel {p.tunnel_ip}"]
+    if p.tunnel_ip6 is not None:
+        facts.append(f"tunnel {p.tunnel_ip6}")
     facts.append(f"endpoint {p.endpoint}" if p.endpoint else "no endpoint (CGNAT)")
     if is_relay:
         facts.append("relays for peers without a direct tunnel")

@@ -89,7 +89,7 @@ class WanClient:
 
     def config(self, peer_id: int) -> str:
         """The wg-quick config as downloaded from the API (which marks it applied)."""
-        resp = self.api.get(f"/api/peers/{peer_id}/config?config_type=wireguard")
+        resp = self.api.post(f"/api/peers/{peer_id}/config?config_type=wireguard")
         assert resp.status_code == 200, (resp.status_code, resp.get_data(as_text=True))
         assert resp.mimetype == "text/plain", resp.mimetype
         assert "attachment" in resp.headers.get("Content-Disposition", "")

@@ -173,6 +173,7 @@ def wan_topology(wan_id: int) -> Any:
             "kind": p.kind,
             "is_hub": p.is_hub,
             "tunnel_ip": p.tunnel_ip,
+            "tunnel_ip6": p.tunnel_ip6,
             "cgnat": p.cgnat,
             "stale": p.id in stale,
         }

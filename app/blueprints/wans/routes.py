@@ -51,8 +51,10 @@ def create_wan() -> Any:
             else:
                 flash(f"WAN '{wan.name}' created. Add its first peers.", "success")
                 return redirect(url_for("wans.detail", wan_id=wan.id), code=303)
-        return render_template("wans/form.html", form=form, wan=None), 422
-    return render_template("wans/form.html", form=form, wan=None)
+        return render_template(
+            "wans/form.html", form=form, wan=None, suggested_cidr6=wans.suggested_tunnel_cidr6()
+        ), 422
+    return render_template("wans/form.html", form=form, wan=None, suggested_cidr6=wans.suggested_tunnel_cidr6())
 
 
 @bp.get("/<int:wan_id>")
@@ -114,7 +116,7 @@ def edit_wan(wan_id: int) -> Any:
     if request.method == "GET":
         form.mgmt_cidrs.data = "\n".join(wan.mgmt_cidrs or [])
         form.dns.data = ", ".join(wan.dns or [])
-        return render_template("wans/form.html", form=form, wan=wan)
+        return render_template("wans/form.html", form=form, wan=wan, suggested_cidr6=wans.suggested_tunnel_cidr6())
     if form.validate_on_submit():
         try:
             commit_with_retry(lambda: wans.update_wan(_wan_or_404(wan_id), form_data(form, wans.WAN_FIELDS)))
@@ -123,7 +125,7 @@ def edit_wan(wan_id: int) -> Any:
         else:
             flash("WAN settings saved.", "success")
             return redirect(url_for("wans.detail", wan_id=wan_id), code=303)
-    return render_template("wans/form.html", form=form, wan=wan), 422
+    return render_template("wans/form.html", form=form, wan=wan, suggested_cidr6=wans.suggested_tunnel_cidr6()), 422
 
 
 @bp.post("/<int:wan_id>/delete")
