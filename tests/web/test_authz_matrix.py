@@ -445,8 +445,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
 INLINE = [
     (re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I), "inline <script>"),
     (re.compile(r"<style\b", re.I), "<style> element"),
-    (re.compile(r"\sstyle\s*=", re.I), "style= attribute"),
-    (re.compile(r"\son[a-z]+\s*=", re.I), "on*= handler"),
+    # Attributes inside a tag (text such as a systemd unit's "OnBootSec=" is not a handler).
+    (re.compile(r"<[^>]*\sstyle\s*=", re.I), "style= attribute"),
+    (re.compile(r"<[^>]*\son[a-z]+\s*=", re.I), "on*= handler"),
     (re.compile(r"hx-on", re.I), "hx-on handler (needs eval)"),
     (re.compile(r"javascript:", re.I), "javascript: URL"),
 ]

@@ -405,7 +405,8 @@ VALID: dict[tuple[str, str], tuple[Any, Any]] = {
     ("peer", "mikrotik.use_tls"): ("true", True),
     ("peer", "mikrotik.verify_cert"): ("true", True),
     ("peer", "mikrotik.username"): ("api", "api"),
-    ("peer", "mikrotik.password"): ("pw2", None),
+    # Not base64: a random public key in the same answer can never contain it by chance.
+    ("peer", "mikrotik.password"): ("router-pw#2", None),
     ("peer", "mikrotik.auto_deploy"): ("true", True),
     ("subnet", "cidr"): ("192.168.50.0/24", "192.168.50.0/24"),
     ("subnet", "routed"): ("false", False),
