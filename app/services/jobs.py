@@ -10,7 +10,9 @@ queues one more.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -105,7 +107,7 @@ def enqueue_staged() -> list[int]:
             rq_job = job_queue().enqueue_call(
                 JobKind(job.kind).function,
                 args=(job.id,),
-                job_id=f"wirewan-job-{job.id}",
+                job_id=rq_job_id(job.id),
                 timeout=JOB_TIMEOUT,
                 result_ttl=3600,
                 failure_ttl=86400,
@@ -118,6 +120,17 @@ def enqueue_staged() -> list[int]:
             continue
         job.rq_id = rq_job.id
     return ids
+
+
+def rq_job_id(job_id: int) -> str:
+    """RQ's id for a Job row. Job ids repeat across databases (instances or test runs sharing one
+    Redis), so the queue name is part of it, as it is of every other Redis key of ours: a second
+    instance's job 7 must not overwrite this one's. RQ allows only [A-Za-z0-9_-] in ids, and the row
+    keeps 64 characters: a long or unusual queue name is replaced by a digest of it."""
+    queue = str(current_app.config["RQ_QUEUE"])
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", queue):
+        queue = hashlib.sha256(queue.encode()).hexdigest()[:16]
+    return f"wirewan-{queue}-job-{job_id}"
 
 
 def discard_staged() -> None:
