@@ -222,6 +222,20 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(required=True, allow_none=True)
 
 
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    user_id = fields.Integer(required=True, allow_none=True, metadata=_d("null for the system or a deleted user."))
+    actor = fields.String(required=True, metadata=_d("Who: the user's e-mail, or 'auto-deploy (…)' / 'system'."))
+    action = fields.String(required=True, metadata=_d("What: create, update, delete, deploy, revert, router-call, …"))
+    kind = fields.String(required=True, validate=validate.OneOf(("action", "router")))
+    object_type = fields.String(required=True, metadata=_d("wan, peer, subnet, service, user, api_token, …"))
+    object_id = fields.Integer(required=True, allow_none=True)
+    wan_id = fields.Integer(required=True, allow_none=True)
+    summary = fields.String(required=True)
+    details = fields.Dict(required=True, allow_none=True, metadata=_d("Before/after values, job id; no secrets."))
+
+
 class JobAcceptedSchema(Schema):
     job_id = fields.Integer(required=True)
     status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
@@ -350,6 +364,7 @@ SCHEMAS: tuple[type[Schema], ...] = (
     UnreachableSchema,
     JobSchema,
     JobAcceptedSchema,
+    AuditEntrySchema,
     DeploySchema,
 )
 
