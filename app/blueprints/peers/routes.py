@@ -77,6 +77,7 @@ def detail(peer_id: int) -> Any:
         "peers/detail.html",
         stale=stale,
         changes=configs.changes_since_applied(peer, config) if stale else "",
+        preview=configs.masked(config.text),
         **peer_page_context(peer),
         **_router_context(peer, stale),
     )
@@ -121,7 +122,7 @@ def show_qr(peer_id: int) -> Any:
     config = configs.peer_config(peer, "wireguard")
     configs.mark_applied(peer, config, "show-qr")
     commit()
-    return render_template("peers/qr.html", peer=peer, svg=configs.qr_svg(config.text))
+    return render_template("peers/qr.html", peer=peer, svg=configs.qr_svg(config.text), config_text=config.text)
 
 
 @bp.post("/peers/<int:peer_id>/mark-applied")
