@@ -399,6 +399,8 @@ def probe_handshakes(
             fresh[str(row["comment"])] = f"{ago} s ago" if ago is not None and ago <= elapsed + 5 else "none"
         if any(v != "none" for v in fresh.values()) or time.monotonic() >= deadline or not rows:
             break
+        waited = wait - max(0.0, deadline - time.monotonic())
+        ctx.step(f"waiting for handshakes · {int(waited)} s of up to {int(wait)} s")
         time.sleep(max(0.0, min(PROBE_INTERVAL, deadline - time.monotonic())))
     for key, state in sorted(fresh.items()):
         ctx.log(f"handshake {titles.get(key, key)}: {state}")

@@ -91,6 +91,11 @@ class JobContext:
         self.job.step = step[:200]
         self.log(step, flush=True)
 
+    def step(self, step: str) -> None:
+        """A new step text for the status line (e.g. a countdown), committed without a log line."""
+        self.job.step = step[:200]
+        commit()
+
     def warn(self, message: str) -> None:
         self.job.warnings = [*(self.job.warnings or []), message]
         self.log(f"WARNING: {message}")

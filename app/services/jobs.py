@@ -78,6 +78,16 @@ def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None
     return job
 
 
+def workers_listening() -> bool | None:
+    """Whether any RQ worker with a live heartbeat listens on our queue; None when Redis cannot say."""
+    from rq import Worker
+
+    try:
+        return Worker.count(queue=job_queue()) > 0
+    except Exception:  # noqa: BLE001 — Redis down: the page says the queue is unreachable elsewhere
+        return None
+
+
 def has_staged() -> bool:
     return bool(db.session.info.get(STAGED))
 

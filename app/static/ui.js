@@ -63,3 +63,51 @@
     );
   });
 })();
+
+// Downloads that change what the page shows: a form with data-download is posted with fetch, the
+// file is saved from the answer, and the answer's HX-Trigger events are fired on <body> so the
+// parts of the page that listen (hx-trigger="config-applied from:body") fetch themselves again.
+// Without this script the form posts normally and the page is simply current on the next visit.
+(function () {
+  "use strict";
+
+  function filenameOf(resp) {
+    var header = resp.headers.get("Content-Disposition") || "";
+    var match = /filename="?([^";]+)"?/.exec(header);
+    return match ? match[1] : "download";
+  }
+
+  function fire(resp) {
+    var names = resp.headers.get("HX-Trigger");
+    if (!names) return;
+    names.split(",").forEach(function (name) {
+      name = name.trim();
+      if (name) document.body.dispatchEvent(new CustomEvent(name, { bubbles: true }));
+    });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-download") || !window.fetch) return;
+    event.preventDefault();
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then(function (resp) {
+        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        return resp.blob().then(function (blob) {
+          var link = document.createElement("a");
+          link.href = URL.createObjectURL(blob);
+          link.download = filenameOf(resp);
+          document.body.appendChild(link);
+          link.click();
+          document.body.removeChild(link);
+          window.setTimeout(function () {
+            URL.revokeObjectURL(link.href);
+          }, 10000);
+          fire(resp);
+        });
+      })
+      .catch(function () {
+        form.submit(); // the server explains (login expired, no rights…) in a normal page
+      });
+  });
+})();

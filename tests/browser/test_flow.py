@@ -140,7 +140,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     expect(page.locator("#stale-banner")).to_contain_text("Config not applied yet")
     assert "[Interface]" in download_config(page, "Get config")
     page.reload()
-    expect(page.locator("#stale-banner")).to_have_count(0)
+    expect(page.locator(".banner-stale")).to_have_count(0)
 
     add_peer(page, wan_url, "phone", kind="client")
     page.goto(f"/peers/{vps}")
@@ -150,7 +150,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     shot("peer-stale")
     assert "[Interface]" in download_config(page, "Get updated config")
     page.reload()
-    expect(page.locator("#stale-banner")).to_have_count(0)
+    expect(page.locator(".banner-stale")).to_have_count(0)
     expect(page.locator("h1 .badge-stale")).to_have_count(0)
 
     page.goto(wan_url)

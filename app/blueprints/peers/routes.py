@@ -83,6 +83,22 @@ def detail(peer_id: int) -> Any:
     )
 
 
+@bp.get("/peers/<int:peer_id>/state")
+@login_required
+def state(peer_id: int) -> Any:
+    """The header's state badges, and the stale banner out of band: refreshed after a download."""
+    peer = peer_or_404(peer_id)
+    config = configs.peer_config(peer)
+    stale = configs.is_stale(peer, config.sha256)
+    return render_template(
+        "peers/_state_oob.html",
+        stale=stale,
+        changes=configs.changes_since_applied(peer, config) if stale else "",
+        oob=True,
+        **peer_page_context(peer),
+    )
+
+
 def _router_context(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
     """The Router section's data: the page shows the section for MikroTik peers only."""
     return {"router": queries.router_panel(peer, stale)} if peer.kind == "mikrotik" else {}
@@ -110,7 +126,10 @@ def download_config(peer_id: int) -> Any:
     config = configs.peer_config(peer, "mikrotik-script" if peer.kind == "mikrotik" else "wireguard")
     configs.mark_applied(peer, config, "download-config")
     commit()
-    return attachment(peer, config)
+    resp = attachment(peer, config)
+    # The page's copy of the peer's state refreshes itself on this event (see peers/_state.html).
+    resp.headers["HX-Trigger"] = "config-applied"
+    return resp
 
 
 @bp.post("/peers/<int:peer_id>/qr")
