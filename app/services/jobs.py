@@ -181,7 +181,7 @@ def schedule_auto_deploy(peer: Peer) -> Job | None:
 
 
 def pending_key(peer_id: int) -> str:
-    return PENDING_KEY.format(queue=current_app.config.get("RQ_QUEUE") or "wirewan", peer_id=peer_id)
+    return PENDING_KEY.format(queue=current_app.config["RQ_QUEUE"], peer_id=peer_id)
 
 
 def release_pending(peer_id: int) -> None:
