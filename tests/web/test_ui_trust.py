@@ -72,3 +72,22 @@ def test_new_token_and_qr_config_have_copy_buttons(admin_browser, wan_id):  # no
     assert add_peer(admin_browser, wan_id, name="phone", kind="client").status_code == 303
     qr = body(admin_browser.post("/peers/1/qr"))
     assert 'data-copy-target="#config-text"' in qr and "[Interface]" in qr
+
+
+def test_a_refused_form_lists_every_error_keeps_values_and_explains_the_password(admin_browser, wan_id):  # noqa: F811
+    resp = add_peer(
+        admin_browser,
+        wan_id,
+        name="bad name!",
+        kind="mikrotik",
+        endpoint="vpn.example.com:99999",
+        listen_port="70000",
+        mikrotik_host="192.168.88.1",
+        mikrotik_password="s3cret-router-pw",
+    )
+    assert resp.status_code == 422
+    page = body(resp)
+    errors = re.findall(r'<div class="error">([^<]*)</div>', page)
+    assert len(errors) >= 2, errors  # all at once, not one per submit
+    assert 'value="vpn.example.com:99999"' in page and 'value="192.168.88.1"' in page
+    assert "s3cret-router-pw" not in page and "type it again here" in page
