@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the JSON API, generated from the code (issue 7).
 
 apispec builds the document; the marshmallow schemas below exist only to describe the JSON shapes
-(../shared/API.md) and are never used to load or validate a request: the views keep their own
+(docs/api.md) and are never used to load or validate a request: the views keep their own
 parsing and error bodies. Each view carries its operation (summary, body, query parameters,
 responses) through :func:`documented`; :func:`build_spec` walks the Flask URL map, so a path, its
 path parameters and its methods always come from the routes themselves. A view under /api/ without
@@ -504,7 +504,9 @@ def api_rules(app: Flask) -> list[Any]:
 
 
 DESCRIPTION = """\
-The WireWAN JSON API: the same services as the browser UI. Contract: shared/API.md.
+The WireWAN JSON API: the same services as the browser UI. Its guide lives in the repository:
+docs/api.md (authentication, errors, paging, downloads, jobs) and docs/concepts.md (what WANs, peer
+kinds, relays, Auto-NAT and staleness mean).
 
 **Authentication.** Send `Authorization: Bearer <token>` (tokens are made on the account page or with
 `flask --app wsgi token create --email E --name N`). A logged-in browser session (the `session` cookie)
