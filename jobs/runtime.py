@@ -23,6 +23,7 @@ from app.extensions import db, redis_connection
 from app.models import AuditEntry, Job, Peer
 from app.models.jobs import JobStatus
 from app.routeros_api import CallRecord, RouterError
+from app.services import audit
 from app.services import jobs as lifecycle
 from app.services.tx import commit
 
@@ -160,7 +161,8 @@ def tracked(job_id: int) -> Iterator[JobContext]:
         beat = threading.Thread(target=_beat, args=(app, job_id, None, stop), daemon=True)
         beat.start()
         try:
-            yield ctx
+            with audit.acting_for(job.user_id, job.actor):
+                yield ctx
         except (JobFailed, RouterError) as exc:
             _finish(job_id, JobStatus.FAILED, ctx, error=exc.message)
             raise

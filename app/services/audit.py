@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask_login import current_user
@@ -51,7 +54,24 @@ def record_update(
         record_network("update", row, f"{label}: {names} changed", changed)
 
 
+# Who a background job acts for: entries it records (a deploy marking a peer applied…) are credited
+# to the user who asked for the job, not to "system".
+_acting_for: ContextVar[tuple[int | None, str] | None] = ContextVar("wirewan_audit_actor", default=None)
+
+
+@contextmanager
+def acting_for(user_id: int | None, name: str) -> Iterator[None]:
+    token = _acting_for.set((user_id, name))
+    try:
+        yield
+    finally:
+        _acting_for.reset(token)
+
+
 def _actor() -> tuple[int | None, str]:
+    job_actor = _acting_for.get()
+    if job_actor is not None:
+        return job_actor
     try:
         if current_user and current_user.is_authenticated:
             return current_user.id, current_user.email

@@ -37,6 +37,8 @@ def test_every_router_job_is_an_action_credited_to_whoever_clicked(
     with app.app_context():
         calls = db.session.query(AuditEntry).filter_by(action=audit.ROUTER_CALL, wan_id=wan_id).all()
         assert calls and {c.actor for c in calls} == {"op@example.com"}  # not "system"
+        # Whatever the jobs recorded themselves is credited to the operator too.
+        assert db.session.query(AuditEntry).filter_by(wan_id=wan_id, actor="system").count() == 0
     routers = text(operator_browser.get(f"/wans/{wan_id}/audit?kind=router"))
     assert 'aria-current="page">Router calls' in routers and "/system/resource" in routers
     assert "Preflight of router" not in routers
@@ -73,3 +75,21 @@ def test_an_empty_tab_says_what_will_appear(admin_browser: Any, api: Any) -> Non
     wan = api.post("/api/wan", json={"name": "quiet"}).get_json()
     page = text(admin_browser.get(f"/wans/{wan['id']}/audit?kind=router"))
     assert "No router calls yet" in page
+
+
+def test_a_deploy_marks_the_router_applied_in_the_name_of_whoever_deployed(
+    app: Any, operator_browser: Any, run_jobs: Any, router_wan: dict[str, Any]
+) -> None:
+    import re
+
+    router_id, wan_id = router_wan["router"]["id"], router_wan["wan"]["id"]
+    pre = operator_browser.post(f"/peers/{router_id}/router/preflight")
+    run_jobs()
+    page = text(operator_browser.get(pre.headers["Location"]))
+    plan_hash = re.search(r'name="plan_hash" value="([0-9a-f]+)"', page).group(1)
+    operator_browser.post(f"/peers/{router_id}/router/deploy", {"plan_hash": plan_hash})
+    run_jobs()
+    with app.app_context():
+        marked = db.session.query(AuditEntry).filter_by(wan_id=wan_id, action="deploy", object_id=router_id).all()
+        assert {e.actor for e in marked} == {"op@example.com"}
+        assert any("config deploy" in e.summary for e in marked)  # the job's own entry, not only the request
