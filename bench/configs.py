@@ -531,7 +531,7 @@ def main() -> int:
 def zip_over_http(peers: int, meshconf_cli_median: float) -> bool:
     """configs.zip as a user gets it (bench.zip_http: saved WAN, HTTP server, median of 5 fetches), in
     the same run as wg-meshconf; the target is >= 20x faster than `wg-meshconf genconfig`."""
-    from bench.zip_http import measure
+    from bench.zip_http import measure, phase_line
 
     print(f"\nconfigs.zip over HTTP (a {peers}-peer mesh saved through the services, GET with a bearer token)")
     r = measure(peers, 5, profile=False)
@@ -541,6 +541,7 @@ def zip_over_http(peers: int, meshconf_cli_median: float) -> bool:
         f"  {r['files']} files, {r['bytes']:,} bytes: median of 5 {r['median'] * 1000:.0f} ms "
         f"(min {min(r['times']) * 1000:.0f} ms); wg-meshconf genconfig median {meshconf_cli_median * 1000:.0f} ms"
     )
+    print(phase_line(r))
     print(
         f"target: configs.zip over HTTP >= 20x faster than wg-meshconf genconfig -> {ratio:.1f}x {'ok' if ok else 'MISSED'}"  # noqa: E501
     )
