@@ -8,6 +8,7 @@ that leaves a peer's config as it was therefore never stales it.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -312,11 +313,14 @@ def masked(text: str) -> str:
             line = f"{key} = <hidden>"
         elif "password=" in line:
             line = line.split("password=", 1)[0] + "password=<hidden>"
-        elif "private-key=" in line:
-            head, _, tail = line.partition("private-key=")
-            line = head + "private-key=<hidden>" + (" " + tail.split(" ", 1)[1] if " " in tail else "")
+        else:
+            # RouterOS: private-key= and preshared-key= values, quoted or not.
+            line = _SCRIPT_SECRET.sub(r"\1=<hidden>", line)
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+_SCRIPT_SECRET = re.compile(r'\b(private-key|preshared-key)=(?:"(?:[^"\\]|\\.)*"|\S+)')
 
 
 def mark_applied(peer: Peer, config: PeerConfig, how: str) -> None:

@@ -91,3 +91,16 @@ def test_a_refused_form_lists_every_error_keeps_values_and_explains_the_password
     assert len(errors) >= 2, errors  # all at once, not one per submit
     assert 'value="vpn.example.com:99999"' in page and 'value="192.168.88.1"' in page
     assert "s3cret-router-pw" not in page and "type it again here" in page
+
+
+def test_masking_hides_every_secret_of_a_routeros_script() -> None:
+    from app.services.configs import masked
+
+    script = (
+        '/interface wireguard add name=wg private-key="cHJpdmF0ZQ==" listen-port=51820\n'
+        '/interface wireguard peers add public-key="cHVibGlj" preshared-key="cHNr+/=" allowed-address=10.0.0.1/32\n'
+        '/user add name=wirewan password="hunter2"\n'
+    )
+    out = masked(script)
+    assert "cHJpdmF0ZQ==" not in out and "cHNr" not in out and "hunter2" not in out
+    assert 'public-key="cHVibGlj"' in out and "listen-port=51820" in out and "allowed-address=10.0.0.1/32" in out
