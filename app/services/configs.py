@@ -344,7 +344,8 @@ def changes_since_applied(peer: Peer, config: PeerConfig) -> str:
     """Unified diff from the applied config to the current one, secrets masked on both sides."""
     if not peer.applied_config_masked:
         return ""
-    return config_diff(peer.applied_config_masked, masked(config.text))
+    # Masked again: rows stored before masked() knew every secret must not show one in the diff.
+    return config_diff(masked(peer.applied_config_masked), masked(config.text))
 
 
 def configs_zip(wan: Wan) -> tuple[bytes, list[Peer]]:
