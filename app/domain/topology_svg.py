@@ -305,11 +305,22 @@ def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None =
                 for gy in (y + (h_ / 2 - glyph_radius(r_) - 1) * (1 if y < 0 else -1),)
             ]
             offset = _best_offset(len(ring), ring_r, inner)
+            step = 2 * math.pi / len(ring)
+            if len(ring) == 2 and placed:
+                # Two peers around a centre would stand on one line with it: spread them on an arc
+                # of 120° instead, so that the tunnel between them passes beside the centre, on the
+                # side away from the peers already placed (balancing the drawing).
+                step = 2 * math.pi / 3
+                sx = sum(math.cos(phi) for _, phi in inner)
+                sy = sum(math.sin(phi) for _, phi in inner)
+                towards = math.atan2(-sy, -sx) if math.hypot(sx, sy) > 1e-6 else -math.pi / 2
+                offset = towards + math.pi / 2 - step / 2
+                ring_r = max(ring_r, spacing / (2 * math.sin(step / 2)))
             for i, p in enumerate(ring):
                 if ring_r == 0:
                     x, y = 0.0, 0.0
                 else:
-                    angle = -math.pi / 2 + offset + 2 * math.pi * i / len(ring)
+                    angle = -math.pi / 2 + offset + step * i
                     x, y = ring_r * math.cos(angle), ring_r * math.sin(angle)
                 placed.append((p, role(p, relay_id), ring_no, x, y, heights[p.id]))
             radius = ring_r

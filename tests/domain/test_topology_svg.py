@@ -187,8 +187,9 @@ def test_hub_in_the_centre_servers_inside_clients_outside() -> None:
     hub = cells[1]
     xs = [c.x for c in cells.values()]
     ys = [c.y for c in cells.values()]
-    assert math.isclose(hub.x, (min(xs) + max(xs)) / 2, abs_tol=1)
-    assert math.isclose(hub.y, (min(ys) + max(ys)) / 2, abs_tol=1)
+    # The hub is the rings' centre: nearer the middle of the drawing than any other peer.
+    mid = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+    assert min(cells, key=lambda pid: math.dist((cells[pid].x, cells[pid].y), mid)) == 1
 
     def dist(pid: int) -> float:
         return math.hypot(cells[pid].x - hub.x, cells[pid].y - hub.y)
@@ -300,6 +301,13 @@ GENERATED = {
         peer(3, "alice-phone", kind="client", endpoint=False),
         topology="hub_spoke",
     ),
+    # The demo WAN as ./run.sh demo seeds it: a mesh whose relay (office) takes the centre.
+    "demo-mesh": lambda: wan_of(
+        peer(1, "office", kind="mikrotik", subnets=(subnet(1, "192.168.88.0/24"),)),
+        peer(2, "branch", kind="mikrotik", subnets=(subnet(2, "192.168.88.0/24", nat="172.16.0.0/24"),)),
+        peer(3, "vps"),
+        peer(4, "laptop", kind="client", endpoint=False),
+    ),
     "demo": lambda: wan_of(
         peer(1, "vps", hub=True),
         peer(2, "office", kind="mikrotik", subnets=(subnet(2, "192.168.88.0/24"),)),
@@ -350,11 +358,19 @@ def test_generated_wans_draw_readably(name: str) -> None:
 
 
 def test_four_peers_do_not_stand_on_one_line() -> None:
-    for name in ("mesh-4", "mesh-4-servers", "demo"):
+    for name in ("mesh-4", "mesh-4-servers", "demo", "demo-mesh"):
         cells = layout(GENERATED[name]()).cells
         xs = {round(c.gx) for c in cells.values()}
         ys = {round(c.gy) for c in cells.values()}
         assert len(xs) > 1 and len(ys) > 1, name
+        # Not even three of them on one line.
+        glyphs = [(c.gx, c.gy) for c in cells.values()]
+        for i, a in enumerate(glyphs):
+            for j, b in enumerate(glyphs[i + 1 :], i + 1):
+                for c in glyphs[j + 1 :]:
+                    area = abs((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])) / 2
+                    side = max(math.dist(a, b), math.dist(a, c), math.dist(b, c))
+                    assert 2 * area / side > 30, (name, a, b, c)  # the triangle is more than a sliver
 
 
 def test_a_hub_tunnel_never_runs_through_another_peer() -> None:
