@@ -116,12 +116,9 @@ serve() {
   trap 'exit 143' TERM
   migrate
   start_private_redis
-  # --worker-ttl/--maintenance-interval: a worker that died is noticed, and its job marked
-  # abandoned, within about two minutes.
-  start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" -w jobs.worker.PreloadWorker --worker-ttl 60 \
-    --maintenance-interval 30 "$QUEUE"
-  start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
-    --access-logfile - --logger-class gunicorn_logging.QuietAccessLogger --graceful-timeout 5 --no-control-socket wsgi:app
+  start_component worker
+  start_component cron
+  start_component web
   for _ in $(seq 1 150); do
     if "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://$host:$port/healthz', timeout=1)" 2>/dev/null; then
       break
@@ -129,9 +126,60 @@ serve() {
     sleep 0.2
   done
   log "WireWAN is running at http://$host:$port  (Ctrl-C stops it)"
-  # Any child exiting (a crash) stops the rest: half a stack is worse than none.
-  wait -n
-  log "a component stopped; shutting down"
+  supervise
+}
+
+# The components run.sh keeps alive. Redis is not one: a private Redis that dies took the queue with
+# it, so that stops everything (below).
+declare -A COMPONENT_OF=()
+start_component() {
+  local host=${HOST:-127.0.0.1} port=${PORT:-8000}
+  case $1 in
+    # --worker-ttl/--maintenance-interval: a worker that died is noticed, and its job marked
+    # abandoned, within about two minutes. --with-scheduler: webhook deliveries retry with backoff.
+    worker) start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" -w jobs.worker.PreloadWorker \
+      --worker-ttl 60 --maintenance-interval 30 --with-scheduler "$QUEUE" ;;
+    # RQ's own cron: the status poll every STATUS_INTERVAL s, the verify round every VERIFY_INTERVAL s.
+    cron) start_child "$VENV/bin/rq" cron --url "$REDIS_URL" --path "$ROOT" "$ROOT/jobs/cron.py" ;;
+    web) start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
+      --access-logfile - --logger-class gunicorn_logging.QuietAccessLogger --graceful-timeout 5 \
+      --no-control-socket wsgi:app ;;
+  esac
+  COMPONENT_OF[$!]=$1
+}
+
+forget_child() {
+  local kept=() c
+  for c in "${CHILDREN[@]}"; do [ "$c" = "$1" ] || kept+=("$c"); done
+  CHILDREN=("${kept[@]}")
+}
+
+# A crashed worker, cron or web app is started again, with a log line, and the rest keeps running.
+# A component that keeps crashing (5 times within a minute) is a fault to fix: then everything stops.
+supervise() {
+  local pid status name now
+  declare -A crashes=()
+  while true; do
+    pid=""
+    status=0
+    wait -n -p pid || status=$?
+    [ -n "$pid" ] || { log "no component left running; shutting down"; return 1; }
+    forget_child "$pid"
+    name=${COMPONENT_OF[$pid]:-}
+    unset "COMPONENT_OF[$pid]"
+    if [ -z "$name" ]; then
+      log "Redis (pid $pid) stopped with status $status; shutting down"
+      return 1
+    fi
+    now=$SECONDS
+    crashes[$name]="$(for t in ${crashes[$name]:-}; do if [ $((now - t)) -lt 60 ]; then printf '%s ' "$t"; fi; done)$now"
+    if [ "$(wc -w <<<"${crashes[$name]}")" -gt 5 ]; then
+      log "$name keeps crashing (status $status, 6 times within a minute); shutting down"
+      return 1
+    fi
+    log "$name (pid $pid) exited with status $status; restarting it"
+    start_component "$name"
+  done
 }
 
 # The static checks, in the order of their speed. Each runs to the end, so that one run reports

@@ -54,10 +54,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.blueprints.auth.routes import bp as auth_bp
     from app.blueprints.jobs.routes import bp as jobs_bp
     from app.blueprints.main.routes import bp as main_bp
+    from app.blueprints.ops.routes import bp as ops_bp
     from app.blueprints.peers.routes import bp as peers_bp
     from app.blueprints.wans.routes import bp as wans_bp
 
     app.register_blueprint(main_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
@@ -166,7 +168,9 @@ def _register_errors(app: Flask) -> None:
     def domain_error(exc: DomainError) -> Any:
         # Pages catch these in their views to show them under the field; this is the API's path.
         db.session.rollback()
-        return api_error(exc.status, exc.message, exc.field, exc.code)
+        resp = jsonify(exc.to_dict())  # the API's error body (some errors add members: a busy router's job_id)
+        resp.status_code = exc.status
+        return resp
 
     @app.errorhandler(IntegrityError)
     def integrity_error(exc: IntegrityError) -> Any:

@@ -92,6 +92,13 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_MAX_FAILURES": int(pick("LOGIN_MAX_FAILURES", 5)),
         "LOGIN_LOCKOUT_SECONDS": int(pick("LOGIN_LOCKOUT_SECONDS", 300)),
         "RQ_QUEUE": pick("RQ_QUEUE", "wirewan"),
+        # Operations (issue 12): the status poll and the scheduled verify, in seconds; how long the
+        # status history is kept; who may scrape /metrics besides API tokens; webhook retry backoff.
+        "STATUS_INTERVAL": int(pick("STATUS_INTERVAL", 60)),
+        "VERIFY_INTERVAL": int(pick("VERIFY_INTERVAL", 900)),
+        "STATUS_HISTORY_SECONDS": int(pick("STATUS_HISTORY_SECONDS", 86400)),
+        "METRICS_TOKEN": pick("METRICS_TOKEN", ""),
+        "WEBHOOK_RETRY_INTERVALS": pick("WEBHOOK_RETRY_INTERVALS", "10,60,300"),
         "TESTING": False,
     }
     if database_url.startswith("sqlite"):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import librouteros
+from librouteros.connections import SocketTransport
 from librouteros.exceptions import ConnectionClosed, FatalError, LibRouterosError, MultiTrapError, TrapError
 
 from app.domain.model import DEFAULT_API_PORT
@@ -28,8 +29,8 @@ AUTH_FAILED = (
     "The router refused the login ('invalid user name or password'). RouterOS says this in two cases: "
     "(1) the password stored in WireWAN does not match the router's — set it again on the router or in "
     "WireWAN; (2) the address WireWAN connects from is not in the user's allowed-address list — on the "
-    "router run: /user set [find name={user}] address=<tunnel range>,192.168.0.0/16 and "
-    "/ip service set [find name=api] disabled=no address=<tunnel range>,192.168.0.0/16"
+    "router run: /user set [find name={user}] address={ranges} and "
+    "/ip service set [find name={service}] disabled=no address={ranges}"
 )
 
 
@@ -50,6 +51,8 @@ class RouterTarget:
     port: int = DEFAULT_API_PORT
     use_tls: bool = False
     verify_cert: bool = False
+    # The ranges the WAN admits on the router (tunnel and management), for the refused-login help.
+    admit: str = ""
     connect_timeout: float = 10.0
     command_timeout: float = 30.0
 
@@ -87,6 +90,27 @@ def _tls_wrapper(target: RouterTarget) -> Callable[[socket.socket], socket.socke
     return lambda sock: ctx.wrap_socket(sock, server_hostname=target.host)
 
 
+class BufferedTransport(SocketTransport):  # type: ignore[misc]  # librouteros ships no type information
+    """librouteros reads every word with two exact-length `recv` calls (12,000 system calls for one
+    print of 250 peer entries); this reads what the socket has, up to 64 KiB, and serves words from
+    that buffer. Same blocking semantics: a read returns exactly `length` bytes or raises."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self._buffer = bytearray()
+
+    def read(self, length: int) -> bytes:
+        buffer = self._buffer
+        while len(buffer) < length:
+            got = self.sock.recv(max(65536, length - len(buffer)))
+            if not got:
+                raise ConnectionClosed("Connection unexpectedly closed.")
+            buffer += got
+        out = bytes(buffer[:length])
+        del buffer[:length]  # O(1) from the front of a bytearray
+        return out
+
+
 @dataclass
 class RouterSession:
     """One logged-in API connection. Use as a context manager."""
@@ -122,7 +146,14 @@ class RouterSession:
             self._record("/login", {"name": t.username}, f"trap: {exc}", started, write=False)
             text = str(exc)
             if "invalid user name or password" in text or "cannot log in" in text:
-                raise RouterError(AUTH_FAILED.format(user=t.username), "auth") from exc
+                raise RouterError(
+                    AUTH_FAILED.format(
+                        user=t.username,
+                        ranges=t.admit or "<tunnel range>,192.168.0.0/16",
+                        service="api-ssl" if t.use_tls else "api",
+                    ),
+                    "auth",
+                ) from exc
             if "not enough permissions" in text:
                 raise RouterError(
                     f"User '{t.username}' may not use the API: give it a group with the api policy.", "auth"
@@ -134,6 +165,7 @@ class RouterSession:
         self._record("/login", {"name": t.username}, "ok", started, write=False)
         # After login, every command may take longer than the connect (a large print).
         self._socket().settimeout(t.command_timeout)
+        self._api.protocol.transport = BufferedTransport(self._socket())
 
     def close(self) -> None:
         if self._api is not None:
@@ -218,6 +250,42 @@ class RouterSession:
         elif op.action == "move":
             self.call(f"{op.menu}/move", numbers=_need_id(op), destination=op.place_before or "")
         return None
+
+    # ------------------------------------------------------------ commit-confirmed rollback
+
+    def remove_rollback(self, name: str) -> int:
+        """Remove everything of a rollback named `name`: its scheduler entry, its undo script and any
+        backup file (older WireWAN versions armed a backup). Returns how many rows were removed."""
+        removed = 0
+        for menu, prefix in (("/system/scheduler", False), ("/system/script", False), ("/file", True)):
+            for row in self.print(menu):
+                row_name = str(row.get("name", ""))
+                if row_name == name or (prefix and row_name.startswith(name)):
+                    self.call(f"{menu}/remove", **{".id": str(row[".id"])})
+                    removed += 1
+        return removed
+
+    def arm_undo(self, name: str, source: str, seconds: int) -> None:
+        """Upload `source` as the script `name` and schedule it to run in `seconds` (it removes its
+        scheduler entry and itself when it runs): the undo fires unless WireWAN disarms it first."""
+        self.call("/system/script/add", name=name, source=source, comment="WireWAN rollback: undo of the last deploy")
+        self.call(
+            "/system/scheduler/add",
+            name=name,
+            interval=f"{seconds}s",
+            **{"on-event": name, "comment": "WireWAN rollback"},
+        )
+
+    def arm_backup_load(self, name: str, seconds: int) -> None:
+        """The fallback when a plan cannot be undone by a script: a backup now, loaded (a reboot) in
+        `seconds` unless WireWAN disarms it first."""
+        self.call("/system/backup/save", name=name, **{"dont-encrypt": "yes"})
+        self.call(
+            "/system/scheduler/add",
+            name=name,
+            interval=f"{seconds}s",
+            **{"on-event": f'/system backup load name={name}.backup password=""', "comment": "WireWAN rollback"},
+        )
 
     def system_resource(self) -> dict[str, Any]:
         rows = self.call("/system/resource/print")

@@ -236,8 +236,9 @@ def add_peers(app: Any, wan_id: int, specs: list[dict[str, Any]]) -> list[int]:
         return [int(p.id) for p, _ in rows]
 
 
-def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int]) -> list[dict[str, Any]]:
-    """n remote peers: 2 in 3 servers with a public endpoint, 1 in 3 CGNAT laptops; 1 in 3 with a LAN."""
+def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int], lan_every: int = 3) -> list[dict[str, Any]]:
+    """n remote peers: 2 in 3 servers with a public endpoint, 1 in 3 CGNAT laptops; 1 in `lan_every`
+    with a LAN."""
     a, b = tunnel_base
     out = []
     for i in range(n):
@@ -249,7 +250,7 @@ def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int]) -> list[
                 "kind": "client" if cgnat else "server",
                 "tunnel_ip": f"10.{a}.{b + host // 256}.{host % 256}",
                 "endpoint_host": None if cgnat else f"198.51.{100 + i // 256}.{i % 256}",
-                "lan": f"10.{100 + i // 256}.{i % 256}.0/24" if i % 3 == 0 else None,
+                "lan": f"10.{100 + i // 256}.{i % 256}.0/24" if i % lan_every == 0 else None,
             }
         )
     return out
@@ -602,6 +603,8 @@ def start_workers(count: int, env: dict[str, str], worker_class: str, tmp: Path)
         cmd += ["--worker-class", "rq.SimpleWorker"]
     elif worker_class == "preload":
         cmd += ["--worker-class", "bench.deploy.PreloadWorker"]
+    elif worker_class == "production":
+        cmd += ["--worker-class", "jobs.worker.PreloadWorker"]  # what run.sh starts
     procs = []
     for i in range(count):
         log = (tmp / f"worker-{count}-{i}.log").open("wb")
@@ -658,6 +661,168 @@ def wait_jobs(app: Any, since_id: int, expected: int, timeout: float) -> list[An
         if time.monotonic() > deadline:
             raise RuntimeError(f"jobs not finished after {timeout} s: {[(j.id, j.status) for j in jobs]}")
         time.sleep(0.05)
+
+
+@dataclass
+class JobFigures:
+    """One job as the server recorded it: created → started → finished, and its router calls' time."""
+
+    kind: str
+    total: float  # created → finished
+    queue: float  # created → started (the worker picking it up, the horse forking)
+    reads: float  # router calls that read (login, prints), summed
+    writes: float  # router calls that write, summed
+    n_reads: int
+    n_writes: int
+
+    @property
+    def app(self) -> float:
+        """WireWAN's own work: started → finished minus the router's time."""
+        return self.total - self.queue - self.reads - self.writes
+
+
+def job_figures(app: Any, job_id: int) -> JobFigures:
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import AuditEntry, Job
+    from app.routeros_api import READ_COMMANDS
+
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        if job.status != "succeeded":
+            raise RuntimeError(f"{job.kind} job {job_id} {job.status}: {job.error}")
+        calls = db.session.scalars(
+            select(AuditEntry.details).where(AuditEntry.action == "router-call", AuditEntry.object_id == job.peer_id)
+        ).all()
+        mine = [c for c in calls if c and c.get("job_id") == job_id]
+        reads = [
+            c["duration_ms"] / 1000 for c in mine if c["command"].endswith(READ_COMMANDS) or c["command"] == "/login"
+        ]
+        writes = [
+            c["duration_ms"] / 1000
+            for c in mine
+            if not (c["command"].endswith(READ_COMMANDS) or c["command"] == "/login")
+        ]
+        return JobFigures(
+            job.kind,
+            (job.finished_at - job.created_at).total_seconds(),
+            (job.started_at - job.created_at).total_seconds(),
+            sum(reads),
+            sum(writes),
+            len(reads),
+            len(writes),
+        )
+
+
+def wait_job(app: Any, job_id: int, timeout: float = 60) -> None:
+    from app.extensions import db
+    from app.models import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with app.app_context():
+            job = db.session.get(Job, job_id)
+            if job.status in ("succeeded", "failed", "abandoned"):
+                return
+        time.sleep(0.005)
+    raise RuntimeError(f"job {job_id} not finished after {timeout} s")
+
+
+def run_pair(app: Any, router_id: int) -> tuple[JobFigures, JobFigures]:
+    """Preflight, then deploy the plan it approved, as the page and API queue them (issue 16 §3)."""
+    from app.extensions import db
+    from app.models import Job, Peer
+    from app.services import mikrotik
+    from app.services.tx import commit
+
+    with app.app_context():
+        pre = mikrotik.request_job("preflight", db.session.get(Peer, router_id))
+        commit()  # and the job reaches RQ
+        pre_id = pre.id
+    wait_job(app, pre_id)
+    with app.app_context():
+        plan_hash = (db.session.get(Job, pre_id).result or {}).get("plan_hash")
+        dep = mikrotik.request_deploy(db.session.get(Peer, router_id), True, plan_hash)
+        commit()
+        dep_id = dep.id
+    wait_job(app, dep_id)
+    return job_figures(app, pre_id), job_figures(app, dep_id)
+
+
+PAIR_TARGETS = {"first deploy": 1.5, "no-change redeploy": 0.4, "one-change redeploy": 0.5}
+
+
+def part_pair(app: Any, args: argparse.Namespace, env: dict[str, str], queue: Any, redis: Any, tmp: Path) -> bool:
+    """Part 0 — the pair a user waits for: preflight job + deploy job, created → finished each, run by
+    one real `rq worker` subprocess (--worker-class, default the production PreloadWorker), idle
+    before each job. Split into queue wait, WireWAN's own work, router reads and router writes.
+    The router's WAN has --peers remote peers with a LAN each (issue 16's setup: 512 writes)."""
+    from app.domain.routeros.desired import WG_PEERS
+    from tests.routeros_sim.server import SimRouter
+
+    n = args.peers
+    wan_id = add_wan(app, "bench-pair", "10.8.0.0/21" if n > 500 else "10.8.0.0/22")
+    (router_id,) = add_peers(
+        app,
+        wan_id,
+        [
+            {
+                "name": "office",
+                "kind": "mikrotik",
+                "tunnel_ip": "10.8.0.1",
+                "endpoint_host": "198.51.100.250",
+                "mt_host": "127.0.0.1",
+                "mt_port": 8728,
+                "mt_username": "admin",
+                "lan": "192.168.88.0/24",
+            }
+        ],
+    )
+    remote_ids = add_peers(app, wan_id, remote_peer_specs(n, 2, (8, 0), lan_every=1))  # issue 16: a LAN each
+    procs = start_workers(1, env, args.worker_class if args.worker_class != "rq" else "production", tmp)
+    results: dict[str, list[tuple[JobFigures, JobFigures, int]]] = {}
+    try:
+        wait_workers(redis, queue, 1)
+        print(f"\npart 0: preflight + deploy as a user waits; one router, {n} remote peers; 1 real rq worker")
+        for rep in range(args.reps):
+            with SimRouter(user="admin", password=ROUTER_PASSWORD, auto_handshake=True) as sim:
+                set_router_port(app, router_id, sim.port)
+                for label in ("first deploy", "no-change redeploy", "one-change redeploy"):
+                    if label == "one-change redeploy":
+                        move_endpoint(app, remote_ids[0], f"203.0.113.{rep + 1}", through_services=False)
+                    reset(sim)
+                    pre, dep = run_pair(app, router_id)
+                    results.setdefault(label, []).append((pre, dep, sim.counters.writes))
+                print(f"  rep {rep + 1}: {len(sim.rows(WG_PEERS))} peer entries")
+    finally:
+        stop_workers(procs)
+    missed = False
+    print(
+        f"\n{'scenario':<22} {'pair':>8} {'target':>7} {'queue':>7} {'app':>7} {'r.reads':>8} {'r.writes':>8}"
+        f" {'writes':>6}   (median of {args.reps}; seconds; pre+deploy)"
+    )
+    for label, runs in results.items():
+        med = statistics.median
+
+        def col(f: Callable[[JobFigures], float], runs: list[Any] = runs) -> float:
+            return statistics.median([f(p) + f(d) for p, d, _ in runs])
+
+        pair = col(lambda j: j.total)
+        target = PAIR_TARGETS[label]
+        missed |= pair > target
+        print(
+            f"{label:<22} {pair:8.3f} {target:7.2f} {col(lambda j: j.queue):7.3f} {col(lambda j: j.app):7.3f} "
+            f"{col(lambda j: j.reads):8.3f} {col(lambda j: j.writes):8.3f} {med([w for *_, w in runs]):6.0f}"
+            f"{'' if pair <= target else '  MISSED'}"
+        )
+        p, d, _ = runs[-1]
+        for j in (p, d):
+            print(
+                f"    {j.kind:<10} total {j.total:.3f}  queue {j.queue:.3f}  app {j.app:.3f}  "
+                f"reads {j.reads:.3f} ({j.n_reads})  writes {j.writes:.3f} ({j.n_writes})"
+            )
+    return missed
 
 
 def part_two(app: Any, args: argparse.Namespace, env: dict[str, str], queue: Any, redis: Any, tmp: Path) -> bool:
@@ -885,19 +1050,20 @@ def main() -> int:
     )
     parser.add_argument(
         "--worker-class",
-        choices=["rq", "simple", "preload"],
+        choices=["rq", "simple", "preload", "production"],
         default="rq",
         help="rq: `rq worker` (forks a work horse per job, as run.sh); simple: -w rq.SimpleWorker; "
         "preload: a forking worker that imports the app before forking (the suggested fix)",
     )
     parser.add_argument("--probe-seconds", type=float, default=1.0, help="WIREWAN_PROBE_SECONDS (default 1)")
     parser.add_argument("--verbose", action="store_true", help="print each fan-out job's timeline")
+    parser.add_argument("--skip-pair", action="store_true", help="skip part 0 (preflight + deploy as a user waits)")
     parser.add_argument("--skip-single", action="store_true", help="skip part 1")
     parser.add_argument("--skip-fanout", action="store_true", help="skip part 2")
     parser.add_argument("--skip-probe", action="store_true", help="skip the probe figures")
     parser.add_argument(
         "--profile",
-        choices=["first", "nochange", "onechange", "job-first", "job-onechange"],
+        choices=["first", "nochange", "onechange", "job-first", "job-nochange", "job-onechange"],
         help="cProfile one deploy (direct, or job-* through the in-process SimpleWorker)",
     )
     args = parser.parse_args()
@@ -924,6 +1090,8 @@ def main() -> int:
             )
             missed = False
             try:
+                if not args.skip_pair:
+                    missed |= part_pair(app, args, env, queue, redis, tmp)
                 if not args.skip_single:
                     _, bad = part_one(app, args, queue, redis)
                     missed |= bad

@@ -7,17 +7,17 @@ deploy cut off at any point is finished by the next one.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Mapping, Sequence
-from ipaddress import ip_address, ip_network
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import ip_address
 
 from flask import current_app
 from sqlalchemy import select
 
 from app import crypto
-from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
+from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME, WanSpec
 from app.domain.routeros.desired import (
     FILTER,
     NAT,
@@ -27,21 +27,35 @@ from app.domain.routeros.desired import (
     USER,
     WG,
     WG_PEERS,
-    DemotionIntent,
     DesiredState,
-    Resource,
     build_desired,
+    router_hash,
 )
-from app.domain.routeros.plan import Op, Plan, parse_actual, parse_duration, plan, plan_hash
+from app.domain.routeros.plan import ActualState, Op, Plan, parse_actual, plan, plan_hash
+from app.domain.routeros.probe import assess, expectations
+from app.domain.routeros.rules import (
+    also_admit,
+    blocking,
+    cleared,
+    demoted_routes,
+    first_distances,
+    is_risky,
+    restore_ops,
+    router_conflicts,
+    sibling_conflicts,
+)
+from app.domain.routeros.undo import UndoUnavailable, undo_script
 from app.domain.routeros.verify import verify
-from app.domain.topology import build_topology
+from app.domain.topology import TopologyResult, build_topology
 from app.extensions import db
 from app.models import Deployment, Job, Peer
 from app.models.jobs import CHANGING_KINDS
 from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
-from app.services.specs import load_wan, wan_spec
+from app.services import status as status_service
+from app.services.mikrotik import revert_target, router_key, router_slots, same_router_peers
+from app.services.specs import load_spec
 from app.services.tx import commit
 from jobs.runtime import JobContext, JobFailed, router_lock, tracked
 
@@ -62,9 +76,12 @@ def rollback_seconds() -> int:
     return int(setting("WIREWAN_ROLLBACK_SECONDS", 120))
 
 
-# Changes that can cut the path WireWAN manages the router through; a deploy containing one is
-# commit-confirmed (a rollback is armed on the router first and disarmed once WireWAN gets back in).
-RISKY_MENUS = frozenset({USER, SERVICE, WG, FILTER, "/ip/address", ROUTE, ROUTE6})
+def undo_max_bytes() -> int:
+    """Largest undo script WireWAN uploads (RouterOS's limit on a script's source is not documented
+    here; larger undos fall back to a backup load)."""
+    return int(setting("WIREWAN_UNDO_MAX_BYTES", 60000))
+
+
 BASE_MENUS: tuple[str, ...] = (USER, SERVICE, WG, WG_PEERS, "/ip/address", ROUTE, FILTER, NAT)
 
 
@@ -85,6 +102,7 @@ def router_target(peer: Peer) -> RouterTarget:
         verify_cert=peer.mt_verify_cert,
         username=peer.mt_username or DEFAULT_API_USERNAME,
         password=crypto.decrypt(peer.mt_password_enc),
+        admit=",".join(str(n) for n in router_slots(peer)[0].admit),
         connect_timeout=setting("WIREWAN_ROUTER_CONNECT_TIMEOUT", 10),
         command_timeout=setting("WIREWAN_ROUTER_COMMAND_TIMEOUT", 30),
     )
@@ -100,14 +118,44 @@ def menus_for(desired: DesiredState) -> tuple[str, ...]:
     return (*BASE_MENUS, *extra)
 
 
-def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, configs.PeerConfig]:
-    """The desired state (admitting the address this session comes from), and the bootstrap script
-    of the same snapshot: its hash is what the peer counts as applied once the deploy lands."""
-    spec = wan_spec(load_wan(peer.wan_id), secrets_for={peer.id})  # type: ignore[arg-type]  # a peer's WAN exists (FK)
+@dataclass(frozen=True)
+class Snapshot:
+    """The WAN as one job read it: the desired state is built from it, and so is what the peer
+    counts as applied once a deploy lands (rendered only when it must be recorded)."""
+
+    spec: WanSpec
+    topology: TopologyResult
+    peer_name: str
+
+    def config_hash(self, peer_id: int) -> str:
+        return router_hash(self.spec, peer_id, self.topology)
+
+    def config(self, peer_id: int) -> configs.PeerConfig:
+        return configs.script_config(self.spec, peer_id, self.topology, self.peer_name)
+
+
+def mark_deployed(peer: Peer, snap: Snapshot) -> None:
+    """The router now holds this snapshot's config; recorded only when that is news."""
+    if peer.applied_config_hash != snap.config_hash(peer.id):
+        configs.mark_applied(peer, snap.config(peer.id), "deploy")
+
+
+def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, Snapshot]:
+    """The desired state (admitting the address this session comes from), and the snapshot of the
+    WAN it was built from."""
+    spec = load_spec(peer.wan_id, secrets_for={peer.id})
+    assert spec is not None, "the peer's WAN exists: the job holds the peer"
     topology = build_topology(spec, [peer.id])  # this router's view only
     source = ip_address(session.local_address())
-    desired = build_desired(spec, peer.id, topology, management_source=source)
-    return desired, configs.script_config(spec, peer.id, topology, peer.name)
+    _, others = router_slots(peer, deployed_only=True)
+    desired = build_desired(spec, peer.id, topology, management_source=source, also_admit=also_admit(others))
+    return desired, Snapshot(spec, topology, peer.name)
+
+
+def siblings(peer: Peer) -> list[str]:
+    """Blocking clashes with the other WANs this router serves (interface name, listen port)."""
+    mine, others = router_slots(peer)
+    return sibling_conflicts(mine, others)
 
 
 def check_version(session: RouterSession, ctx: JobContext) -> str:
@@ -123,65 +171,26 @@ def read_router(session: RouterSession, desired: DesiredState) -> dict[str, list
     return parse_actual(session.read_state(menus_for(desired)))
 
 
-def port_conflicts(desired: DesiredState, actual: Mapping[str, Sequence[Mapping[str, str]]]) -> list[str]:
-    """Another WireGuard interface already listening on our UDP port. Blocking: RouterOS refuses the
-    interface ("already have wireguard interface with such listen-port"), so a deploy would stop
-    half-way after Step 0 — refuse before writing anything instead."""
-    ours = next((r for r in desired.resources if r.menu == WG), None)
-    port = str(ours.props.get("listen-port")) if ours else None
-    return [
-        f"WireGuard interface '{row.get('name')}' already listens on UDP {port}."
-        for row in actual.get(WG, ())
-        if port is not None and str(row.get("listen-port")) == port and row.get("name") != desired.interface_name
-    ]
-
-
-def router_conflicts(
-    desired: DesiredState, actual: Mapping[str, Sequence[Mapping[str, str]]], p: Plan, username: str
-) -> list[str]:
-    """What on the router stands in the way or will be changed behind the operator's back."""
-    found = [*p.conflicts, *port_conflicts(desired, actual)]
-    tunnel = next((r for r in desired.resources if r.menu == "/ip/address"), None)
-    if tunnel is not None:
-        mine = ip_network(tunnel.props["address"], strict=False)
-        for row in actual.get("/ip/address", ()):
-            if row.get("comment", "") == tunnel.key or not row.get("address"):
-                continue
-            other = ip_network(row["address"], strict=False)
-            if other.overlaps(mine):
-                found.append(
-                    f"Address {row['address']} on {row.get('interface')} overlaps the tunnel address "
-                    f"{tunnel.props['address']}."
-                )
-    for op in p.ops:
-        if op.action == "set" and op.menu in (ROUTE, ROUTE6) and op.previous.get("distance"):
-            found.append(f"note: {op.reason}")
-    users = [r for r in actual.get(USER, ()) if r.get("name") == username]
-    if users and users[0].get("group") not in ("full", "write", None):
-        found.append(f"note: user '{username}' is in group '{users[0].get('group')}'; it needs the api policy.")
-    return found
-
-
-def is_risky(op: Op) -> bool:
-    return op.menu in RISKY_MENUS or op.action == "remove"
-
-
-def arm_rollback(session: RouterSession, ctx: JobContext) -> None:
-    """Commit-confirmed: a backup of the current state and a scheduler entry that restores it unless
-    WireWAN disarms it after getting back in (a deploy that locks WireWAN out undoes itself)."""
-    for row in session.call("/system/scheduler/print"):
-        if row.get("name") == ROLLBACK_NAME:
-            session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
-    session.call("/system/backup/save", name=ROLLBACK_NAME, **{"dont-encrypt": "yes"})
-    session.call(
-        "/system/scheduler/add",
-        name=ROLLBACK_NAME,
-        interval=f"{rollback_seconds()}s",
-        **{
-            "on-event": f'/system backup load name={ROLLBACK_NAME}.backup password=""',
-            "comment": "WireWAN rollback",
-        },
-    )
+def arm_rollback(session: RouterSession, ctx: JobContext, p: Plan, actual: ActualState) -> None:
+    """Commit-confirmed: the undo of this plan, uploaded as a script and scheduled, runs unless WireWAN
+    disarms it after getting back in (a deploy that locks WireWAN out undoes itself — without a
+    reboot: only what the plan changed is put back)."""
+    session.remove_rollback(ROLLBACK_NAME)
+    try:
+        source: str | None = undo_script(p, actual, ROLLBACK_NAME)
+    except UndoUnavailable as exc:
+        source = None
+        ctx.log(f"this plan cannot be undone by a script ({exc}); arming a backup load instead (it reboots)")
+    if source is not None and len(source.encode()) <= undo_max_bytes():
+        session.arm_undo(ROLLBACK_NAME, source, rollback_seconds())
+        ctx.log(
+            f"rollback armed on the router: an undo of these changes runs in {rollback_seconds()} s "
+            "unless WireWAN confirms (no reboot)"
+        )
+        return
+    if source is not None:
+        ctx.log(f"the undo script is larger than {undo_max_bytes()} bytes; arming a backup load instead (it reboots)")
+    session.arm_backup_load(ROLLBACK_NAME, rollback_seconds())
     ctx.log(
         f"rollback armed on the router: it restores the previous config in {rollback_seconds()} s "
         "unless WireWAN confirms"
@@ -189,12 +198,7 @@ def arm_rollback(session: RouterSession, ctx: JobContext) -> None:
 
 
 def disarm_rollback(session: RouterSession, ctx: JobContext) -> None:
-    for row in session.call("/system/scheduler/print"):
-        if row.get("name") == ROLLBACK_NAME:
-            session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
-    for row in session.call("/file/print"):
-        if str(row.get("name", "")).startswith(ROLLBACK_NAME):
-            session.call("/file/remove", **{".id": str(row[".id"])})
+    session.remove_rollback(ROLLBACK_NAME)
     ctx.log("rollback disarmed: WireWAN reached the router after the change")
 
 
@@ -230,7 +234,7 @@ def rollback_may_be_armed(ctx: JobContext, peer: Peer) -> bool:
     last = db.session.scalar(
         select(Job)
         .where(
-            Job.peer_id == peer.id,
+            Job.peer_id.in_([p.id for p in same_router_peers(peer)]),
             Job.id != ctx.job.id,
             Job.kind.in_(CHANGING_KINDS),
             Job.status.in_(("succeeded", "failed", "abandoned")),
@@ -245,71 +249,8 @@ def disarm_leftover_rollback(session: RouterSession, ctx: JobContext, peer: Peer
     """Remove a rollback an unfinished earlier job left armed (only called when this job armed none)."""
     if not rollback_may_be_armed(ctx, peer):
         return
-    leftovers = [r for r in session.call("/system/scheduler/print") if r.get("name") == ROLLBACK_NAME]
-    for row in leftovers:
-        session.call("/system/scheduler/remove", **{".id": str(row[".id"])})
-    for row in session.call("/file/print"):
-        if str(row.get("name", "")).startswith(ROLLBACK_NAME):
-            session.call("/file/remove", **{".id": str(row[".id"])})
-    if leftovers:
+    if session.remove_rollback(ROLLBACK_NAME):
         ctx.log("removed a rollback left armed by an earlier job that did not finish")
-
-
-def demoted_routes(p: Plan) -> list[dict[str, str]]:
-    return [
-        {"menu": op.menu, "id": op.id or "", "distance": op.previous["distance"], "reason": op.reason}
-        for op in p.ops
-        if op.action == "set" and op.menu in (ROUTE, ROUTE6) and op.by_id and "distance" in op.previous
-    ]
-
-
-def desired_to_json(desired: DesiredState) -> str:
-    return json.dumps(
-        {
-            "peer_id": desired.peer_id,
-            "interface_name": desired.interface_name,
-            "notes": list(desired.notes),
-            "demotion": [str(p) for p in desired.demotion.dst_prefixes],
-            "resources": [
-                {
-                    "menu": r.menu,
-                    "key": r.key,
-                    "props": dict(r.props),
-                    "placement": r.placement,
-                    "match": dict(r.match),
-                    "write_only": sorted(r.write_only),
-                    "expect": dict(r.expect),
-                    "create": r.create,
-                    "title": r.title,
-                }
-                for r in desired.resources
-            ],
-        }
-    )
-
-
-def desired_from_json(text: str) -> DesiredState:
-    data = json.loads(text)
-    return DesiredState(
-        peer_id=data["peer_id"],
-        interface_name=data["interface_name"],
-        notes=tuple(data["notes"]),
-        demotion=DemotionIntent(tuple(ip_network(p) for p in data["demotion"])),
-        resources=tuple(
-            Resource(
-                menu=r["menu"],
-                key=r["key"],
-                props=r["props"],
-                placement=r["placement"],
-                match=r["match"],
-                write_only=frozenset(r["write_only"]),
-                expect=r["expect"],
-                create=r["create"],
-                title=r["title"],
-            )
-            for r in data["resources"]
-        ),
-    )
 
 
 def record_deployment(
@@ -325,7 +266,7 @@ def record_deployment(
         peer_id=peer.id,
         job_id=ctx.job.id,
         kind=kind,
-        desired_enc=crypto.encrypt(desired_to_json(desired)) if desired is not None else None,
+        desired_enc=crypto.encrypt(desired.to_json()) if desired is not None else None,
         plan_lines=p.cli_lines(),
         plan_hash=plan_hash(p),
         config_hash=config_hash,
@@ -344,9 +285,9 @@ def converge(
     ctx.progress(25, "reading the router")
     actual = read_router(session, desired)
     p = plan(desired, actual)
-    blocking = [*p.conflicts, *port_conflicts(desired, actual)]
-    if blocking:
-        raise JobFailed("The router has things in the way: " + " · ".join(blocking))
+    found = blocking(desired, actual, p, siblings(peer))
+    if found:
+        raise JobFailed("The router has things in the way: " + " · ".join(found))
     if approved_hash is not None and plan_hash(p) != approved_hash:
         raise JobFailed(
             "The router changed since the preflight you approved (the plan is different now). "
@@ -361,20 +302,24 @@ def converge(
     risky = any(is_risky(op) for op in p.ops)
     ctx.progress(35, f"applying {len(p.ops)} change(s)")
     if risky:
-        arm_rollback(session, ctx)
+        arm_rollback(session, ctx, p, actual)
     apply_plan(session, p, ctx, 40, 75, armed=risky)
     if not risky:
         disarm_leftover_rollback(session, ctx, peer)
     return p, risky
 
 
-def confirm_access(peer: Peer, target: RouterTarget, ctx: JobContext) -> tuple[int, int]:
+def confirm_access(
+    peer: Peer, target: RouterTarget, ctx: JobContext, then: Callable[[RouterSession], None] | None = None
+) -> tuple[int, int]:
     """A fresh connection proves the change left WireWAN a way in; only then the rollback is disarmed.
-    Returns that session's (writes, reads)."""
+    `then` runs on the same connection afterwards (the handshake probe). Returns its (writes, reads)."""
     ctx.progress(80, "checking that WireWAN still reaches the router")
     try:
         with RouterSession(target, audit=ctx.audit_router_call) as check:
             disarm_rollback(check, ctx)
+            if then is not None:
+                then(check)
             return check.writes, check.reads
     except RouterError as exc:
         raise JobFailed(
@@ -384,34 +329,31 @@ def confirm_access(peer: Peer, target: RouterTarget, ctx: JobContext) -> tuple[i
 
 
 def probe_handshakes(
-    session: RouterSession, desired: DesiredState, ctx: JobContext, since: float, wait: float | None = None
+    session: RouterSession,
+    desired: DesiredState,
+    ctx: JobContext,
+    since: float,
+    ops: Sequence[Op] = (),
+    wait: float | None = None,
 ) -> dict[str, str]:
-    """Wait up to `wait` s for at least one managed peer to show a handshake newer than the change."""
+    """Read the peer entries until the verdict is known (probe.assess) or `wait` s have passed."""
     wait = probe_seconds() if wait is None else wait
-    titles = {r.key: (r.title or r.key) for r in desired.resources if r.menu == WG_PEERS}
+    expected = expectations(desired, ops)
     deadline = time.monotonic() + wait
     while True:
-        rows = [r for r in session.call(f"{WG_PEERS}/print") if r.get("comment") in titles]
-        elapsed = time.monotonic() - since
-        fresh: dict[str, str] = {}
-        for row in rows:
-            ago = parse_duration(str(row.get("last-handshake", ""))) if row.get("last-handshake") else None
-            fresh[str(row["comment"])] = f"{ago} s ago" if ago is not None and ago <= elapsed + 5 else "none"
-        if any(v != "none" for v in fresh.values()) or time.monotonic() >= deadline or not rows:
+        rows = session.call(f"{WG_PEERS}/print")
+        final = time.monotonic() >= deadline
+        verdict = assess(expected, rows, time.monotonic() - since, final=final)
+        if verdict.done:
             break
         waited = wait - max(0.0, deadline - time.monotonic())
         ctx.step(f"waiting for handshakes · {int(waited)} s of up to {int(wait)} s")
         time.sleep(max(0.0, min(PROBE_INTERVAL, deadline - time.monotonic())))
-    for key, state in sorted(fresh.items()):
-        ctx.log(f"handshake {titles.get(key, key)}: {state}")
-    if rows and all(v == "none" for v in fresh.values()):
-        for key in sorted(fresh):
-            ctx.warn(
-                f"Peer '{titles.get(key, key)}' has no recent handshake after {int(wait)}s post-deploy. Check "
-                "the other side's endpoint/port and the in-between firewall — config deployed but the tunnel "
-                "isn't establishing."
-            )
-    return {titles.get(k, k): v for k, v in fresh.items()}
+    for line in verdict.logs():
+        ctx.log(line)
+    for warning in verdict.warnings(time.monotonic() - since):
+        ctx.warn(warning)
+    return {p.name: p.text() for p in verdict.peers}
 
 
 # ---------------------------------------------------------------- the jobs
@@ -441,13 +383,14 @@ def run_preflight(job_id: int) -> None:
         peer = ctx.peer()
         target = router_target(peer)
         ctx.progress(10, f"connecting to {target.label}")
-        with router_lock(peer.id, ctx), RouterSession(target, audit=ctx.audit_router_call) as s:
+        with router_lock(router_key(peer), ctx), RouterSession(target, audit=ctx.audit_router_call) as s:
             check_version(s, ctx)
             desired, _ = desired_for(peer, s)
             ctx.progress(40, "reading the router")
             actual = read_router(s, desired)
             p = plan(desired, actual)
-            found = router_conflicts(desired, actual, p, target.username)
+            clashes = siblings(peer)
+            found = router_conflicts(desired, actual, p, target.username, clashes)
             for line in p.cli_lines() or ["(nothing to change)"]:
                 ctx.log(line)
             ctx.result = {
@@ -455,7 +398,7 @@ def run_preflight(job_id: int) -> None:
                 "plan_lines": p.cli_lines(),
                 "plan_hash": plan_hash(p),
                 "conflicts": found,
-                "blocking": [*p.conflicts, *port_conflicts(desired, actual)],
+                "blocking": blocking(desired, actual, p, clashes),
                 "warnings": list(p.warnings) + list(desired.notes),
                 "reads": s.reads,
                 "writes": s.writes,
@@ -471,41 +414,46 @@ def run_deploy(job_id: int) -> None:
         target = router_target(peer)
         approved = ctx.params.get("plan_hash")
         ctx.progress(10, f"connecting to {target.label}")
-        with router_lock(peer.id, ctx):
+        with router_lock(router_key(peer), ctx):
+            handshakes: dict[str, str] = {}
             with RouterSession(target, audit=ctx.audit_router_call) as s:
                 check_version(s, ctx)
-                desired, config = desired_for(peer, s)
-                p, risky = converge(ctx, peer, s, desired, approved_hash=approved)
+                desired, snap = desired_for(peer, s)
                 started = time.monotonic()
-                deployment = record_deployment(ctx, peer, "deploy", desired, p, s, config.sha256)
-                configs.mark_applied(peer, config, "deploy")
+                p, risky = converge(ctx, peer, s, desired, approved_hash=approved)
+                # A deploy that changed nothing leaves no history entry (nothing to revert to).
+                deployment = None
+                if not p.empty:
+                    deployment = record_deployment(ctx, peer, "deploy", desired, p, s, snap.config_hash(peer.id))
+                mark_deployed(peer, snap)
                 commit()
+
+                def probe(session: RouterSession) -> None:
+                    ctx.progress(85, "waiting for handshakes")
+                    try:
+                        handshakes.update(probe_handshakes(session, desired, ctx, started, p.ops))
+                    except RouterError as exc:
+                        # The change is applied, recorded and confirmed: failing the job here would
+                        # tell the operator the deploy did not happen. The probe is advice, so warn.
+                        ctx.warn(
+                            "The change is deployed and confirmed, but the handshake probe could not read "
+                            f"the router: {exc.message}"
+                        )
+
+                if not p.empty and not risky:
+                    probe(s)  # on the same connection: nothing it changed could lock WireWAN out
                 writes, reads = s.writes, s.reads
             if risky:
-                more_writes, more_reads = confirm_access(peer, target, ctx)
+                more_writes, more_reads = confirm_access(peer, target, ctx, then=probe)
                 writes, reads = writes + more_writes, reads + more_reads
-            handshakes: dict[str, str] = {}
-            if not p.empty:
-                ctx.progress(85, "waiting for handshakes")
-                try:
-                    with RouterSession(target, audit=ctx.audit_router_call) as s2:
-                        handshakes = probe_handshakes(s2, desired, ctx, started)
-                        reads += s2.reads
-                except RouterError as exc:
-                    # The change is applied, recorded and confirmed: failing the job here would
-                    # tell the operator the deploy did not happen. The probe is advice, so warn.
-                    ctx.warn(
-                        "The change is deployed and confirmed, but the handshake probe could not read "
-                        f"the router: {exc.message}"
-                    )
             ctx.result = {
                 "writes": writes,
                 "reads": reads,
                 "plan_writes": len(p.ops),
-                "plan_hash": deployment.plan_hash,
+                "plan_hash": plan_hash(p),
                 "operations": len(p.ops),
                 "handshakes": handshakes,
-                "deployment_id": deployment.id,
+                "deployment_id": deployment.id if deployment is not None else None,
                 "rollback_armed": risky,
             }
 
@@ -515,13 +463,15 @@ def run_verify(job_id: int) -> None:
         peer = ctx.peer()
         target = router_target(peer)
         ctx.progress(20, f"connecting to {target.label}")
-        with router_lock(peer.id, ctx), RouterSession(target, audit=ctx.audit_router_call) as s:
+        with router_lock(router_key(peer), ctx), RouterSession(target, audit=ctx.audit_router_call) as s:
             desired, _ = desired_for(peer, s)
             ctx.progress(50, "comparing the router with the desired state")
             drift = verify(desired, read_router(s, desired))
             for d in drift:
                 ctx.log(f"{d.kind}: {d.menu} {d.key} — {d.details}")
             ctx.log("in sync" if not drift else f"{len(drift)} difference(s)")
+            summary = "; ".join(f"{d.kind} {d.menu} {d.key}" for d in drift[:5])
+            status_service.record_verify(peer, not drift, len(drift), summary)
             ctx.result = {
                 "in_sync": not drift,
                 "drift": [d.to_dict() for d in drift],
@@ -531,24 +481,20 @@ def run_verify(job_id: int) -> None:
 
 
 def run_revert(job_id: int) -> None:
-    """Re-apply the desired state of the deployment before the latest one."""
+    """Re-apply the overlay of the last deployment that differs from the latest one (the API access
+    rows stay as every WAN on the router needs them now)."""
     with tracked(job_id) as ctx:
         peer = ctx.peer()
-        history = (
-            db.session.query(Deployment)
-            .filter(Deployment.peer_id == peer.id, Deployment.desired_enc.is_not(None))
-            .order_by(Deployment.id.desc())
-            .limit(2)
-            .all()
-        )
-        if len(history) < 2:
-            raise JobFailed("There is no earlier deployment to revert to.")
-        previous = history[1]
-        desired = desired_from_json(crypto.decrypt(previous.desired_enc))  # type: ignore[arg-type]  # the query keeps only rows with one
+        previous = revert_target(peer)
+        if previous is None:
+            raise JobFailed("There is no earlier deployment that differs from the current one to revert to.")
+        stored = DesiredState.from_json(crypto.decrypt(previous.desired_enc))  # type: ignore[arg-type]  # revert_target keeps only rows with one
         target = router_target(peer)
-        with router_lock(peer.id, ctx):
+        with router_lock(router_key(peer), ctx):
             with RouterSession(target, audit=ctx.audit_router_call) as s:
                 ctx.log(f"reverting to deployment #{previous.id} of {previous.created_at:%Y-%m-%d %H:%M} UTC")
+                current, _ = desired_for(peer, s)
+                desired = stored.with_wan(peer.wan_id).with_access_of(current)
                 p, risky = converge(ctx, peer, s, desired)
                 deployment = record_deployment(ctx, peer, "revert", desired, p, s, previous.config_hash)
                 # The router now runs an older config: the peer is stale until deployed again.
@@ -558,30 +504,43 @@ def run_revert(job_id: int) -> None:
             if risky:
                 more_writes, more_reads = confirm_access(peer, target, ctx)
                 writes, reads = writes + more_writes, reads + more_reads
-            ctx.result = {"writes": writes, "reads": reads, "reverted_to": previous.id, "deployment_id": deployment.id}
+            ctx.result = {
+                "writes": writes,
+                "reads": reads,
+                "operations": len(p.ops),
+                "reverted_to": previous.id,
+                "deployment_id": deployment.id,
+            }
 
 
 def run_clear(job_id: int) -> None:
-    """Remove every WireWAN-tagged resource and put demoted routes back at their recorded distance."""
+    """Remove this WAN's tagged resources and put demoted routes back at their recorded distance.
+
+    Other WANs on the same router keep their rows, and the API user and services keep admitting
+    what they need."""
     with tracked(job_id) as ctx:
         peer = ctx.peer()
         target = router_target(peer)
-        with router_lock(peer.id, ctx):
+        with router_lock(router_key(peer), ctx):
             with RouterSession(target, audit=ctx.audit_router_call) as s:
-                iface = peer.wan.interface_name
-                empty = DesiredState(peer.id, iface, (), DemotionIntent(()))
+                full, _ = desired_for(peer, s)
+                _, others = router_slots(peer, deployed_only=True)
+                empty = cleared(full, also_admit(others), ip_address(s.local_address()))
                 ctx.progress(25, "reading the router")
-                actual = parse_actual(s.read_state(BASE_MENUS))
+                actual = parse_actual(s.read_state(menus_for(full)))
                 p = plan(empty, actual)
-                restore = restore_ops(peer, actual)
-                full = Plan(tuple(restore) + p.ops, p.warnings, ())
-                risky = bool(full.ops)
+                history = db.session.scalars(
+                    select(Deployment.demoted_routes).where(Deployment.peer_id == peer.id).order_by(Deployment.id)
+                )
+                restore = restore_ops(first_distances(history), actual)
+                full_plan = Plan(tuple(restore) + p.ops, p.warnings, ())
+                risky = bool(full_plan.ops)
                 if risky:
-                    arm_rollback(s, ctx)
+                    arm_rollback(s, ctx, full_plan, actual)
                 else:
                     disarm_leftover_rollback(s, ctx, peer)
-                apply_plan(s, full, ctx, 35, 75, armed=risky)
-                record_deployment(ctx, peer, "clear", None, full, s, None)
+                apply_plan(s, full_plan, ctx, 35, 75, armed=risky)
+                record_deployment(ctx, peer, "clear", None, full_plan, s, None)
                 peer.applied_config_hash = None
                 commit()
                 writes, reads = s.writes, s.reads
@@ -591,35 +550,10 @@ def run_clear(job_id: int) -> None:
             ctx.result = {
                 "writes": writes,
                 "reads": reads,
+                "operations": len(full_plan.ops),
                 "removed": sum(op.action == "remove" for op in p.ops),
                 "restored_routes": len(restore),
             }
-
-
-def restore_ops(peer: Peer, actual: Mapping[str, Sequence[Mapping[str, str]]]) -> list[Op]:
-    """Set each route WireWAN demoted back to the distance it had, if it is still demoted."""
-    recorded: dict[tuple[str, str], str] = {}
-    for dep in db.session.query(Deployment).filter(Deployment.peer_id == peer.id).order_by(Deployment.id):
-        for route in dep.demoted_routes or []:
-            # The first record holds the original distance; later deploys see 11 and record nothing.
-            recorded.setdefault((route["menu"], route["id"]), route["distance"])
-    ops = []
-    for (menu, rid), distance in recorded.items():
-        row = next((r for r in actual.get(menu, ()) if r.get(".id") == rid), None)
-        if row is not None and row.get("distance") == "11":
-            ops.append(
-                Op(
-                    "set",
-                    menu,
-                    rid,
-                    {"distance": distance},
-                    row.get("comment", ""),
-                    reason=f"restore route to {row.get('dst-address')} to distance {distance}",
-                    previous={"distance": "11"},
-                    by_id=True,
-                )
-            )
-    return ops
 
 
 def run_probe(job_id: int) -> None:
@@ -630,4 +564,4 @@ def run_probe(job_id: int) -> None:
             desired, _ = desired_for(peer, s)
             ctx.progress(30, "reading handshakes")
             wait = float(ctx.params.get("wait", probe_seconds()))
-            ctx.result = {"handshakes": probe_handshakes(s, desired, ctx, time.monotonic() - 180, wait)}
+            ctx.result = {"handshakes": probe_handshakes(s, desired, ctx, time.monotonic(), (), wait)}

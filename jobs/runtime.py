@@ -21,10 +21,11 @@ from redis.exceptions import LockError
 
 from app.extensions import db, redis_connection
 from app.models import AuditEntry, Job, Peer
-from app.models.jobs import JobStatus
+from app.models.jobs import JobKind, JobStatus
 from app.routeros_api import CallRecord, RouterError
 from app.services import audit
 from app.services import jobs as lifecycle
+from app.services import webhooks
 from app.services.tx import commit
 
 LOG_FLUSH_SECONDS = 0.3
@@ -42,6 +43,10 @@ class JobFailed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class RouterBusy(JobFailed):
+    """Another job held the router's lock for longer than this one would wait."""
 
 
 def get_app() -> Flask:
@@ -134,6 +139,19 @@ def _beat(app: Flask, job_id: int, lock: Any, stop: threading.Event) -> None:
                 app.logger.warning("job %s heartbeat failed: %s", job_id, exc)
 
 
+def warm_up(app: Flask) -> None:
+    """Run, once in a worker's parent, the queries every job starts with, so a forked horse inherits
+    their compiled SQL (SQLAlchemy caches it per engine) instead of compiling it per job. Reads
+    nothing that exists; the connection it used is closed, not inherited."""
+    from app.services.specs import load_spec
+
+    with app.app_context():
+        db.session.get(Job, 0)
+        load_spec(0)
+        db.session.remove()
+        db.engine.dispose()
+
+
 def _fresh_pool_after_fork() -> None:
     """Never share pooled connections with a forking parent: in a process forked after the app was
     made (an RQ work-horse), drop — without closing — the pool inherited from the parent. Only then:
@@ -189,20 +207,35 @@ def _finish(job_id: int, status: JobStatus, ctx: JobContext, error: str | None =
     job.log, job.warnings = lines, warnings
     job.result = ctx.result or job.result
     job.terminate(status, error)
+    if status == JobStatus.FAILED and job.trigger != "schedule":
+        # A scheduled job's failure is told by its state events (router.unreachable), not each round.
+        webhooks.emit(
+            "job.failed",
+            f"{_label(job.kind)} of '{job.peer_name}' failed: {error or 'see the job log'}",
+            wan_id=job.wan_id,
+            peer_id=job.peer_id,
+        )
     commit()
 
 
-def router_lock_key(peer_id: int) -> str:
-    # Namespaced by queue like the pending-deploy marker: peer ids repeat across databases.
-    return f"wirewan:{current_app.config.get('RQ_QUEUE') or 'wirewan'}:lock:router:{peer_id}"
+def _label(kind: str) -> str:
+    return next((k.label for k in JobKind if k.value == kind), kind)
+
+
+def router_lock_key(router: str) -> str:
+    # Namespaced by queue like the pending-deploy marker: the same router may be a test fixture
+    # of several databases. `router` is host:port (services.mikrotik.router_key), so the WANs a
+    # router serves share one lock.
+    return f"wirewan:{current_app.config['RQ_QUEUE']}:lock:router:{router}"
 
 
 @contextmanager
-def router_lock(peer_id: int, ctx: JobContext, wait_seconds: float = 60) -> Iterator[None]:
-    """One job per router at a time, across every worker (the lock lives in Redis)."""
-    lock = redis_connection().lock(router_lock_key(peer_id), timeout=LOCK_TTL_SECONDS, thread_local=False)
+def router_lock(router: str, ctx: JobContext, wait_seconds: float = 60) -> Iterator[None]:
+    """One job per router (host:port) at a time, across every worker and every WAN (the lock lives
+    in Redis)."""
+    lock = redis_connection().lock(router_lock_key(router), timeout=LOCK_TTL_SECONDS, thread_local=False)
     if not lock.acquire(blocking=True, blocking_timeout=wait_seconds):
-        raise JobFailed("Another job is still working on this router; try again when it has finished.")
+        raise RouterBusy("Another job is still working on this router; try again when it has finished.")
     stop = threading.Event()
     beat = threading.Thread(target=_beat, args=(get_app(), ctx.job.id, lock, stop), daemon=True)
     beat.start()

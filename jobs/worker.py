@@ -12,6 +12,7 @@ while it idles.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from rq import Worker
@@ -24,7 +25,10 @@ class PreloadWorker(Worker):
         super().__init__(*args, **kwargs)
         import jobs.mikrotik  # noqa: F401  (the job functions and everything they import)
 
-        runtime.get_app()
+        runtime.warm_up(runtime.get_app())
+        # Objects made so far are never collected: the forked horses need not touch (and so copy)
+        # every page of the parent's heap when their first garbage collection runs.
+        gc.freeze()
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]  # rq leaves it unannotated

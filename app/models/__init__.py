@@ -3,6 +3,15 @@
 from app.models.audit import AuditEntry
 from app.models.jobs import Deployment, Job
 from app.models.network import Peer, Service, Subnet, Wan
+from app.models.status import (
+    PeerObservation,
+    PeerStatus,
+    PeerStatusSample,
+    ReportToken,
+    RouterStatus,
+    Webhook,
+    WebhookDelivery,
+)
 from app.models.user import ROLES, ApiToken, LoginThrottle, User
 
 __all__ = [
@@ -13,8 +22,15 @@ __all__ = [
     "Job",
     "LoginThrottle",
     "Peer",
+    "PeerObservation",
+    "PeerStatus",
+    "PeerStatusSample",
+    "ReportToken",
+    "RouterStatus",
     "Service",
     "Subnet",
     "User",
     "Wan",
+    "Webhook",
+    "WebhookDelivery",
 ]

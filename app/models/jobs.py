@@ -24,11 +24,11 @@ class JobKind(StrEnum):
     function: str
     changes_router: bool
 
-    def __new__(cls, value: str, label: str, changes_router: bool = False) -> JobKind:
+    def __new__(cls, value: str, label: str, changes_router: bool = False, module: str = "jobs.mikrotik") -> JobKind:
         member = str.__new__(cls, value)
         member._value_ = value
         member.label = label
-        member.function = f"jobs.mikrotik.run_{value}"
+        member.function = f"{module}.run_{value}"
         # After one of these, a preflight's plan is used up: the router is no longer what it saw.
         member.changes_router = changes_router
         return member
@@ -44,6 +44,7 @@ class JobKind(StrEnum):
     REVERT = ("revert", "Revert", True)
     CLEAR = ("clear", "Clear", True)
     PROBE = ("probe", "Handshake probe")
+    STATUS = ("status", "Status poll", False, "jobs.ops")
 
 
 class JobStatus(StrEnum):
@@ -72,7 +73,7 @@ class Job(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
     peer_name: Mapped[str] = mapped_column(String(48), default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     actor: Mapped[str] = mapped_column(String(254), default="system")
-    trigger: Mapped[str] = mapped_column(String(16), default="manual")  # manual | auto
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")  # manual | auto | schedule
     progress: Mapped[int] = mapped_column(default=0)
     step: Mapped[str] = mapped_column(String(200), default="queued")
     log: Mapped[list[str]] = mapped_column(JSON, default=list)

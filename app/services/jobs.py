@@ -55,7 +55,7 @@ def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None
         peer_id=peer.id,
         peer_name=peer.name,
         user_id=user_id,
-        actor=actor if trigger == "manual" else f"auto-deploy ({actor})",
+        actor={"manual": actor, "schedule": "scheduler"}.get(trigger, f"auto-deploy ({actor})"),
         trigger=trigger,
         params=params or {},
         log=[],

@@ -7,18 +7,18 @@ which jobs a filter selects).
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from app import crypto
-from app.domain.routeros.plan import Op
+from app.domain.routeros.desired import DesiredState
+from app.domain.routeros.plan import state_lines
 from app.extensions import db
 from app.models import Deployment, Job, Peer, Wan
 from app.models.base import MAX_ID
-from app.models.jobs import CHANGING_KINDS, JobKind
-from app.services import configs
+from app.models.jobs import JobKind
+from app.services import configs, mikrotik
 
 HISTORY_ON_PEER_PAGE = 10
 
@@ -48,12 +48,16 @@ class JobFilters:
     status: str | None = None  # one of JOB_STATUSES; the caller decides what to do with others
 
 
+# Succeeded status polls (one per router per minute) are what the status shows, not news.
+QUIET_POLLS = (Job.kind == JobKind.STATUS.value) & (Job.status == "succeeded")
+
+
 def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
-    """The newest `limit` jobs that match every filter given."""
+    """The newest `limit` jobs that match every filter given, status polls that succeeded left out."""
     ids = (filters.wan_id, filters.peer_id)
     if any(value is not None and abs(value) > MAX_ID for value in ids):
         return []  # names no row, and the driver cannot bind it (a 500 on PostgreSQL)
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    query = select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(limit)
     if filters.wan_id is not None:
         query = query.where(Job.wan_id == filters.wan_id)
     if filters.peer_id is not None:
@@ -66,38 +70,9 @@ def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
 # ---------------------------------------------------------------- the Router section of a MikroTik peer
 
 
-@dataclass(frozen=True)
-class Approval:
-    """Whether a preflight's plan can still be deployed from the page, and if not, why."""
-
-    ok: bool
-    reason: str = ""
-
-
-def approval(preflight: Job | None) -> Approval:
-    """A succeeded preflight without blocking conflicts, still the latest one, and not used up by a
-    deploy, revert or clear started after it. The deploy itself re-checks all of this."""
-    if preflight is None or preflight.kind != JobKind.PREFLIGHT:
-        return Approval(False, "Run Preflight first, then deploy the plan it shows.")
-    if preflight.status != "succeeded":
-        return Approval(False, "This preflight did not finish; run Preflight again.")
-    result = preflight.result or {}
-    if result.get("blocking"):
-        return Approval(False, "The router has things in the way (listed above); fix them and run Preflight again.")
-    newer = db.session.scalar(
-        select(Job.id)
-        .where(
-            Job.peer_id == preflight.peer_id,
-            Job.id > preflight.id,
-            Job.kind.in_((JobKind.PREFLIGHT, *CHANGING_KINDS)),
-            Job.status.in_(("queued", "running", "succeeded")),
-        )
-        .order_by(Job.id.desc())
-        .limit(1)
-    )
-    if newer is not None:
-        return Approval(False, f"Job #{newer} ran on this router after this preflight; run Preflight again.")
-    return Approval(True)
+# "Can this plan be deployed" is one rule, asked by the page and the API alike.
+Approval = mikrotik.Approval
+approval = mikrotik.deploy_approval
 
 
 def desired_lines(deployment: Deployment) -> list[str]:
@@ -105,21 +80,10 @@ def desired_lines(deployment: Deployment) -> list[str]:
     if not deployment.desired_enc:
         return []  # a clear: nothing of WireWAN's is wanted on the router
     try:
-        data = json.loads(crypto.decrypt(deployment.desired_enc))
+        desired = DesiredState.from_json(crypto.decrypt(deployment.desired_enc))
     except crypto.SecretUnreadable:
         return ["# (this deployment's stored state cannot be decrypted: ENCRYPTION_KEY changed)"]
-    lines = []
-    for res in data.get("resources", []):
-        props = {**res.get("match", {}), **res.get("props", {})}
-        # Write-only values (passwords) are never shown; SECRET_PROPS are masked by Op.cli().
-        for name in res.get("write_only", []):
-            props.pop(name, None)
-        if not res.get("match"):
-            props["comment"] = res["key"]
-        lines.append(Op("add", res["menu"], None, props, res["key"]).cli())
-    for prefix in data.get("demotion", []):
-        lines.append(f"# demote unmanaged static routes to {prefix} with distance < 10 to distance 11")
-    return lines
+    return state_lines(desired)
 
 
 @dataclass(frozen=True)
@@ -156,6 +120,10 @@ class RouterPanel:
     history: list[HistoryRow]
     history_total: int
     revertable: bool
+    revert_to: Deployment | None = None  # the last deployment that differs from the latest one
+    in_sync: bool = False  # the latest preflight found nothing to deploy
+    busy: Job | None = None  # a queued or running job of this router (any WAN): actions wait for it
+    busy_reason: str = ""
 
 
 def router_panel(peer: Peer, stale: bool | None = None) -> RouterPanel:
@@ -164,16 +132,19 @@ def router_panel(peer: Peer, stale: bool | None = None) -> RouterPanel:
     preflight = db.session.scalar(
         select(Job).where(Job.peer_id == peer.id, Job.kind == JobKind.PREFLIGHT).order_by(Job.id.desc()).limit(1)
     )
-    # Revert re-applies the deployment before the latest one that has a desired state (not a clear).
-    restorable = db.session.scalar(
-        select(func.count(Deployment.id)).where(Deployment.peer_id == peer.id, Deployment.desired_enc.is_not(None))
-    )
+    plan = approval(preflight)
+    revert_to = mikrotik.revert_target(peer)
+    busy = mikrotik.busy_job(peer)
     return RouterPanel(
         stale=configs.peer_stale(peer) if stale is None else stale,
         latest_job=latest,
-        preflight=preflight if approval(preflight).ok else None,
+        preflight=preflight if plan.ok and not plan.in_sync else None,
         configured=peer.router_configured,
         history=deployment_history(peer, HISTORY_ON_PEER_PAGE),
         history_total=db.session.scalar(select(func.count(Deployment.id)).where(Deployment.peer_id == peer.id)) or 0,
-        revertable=(restorable or 0) >= 2,
+        revertable=revert_to is not None,
+        revert_to=revert_to,
+        in_sync=plan.in_sync,
+        busy=busy,
+        busy_reason=mikrotik.busy_reason(busy) if busy is not None else "",
     )

@@ -1,9 +1,9 @@
 """The one way a unit of work ends: `commit()`, or `commit_with_retry()` for allocations.
 
-A commit has follow-ups: the jobs it created go to RQ (only now, so a worker never sees a row that
-was rolled back), and every WAN it touched gets its auto-deploys scheduled. They run here and only
-here. A direct `db.session.commit()` that would skip them raises (the `before_commit` guard below),
-and a rollback forgets them, so no caller has to remember either.
+A commit has follow-ups: the jobs (and webhook deliveries) it created go to RQ (only now, so a
+worker never sees a row that was rolled back), and every WAN it touched gets its auto-deploys
+scheduled. They run here and only here. A direct `db.session.commit()` that would skip them raises
+(the `before_commit` guard below), and a rollback forgets them, so no caller has to remember either.
 
 Two requests may pick the same free tunnel IP (or NAT block) at once; the database's unique
 constraint lets only one commit. `commit_with_retry` rolls the loser back and runs its whole unit of
@@ -21,7 +21,7 @@ from sqlalchemy import event, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.extensions import db
-from app.services import changes, jobs
+from app.services import changes, jobs, webhooks
 
 T = TypeVar("T")
 ATTEMPTS = 8
@@ -36,6 +36,8 @@ def commit() -> None:
         _commit()
     if jobs.enqueue_staged():
         _commit()  # each job's RQ id, or why it could not be queued
+    if webhooks.enqueue_staged():
+        _commit()  # a delivery that could not be queued says so
 
 
 def commit_with_retry(unit_of_work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
@@ -56,6 +58,8 @@ def commit_with_retry(unit_of_work: Callable[[], T], attempts: int = ATTEMPTS) -
         if scheduled:
             _commit()
         if jobs.enqueue_staged():
+            _commit()
+        if webhooks.enqueue_staged():
             _commit()
         return result
     raise AssertionError("unreachable")
@@ -92,7 +96,7 @@ class CommitBypassed(RuntimeError):
 def _refuse_commits_that_skip_follow_ups(session: Any) -> None:
     if session.info.get(_VIA_HELPER):
         return
-    if session.info.get(jobs.STAGED) or session.info.get(changes.TOUCHED):
+    if session.info.get(jobs.STAGED) or session.info.get(changes.TOUCHED) or session.info.get(webhooks.STAGED):
         raise CommitBypassed(
             "This transaction queued jobs or changed a WAN; commit it with app.services.tx.commit() "
             "so the jobs reach RQ and auto-deploys are scheduled."
@@ -104,3 +108,4 @@ def _forget_follow_ups(session: Any, previous_transaction: Any) -> None:
     # Whatever the rolled-back work staged never happened.
     session.info.pop(jobs.STAGED, None)
     session.info.pop(changes.TOUCHED, None)
+    session.info.pop(webhooks.STAGED, None)

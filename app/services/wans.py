@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.domain import addressing, conflicts, validation
 from app.domain.errors import ConflictError, ValidationError
+from app.domain.routeros.rules import default_interface_name
 from app.extensions import db
 from app.models import Wan
 from app.services import audit, changes
@@ -34,7 +35,6 @@ DEFAULTS: dict[str, Any] = {
     "services_cidr": "10.0.5.0/24",
     "nat_pool_cidr": "172.16.0.0/12",
     "topology": "mesh",
-    "interface_name": "wg-wan-overlay",
     "listen_port": 51820,
     "keepalive": 25,
     "mtu": 1420,
@@ -87,6 +87,12 @@ def _check_name_free(name: str, wan_id: int | None) -> None:
 
 
 def create_wan(data: Mapping[str, Any]) -> Wan:
+    if not data.get("interface_name"):
+        # Unique per WAN, so one router can serve several WANs (each its own interface); WANs
+        # created before keep the name they store.
+        taken = db.session.scalars(select(Wan.interface_name)).all()
+        name = str(data.get("name") or "").strip()
+        data = {**data, "interface_name": default_interface_name(name, taken)}
     values = _parse(data, DEFAULTS)
     conflicts.check_wan_ranges(values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"])
     _check_name_free(values["name"], None)

@@ -98,8 +98,9 @@ def tagged_rows(sim: SimRouter) -> list[tuple[str, str]]:
 
 
 def rollback_leftovers(sim: SimRouter) -> list[str]:
-    """Scheduler entries and files a commit-confirmed deploy left armed on the router."""
+    """Scheduler entries, scripts and files a commit-confirmed deploy left armed on the router."""
     found = [f"scheduler {r.get('name')}" for r in sim.rows("/system/scheduler") if "wirewan" in str(r.get("name"))]
+    found += [f"script {r.get('name')}" for r in sim.rows("/system/script") if "wirewan" in str(r.get("name"))]
     found += [f"file {r.get('name')}" for r in sim.rows("/file") if "wirewan" in str(r.get("name"))]
     return found
 

@@ -43,7 +43,7 @@ def test_full_lifecycle_on_a_default_router(api, run_jobs, sim: SimRouter, route
     pre, dep = preflight_and_deploy(api, run_jobs, router)
     assert dep["status"] == "succeeded", dep
     assert pre["result"]["writes"] == 0 and pre["result"]["plan_lines"]
-    # The plan, plus commit-confirmed: backup + scheduler to arm, scheduler + file removal to disarm.
+    # The plan, plus commit-confirmed: undo script + scheduler to arm, both removed to disarm.
     assert dep["result"]["plan_writes"] == len(pre["result"]["plan"])
     assert dep["result"]["writes"] == len(pre["result"]["plan"]) + 4 and dep["result"]["rollback_armed"]
     assert api.get(f"/api/peers/{router}").get_json()["stale"] is False

@@ -60,13 +60,14 @@ def test_a_deploy_cut_after_any_sentence_fails_clearly_and_the_next_converges(
     reference = first_deploy(run_direct, sim, router)
     sent = reference["commands"]
     connections = [n for n, _ in Counter(c for c, _ in sent).items()]
-    # The deploy's own session, the confirm session (disarms the rollback), the handshake probe.
-    assert len(connections) == 3 and sent[0][1] == "/login"
+    # The deploy's own session, then the confirm session: it disarms the rollback, then probes.
+    assert len(connections) == 2 and sent[0][1] == "/login"
+    assert sent[-1] == (2, "/interface/wireguard/peers/print")
     assert len(sent) >= 25, sent
 
     started = time.monotonic()
     # k = how many sentences the router answers before it cuts the connection that carries
-    # sentence k+1 (sent in order across the three sessions; cutting "after" the last one cuts nothing).
+    # sentence k+1 (sent in order across the two sessions; cutting "after" the last one cuts nothing).
     for k in range(1, len(sent)):
         sim.load(pristine)
         sim.reset_counters()
@@ -79,7 +80,7 @@ def test_a_deploy_cut_after_any_sentence_fails_clearly_and_the_next_converges(
         cut = run_direct("deploy", router, AUTO)
         assert [(c.connection, c.command) for c in sim.commands] == sent[:k], f"k={k}: not the reference deploy"
         assert sim.counters.connections == connection, f"k={k}: a queued fault was not used"
-        if connection == 3:
+        if connection == 2 and command == "/interface/wireguard/peers/print":
             # The probe is advice: the change is applied and confirmed, so the job succeeds and warns.
             assert cut["status"] == "succeeded", (k, cut)
             assert any("handshake probe could not read the router" in w for w in cut["warnings"]), cut
@@ -237,16 +238,17 @@ def test_a_deploy_that_locks_wirewan_out_rolls_itself_back(
     assert_clear_failure(done, "cannot reach the router any more", "rollback armed before the change", "within 60 s")
     applied = sim.normalized_dump()
     assert applied != before and tagged_rows(sim)
-    assert rollback_leftovers(sim) == ["scheduler wirewan-rollback", "file wirewan-rollback.backup"]
+    assert rollback_leftovers(sim) == ["scheduler wirewan-rollback", "script wirewan-rollback"]
+    assert any("an undo of these changes runs in 60 s" in line and "no reboot" in line for line in done["log"])
 
     sim.advance(59)
     assert sim.normalized_dump() == applied, "the rollback fired early"
     sim.advance(1)
-    restored = sim.normalized_dump()
-    assert sim.state.reboots == 1
-    # The backup file stays on the router's disk; everything else is as before the deploy.
-    assert {m: r for m, r in restored.items() if m != "/file"} == {m: r for m, r in before.items() if m != "/file"}
-    assert rollback_leftovers(sim) == ["file wirewan-rollback.backup"]
+    # The undo script ran: exactly the pre-deploy router, no reboot, nothing of the rollback left.
+    assert sim.state.reboots == 0
+    assert sim.normalized_dump() == before
+    assert rollback_leftovers(sim) == []
+    assert ("warning", "WireWAN rollback ran: the last deploy was undone (WireWAN did not confirm it)") in sim.logs
 
     again = run_direct("deploy", router, AUTO)
     assert again["status"] == "succeeded", again
@@ -273,7 +275,7 @@ def test_a_leftover_rollback_is_disarmed_even_when_nothing_is_left_to_change(
     assert any("left armed by an earlier job" in line for line in again["log"])
     sim.advance(3600)
     assert sim.state.reboots == 0
-    gone = ("/file", "/system/scheduler")  # the only things the redeploy removed
+    gone = ("/system/script", "/system/scheduler")  # the only things the redeploy removed
     assert {m: r for m, r in sim.normalized_dump().items() if m not in gone} == {
         m: r for m, r in applied.items() if m not in gone
     }

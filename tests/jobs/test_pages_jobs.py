@@ -154,8 +154,13 @@ def test_preflight_page_shows_the_plan_and_deploys_it(app, admin_browser, run_jo
     assert job.params["plan_hash"] == result["plan_hash"]
     page = text(admin_browser.get(f"/jobs/{dep}"))
     assert "Writes / reads" in page and "Handshakes after the change" in page
-    assert "vps" in page and 'badge-warning">none' in page
-    assert 'class="card job-warnings"' in page and "has no recent handshake after 1s post-deploy" in page
+    assert "vps" in page and 'badge-warning">none (down)' in page
+    assert 'class="card job-warnings"' in page
+    assert "&#39;vps&#39; has not completed a handshake since the change" in page
+    assert "endpoint 203.0.113.10:51820 is right" in page
+    # The laptop has no endpoint: offline is information, not a warning.
+    assert "laptop</td>" in page and "none (offline)" in page
+    assert "&#39;laptop&#39; has not completed" not in page
     assert 'class="log-warn"' in page
 
     # That preflight is used up: its page no longer offers the deploy button.
@@ -279,7 +284,7 @@ def test_deployment_history_diffs_the_changed_endpoint(app, admin_browser, api, 
         assert len(removed) == len(added) == 1, diff
         assert 'endpoint-address="203.0.113.10"' in removed[0] and 'endpoint-address="203.0.113.99"' in added[0]
         assert removed[0].startswith("-/interface wireguard peers add")
-        assert "2 lines of desired state changed" in page
+        assert "2 desired-state lines differ from the deployment before" in page
         assert f'href="/jobs/{second}"' in page
 
 

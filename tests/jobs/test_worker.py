@@ -19,7 +19,9 @@ import pytest
 from flask import Flask
 
 from app.extensions import db
+from app.models import Peer
 from app.services.jobs import reap_abandoned
+from app.services.mikrotik import router_key
 from jobs.runtime import router_lock_key
 from tests.jobs.conftest import rollback_leftovers, tagged_rows
 from tests.routeros_sim.server import SimRouter
@@ -207,7 +209,7 @@ def test_a_worker_killed_mid_deploy_leaves_an_abandoned_job_and_the_next_worker_
     kill_group(first)
     wait_for(lambda: not Path(f"/proc/{horses[0]}").exists() or "Z" in _state(horses[0]), "the horse to die", ())
     with app.app_context():
-        lock = router_lock_key(router)
+        lock = router_lock_key(router_key(db.session.get(Peer, router)))
     assert 0 < redis_client.pttl(lock) <= LOCK_TTL * 1000, "the dead worker's lock must expire on its own"
     time.sleep(5 * HEARTBEAT)
     assert api.get(url).get_json()["status"] == "running"  # pages only read: no page view reaps

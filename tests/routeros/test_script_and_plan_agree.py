@@ -111,7 +111,7 @@ def test_accept_rules_sit_before_the_defconf_drop():
         inputs = [r for r in sim.rows("/ip/firewall/filter") if r["chain"] == "input"]
         comments = [r.get("comment", "") for r in inputs]
         drop = comments.index("defconf: drop all not coming from LAN")
-        ours = [i for i, c in enumerate(comments) if c.startswith("WAN-Overlay-Manager:allow-")]
+        ours = [i for i, c in enumerate(comments) if c.startswith("WAN-Overlay-Manager:w") and ":allow-" in c]
         assert ours and max(ours) < drop
 
 
@@ -140,3 +140,20 @@ def test_endpoint_change_is_one_set_and_the_session_survives():
         after = sim.rows("/interface/wireguard/peers", **{"public-key": key})[0]
         assert after[".id"] == entry[".id"] and after["endpoint-address"] == "203.0.113.99"
         assert "last-handshake" in after  # same entry, session kept
+
+
+def test_the_script_retags_a_router_deployed_before_tags_named_their_wan():
+    """Pasting today's script on a router with old-format tags updates those rows (no duplicates)."""
+    from app.domain.routeros.desired import legacy_key
+
+    desired = desired_x()
+    with SimRouter(password=PASSWORD, preset="defconf") as sim:
+        deploy_over_api(sim, desired)
+        with sim.state.lock:
+            for rows in sim.state.tables.values():
+                for row in rows:
+                    if str(row.get("comment", "")).startswith("WAN-Overlay-Manager:w"):
+                        row["comment"] = legacy_key(row["comment"])
+        sim.run_script(render_script(desired, "homelab", "office-mikrotik"))
+        p, drift = fresh_plan(sim, desired)
+        assert p.empty and drift == [], [op.cli() for op in p.ops]

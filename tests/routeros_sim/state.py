@@ -92,10 +92,15 @@ class RouterState:
         self.next_ids: dict[str, int] = {}
         self.clock: float = 0.0
         self.handshakes: dict[str, Handshake] = {}
-        #: When true, every enabled peer with an endpoint-address counts as having
-        #: completed a handshake ``auto_handshake_age`` seconds ago (unless set explicitly).
+        #: When true, the far ends answer as WireGuard does (whitepaper §5.1; wireguard.com "roaming"):
+        #: an entry that is added, or whose public-key changes, handshakes at once (a new session,
+        #: age 0); an entry that already had a session keeps it through any other ``set`` (endpoint,
+        #: allowed-address, keepalive...) — its last handshake stays ``auto_handshake_age`` seconds
+        #: old (the session is re-keyed about every 2 minutes under traffic, so a live one is at
+        #: most ~180 s old). Only entries with an endpoint-address initiate; others wait for the far
+        #: end (tests call :meth:`set_handshake`).
         self.auto_handshake = False
-        self.auto_handshake_age = 1.0
+        self.auto_handshake_age = 90.0
         self.logs: list[tuple[str, str]] = []
         #: Called after a simulated reboot (backup load) so the server drops connections.
         self.reboot_hook: Callable[[], None] | None = None
@@ -289,6 +294,8 @@ class RouterState:
                 row.setdefault("type", "script" if row["name"].endswith(".rsc") else "file")
                 row["creation-time"] = V.format_duration_ms(int(self.clock * 1000))
             self.tables[path].insert(index, row)
+            if path == "/interface/wireguard/peers":
+                self._new_session(row)
             self._after_change(path)
             return new_id
 
@@ -335,6 +342,8 @@ class RouterState:
                 if path == "/system/scheduler" and old.get("interval") != new.get("interval"):
                     self._schedule(new)
                 self.tables[path][index] = new
+                if path == "/interface/wireguard/peers" and old.get("public-key") != new.get("public-key"):
+                    self._new_session(new)
                 if "name" in old and old.get("name") != new.get("name") and menu.id_space == "interface":
                     self._rename_interface(old["name"], new["name"])
             self._after_change(path)
@@ -570,6 +579,11 @@ class RouterState:
     ) -> None:
         with self.lock:
             self.handshakes[public_key] = Handshake(self.clock - seconds_ago, rx, tx, endpoint_address, endpoint_port)
+
+    def _new_session(self, peer: Row) -> None:
+        """A new or re-keyed entry with an endpoint handshakes at once (auto_handshake only)."""
+        if self.auto_handshake and peer.get("endpoint-address") and peer.get("public-key"):
+            self.handshakes[peer["public-key"]] = Handshake(self.clock)
 
     def clear_handshake(self, public_key: str) -> None:
         with self.lock:

@@ -304,9 +304,35 @@ def test_handshake_model(sim: SimRouter, api: Any) -> None:
     assert "last-handshake" not in by_key()[PEER_KEY2]
     sim.clear_handshake(PEER_KEY)
     assert "last-handshake" not in by_key()[PEER_KEY]
-    sim.auto_handshake = True  # peers with an endpoint handshake "now"
-    assert by_key()[PEER_KEY]["last-handshake"] == "1s"
+    sim.auto_handshake = True  # peers with an endpoint have an established session (90 s old)
+    assert by_key()[PEER_KEY]["last-handshake"] == "1m30s"
     assert "last-handshake" not in by_key()[PEER_KEY2]
+
+
+def test_auto_handshake_new_and_rekeyed_entries_handshake_at_once_others_keep_their_session(api, sim):
+    """WireGuard: an added or re-keyed entry handshakes at once; any other set keeps the session."""
+    sim.auto_handshake = True
+    api.path("/interface/wireguard").add(name="wg0", **{"listen-port": 13231})
+    peers = api.path("/interface/wireguard/peers")
+    pid = peers.add(
+        interface="wg0",
+        **{
+            "public-key": PEER_KEY,
+            "allowed-address": "10.0.0.2/32",
+            "endpoint-address": "198.51.100.7",
+            "endpoint-port": 51820,
+        },
+    )
+
+    def row() -> dict[str, Any]:
+        return next(r for r in peers if r[".id"] == pid)
+
+    assert row()["last-handshake"] == "0s"  # new entry: a handshake newer than the change
+    sim.advance(100)
+    peers.update(**{".id": pid, "endpoint-address": "198.51.100.8", "allowed-address": "10.0.0.9/32"})
+    assert row()["last-handshake"] == "1m40s"  # roamed: same session, no new handshake
+    peers.update(**{".id": pid, "public-key": PEER_KEY2})
+    assert row()["last-handshake"] == "0s"  # re-keyed: a new session at once
 
 
 # ---------------------------------------------------------------- version gating

@@ -113,6 +113,17 @@ def _keys(value: Any) -> set[str]:
 # --- WANs --------------------------------------------------------------------------------------
 
 
+def test_default_interface_names_differ_per_wan_so_one_router_can_serve_several(api: Any) -> None:
+    names = [
+        api.post("/api/wan", json={"name": n}).get_json()["interface_name"]
+        for n in ("Branch Offices", "branch offices!", "A very long WAN name indeed")
+    ]
+    assert names == ["wg-branch-offic", "wg-branch-off-2", "wg-a-very-long"]
+    assert all(len(n) <= 15 for n in names)
+    given = api.post("/api/wan", json={"name": "x", "interface_name": "wg-corp"}).get_json()
+    assert given["interface_name"] == "wg-corp"
+
+
 def test_wan_create_uses_the_documented_defaults(api: Any) -> None:
     resp = api.post("/api/wan", json={"name": "corp"})
     assert resp.status_code == 201
@@ -123,7 +134,7 @@ def test_wan_create_uses_the_documented_defaults(api: Any) -> None:
     assert wan["services_cidr"] == "10.0.5.0/24"
     assert wan["nat_pool_cidr"] == "172.16.0.0/12"
     assert wan["topology"] == "mesh"
-    assert wan["interface_name"] == "wg-wan-overlay"
+    assert wan["interface_name"] == "wg-corp"  # wg-<WAN name>: unique per WAN
     assert (wan["listen_port"], wan["keepalive"], wan["mtu"]) == (51820, 25, 1420)
     assert wan["mgmt_cidrs"] == []
     assert wan["peer_count"] == 0

@@ -42,7 +42,7 @@ def test_download_is_an_attachment_with_the_private_key(app, api, wan):
     add(api, wan, "laptop", kind="client")
     resp = download(api, hq)
     assert resp.status_code == 200
-    assert resp.headers["Content-Disposition"] == 'attachment; filename="wg-wan-overlay.conf"'
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="wg-acme.conf"'
     assert resp.headers["Cache-Control"] == "no-store"
     text = resp.get_data(as_text=True)
     assert f"PrivateKey = {private_key(app, hq['id'])}\n" in text
@@ -111,7 +111,7 @@ def test_stale_badge_and_banner_with_masked_diff(app, api, admin_browser, wan):
 def test_page_download_marks_applied_and_is_audited(app, admin_browser, api, wan):
     hq = add(api, wan, "hq", endpoint="203.0.113.1")
     resp = admin_browser.post(f"/peers/{hq['id']}/config")
-    assert resp.headers["Content-Disposition"] == 'attachment; filename="wg-wan-overlay.conf"'
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="wg-acme.conf"'
     assert private_key(app, hq["id"]) in resp.get_data(as_text=True)
     assert stale(api, hq) is False
     with app.app_context():

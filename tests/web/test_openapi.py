@@ -155,7 +155,7 @@ def test_special_responses(doc: dict[str, Any]) -> None:
     assert config["parameters"][0]["schema"]["enum"] == ["wireguard", "mikrotik-script"]
     assert set(ops[("/api/wan/{wan_id}/configs.zip", "get")]["responses"]["200"]["content"]) == {"application/zip"}
     deletes = [op for (p, m), op in ops.items() if m == "delete"]
-    assert len(deletes) == 4 and all("204" in op["responses"] for op in deletes)
+    assert len(deletes) == 5 and all("204" in op["responses"] for op in deletes)  # + DELETE /api/webhooks/{id}
     jobs = [op for (p, m), op in ops.items() if "/mikrotik/" in p]
     assert len(jobs) == 8
     for op in jobs:
@@ -163,7 +163,7 @@ def test_special_responses(doc: dict[str, Any]) -> None:
         assert accepted["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobAccepted"}
         assert accepted["headers"]["Location"]["required"] is True
     created = [op for (p, m), op in ops.items() if m == "post" and "201" in op["responses"]]
-    assert len(created) == 4 and all("Location" in op["responses"]["201"]["headers"] for op in created)
+    assert len(created) == 5 and all("Location" in op["responses"]["201"]["headers"] for op in created)  # + webhooks
     list_jobs = {p["name"]: p for p in ops[("/api/jobs", "get")]["parameters"]}
     assert set(list_jobs) == {"wan_id", "peer_id", "status", "limit"}
     assert ops[("/api/me", "get")]["responses"]["200"]["content"]["application/json"]["schema"] == {

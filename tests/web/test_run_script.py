@@ -45,6 +45,19 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _component(root: int, marker: bytes) -> int | None:
+    """The direct child of run.sh whose command line holds `marker`."""
+    for pid in sorted(_descendants(root)):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if marker in cmdline and ppid == root:
+            return pid
+    return None
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -77,8 +90,20 @@ def test_run_sh_serves_and_stops_cleanly(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/register", timeout=5) as resp:
             assert b"Create admin account" in resp.read()
         assert (tmp_path / "instance" / "secrets.env").exists()
+        # A crashed worker is restarted with a log line; the web app keeps serving meanwhile.
+        worker = _component(proc.pid, b"PreloadWorker")
+        assert _component(proc.pid, b"jobs/cron.py") is not None  # RQ's cron: the status/verify rounds
+        os.kill(worker, signal.SIGKILL)
+        while f"worker (pid {worker}) exited" not in log_path.read_text() and time.monotonic() < deadline + 30:
+            time.sleep(0.2)
+        assert f"worker (pid {worker}) exited with status 137; restarting it" in log_path.read_text()
+        restarted = _component(proc.pid, b"PreloadWorker")
+        assert restarted is not None and restarted != worker
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            assert json.load(resp)["status"] == "ok"
+        assert proc.poll() is None
         started = _descendants(proc.pid)
-        assert len(started) >= 3  # redis, worker, gunicorn (and their children)
+        assert len(started) >= 4  # redis, worker, cron, gunicorn (and their children)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=40)
         time.sleep(0.5)

@@ -18,13 +18,15 @@ csrf.exempt(bp)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The OpenAPI document and its viewer (api/docs.py) need no login: they hold no data.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_json", "api.docs"})
+# Authenticated by the view itself, with a peer's report token (never an API token or a session).
+SELF_AUTH_ENDPOINTS = frozenset({"api.peer_report"})
 
 
 @bp.before_request
 def _authenticate() -> Any:
     from app import api_error
 
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in SELF_AUTH_ENDPOINTS:
         return None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
@@ -59,4 +61,4 @@ def _ids_in_range() -> Any:
     return None
 
 
-from app.blueprints.api import docs, routes  # noqa: E402,F401
+from app.blueprints.api import docs, ops, routes  # noqa: E402,F401

@@ -33,6 +33,7 @@ from app.domain.validation import (
 )
 from app.models.jobs import JOB_KINDS, JOB_STATUSES
 from app.models.user import ROLES
+from app.services.webhooks import EVENTS as WEBHOOK_EVENTS
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "0.1.0"  # pyproject.toml's version
@@ -57,13 +58,16 @@ class ErrorSchema(Schema):
         required=True,
         metadata=_d(
             "Machine code: malformed, csrf, unauthorized, forbidden, not_found, method_not_allowed, conflict, "
-            "range_full, too_large, invalid, guardrail, throttled, …",
+            "range_full, too_large, invalid, guardrail, throttled, router_busy, …",
             example="conflict",
         ),
     )
     message = fields.String(required=True, metadata=_d("What went wrong and how to fix it, fit to show a user."))
     field = fields.String(
         required=True, allow_none=True, metadata=_d("The request field the error is about, or null for the request.")
+    )
+    job_id = fields.Integer(
+        metadata=_d("With router_busy (409): the queued or running job of that router; its actions wait for it.")
     )
 
 
@@ -124,6 +128,62 @@ class PeerMikrotikSchema(Schema):
     password_set = fields.Boolean(required=True)
 
 
+class PeerStatusSchema(Schema):
+    peer_id = fields.Integer(required=True)
+    online = fields.Boolean(
+        required=True, allow_none=True, metadata=_d("A handshake in the last 180 s; null when nothing saw the peer.")
+    )
+    last_handshake_at = fields.DateTime(required=True, allow_none=True)
+    rx_bytes = fields.Integer(required=True, metadata=_d("Received by the overlay from the peer (all sources)."))
+    tx_bytes = fields.Integer(required=True, metadata=_d("Sent by the overlay to the peer (all sources)."))
+    endpoint = fields.String(required=True, allow_none=True, metadata=_d("Where the peer's packets come from."))
+    source = fields.String(
+        required=True, allow_none=True, metadata=_d('"router:<peer id>" or "report" (the peer\'s own report).')
+    )
+    observed_at = fields.DateTime(required=True, allow_none=True)
+
+
+class RouterStatusSchema(Schema):
+    peer_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    reachable = fields.Boolean(required=True, allow_none=True, metadata=_d("At the last poll; null before the first."))
+    error = fields.String(required=True, allow_none=True)
+    checked_at = fields.DateTime(required=True, allow_none=True)
+    in_sync = fields.Boolean(required=True, allow_none=True, metadata=_d("At the last verify; null before the first."))
+    drift_count = fields.Integer(required=True)
+    verified_at = fields.DateTime(required=True, allow_none=True)
+
+
+class WanStatusSchema(Schema):
+    wan_id = fields.Integer(required=True)
+    peers = fields.List(fields.Nested(PeerStatusSchema), required=True)
+    routers = fields.List(fields.Nested(RouterStatusSchema), required=True)
+
+
+class WebhookSchema(Schema):
+    id = fields.Integer(required=True)
+    url = fields.String(required=True)
+    events = fields.List(fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)), required=True)
+    has_secret = fields.Boolean(required=True, metadata=_d("The secret itself is never shown."))
+    created_at = fields.DateTime(required=True)
+
+
+class WebhookCreateSchema(Schema):
+    url = fields.String(required=True, metadata=_d("http:// or https:// URL.", example="https://hooks.example/x"))
+    events = fields.List(fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)), required=True)
+    secret = fields.String(
+        allow_none=True, load_only=True, metadata=_d("Signs each delivery (X-WireWAN-Signature: sha256=<HMAC>).")
+    )
+
+
+class WebhookDeliverySchema(Schema):
+    event = fields.String(required=True, validate=validate.OneOf(WEBHOOK_EVENTS))
+    status_code = fields.Integer(required=True, allow_none=True)
+    error = fields.String(required=True, allow_none=True)
+    attempts = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+
+
 class PeerSchema(Schema):
     id = fields.Integer(required=True)
     wan_id = fields.Integer(required=True)
@@ -144,6 +204,7 @@ class PeerSchema(Schema):
     stale = fields.Boolean(required=True, metadata=_d("Its current config was not applied (downloaded/deployed) yet."))
     subnets = fields.List(fields.Nested(SubnetSchema), required=True)
     services = fields.List(fields.Nested(ServiceSchema), required=True)
+    status = fields.Nested(PeerStatusSchema, required=True)
     mikrotik = fields.Nested(
         PeerMikrotikSchema, required=True, allow_none=True, metadata=_d("Router access; null unless kind is mikrotik.")
     )
@@ -200,7 +261,7 @@ class JobSchema(Schema):
     peer_id = fields.Integer(required=True, allow_none=True, metadata=_d("null once the peer was deleted."))
     peer_name = fields.String(required=True)
     actor = fields.String(required=True)
-    trigger = fields.String(required=True, validate=validate.OneOf(("manual", "auto")))
+    trigger = fields.String(required=True, validate=validate.OneOf(("manual", "auto", "schedule")))
     status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
     progress = fields.Integer(required=True, metadata=_d("Percent."))
     step = fields.String(required=True)
@@ -366,6 +427,12 @@ SCHEMAS: tuple[type[Schema], ...] = (
     JobAcceptedSchema,
     AuditEntrySchema,
     DeploySchema,
+    PeerStatusSchema,
+    RouterStatusSchema,
+    WanStatusSchema,
+    WebhookSchema,
+    WebhookCreateSchema,
+    WebhookDeliverySchema,
 )
 
 
@@ -382,7 +449,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("NotFound", "No such object (or it belongs to another parent)."),
     409: (
         "Conflict",
-        "Conflicts with existing data (overlapping subnet, name taken, stale plan, full range, a concurrent change).",
+        "Conflicts with existing data (overlapping subnet, name taken, stale plan, full range, a concurrent change, "
+        "a router busy with another job: router_busy with its job_id).",
     ),  # fmt: skip
     413: ("TooLarge", "The body exceeds the size limit."),
     422: ("Invalid", "A value is invalid or breaks a guardrail (error 'invalid' or 'guardrail'); 'field' names it."),
@@ -439,6 +507,7 @@ def documented(
     body_required: bool = True,
     query: Iterable[dict[str, Any]] = (),
     public: bool = False,
+    security: list[dict[str, list[str]]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Attach the OpenAPI operation of a view (every method of its rule shares it)."""
     operation: dict[str, Any] = {"summary": summary, "tags": list(tags)}
@@ -459,6 +528,8 @@ def documented(
     operation["responses"] = out
     if public:
         operation["security"] = []
+    elif security is not None:
+        operation["security"] = security
 
     def mark(view: Callable[..., Any]) -> Callable[..., Any]:
         setattr(view, DOC_ATTR, operation)
@@ -479,6 +550,7 @@ PATH_PARAM_DOC = {
     "subnet_id": "Subnet id (of this peer).",
     "service_id": "Service id (of this peer).",
     "job_id": "Job id.",
+    "webhook_id": "Webhook id.",
 }
 
 
@@ -541,6 +613,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             {"name": "Peers", "description": "Peers of a WAN, their configs, LANs and published services."},
             {"name": "MikroTik", "description": "Router jobs: test, preflight, deploy, verify, revert, clear."},
             {"name": "Jobs", "description": "Background jobs and their results."},
+            {"name": "Operations", "description": "Live status, report tokens' reports, webhooks."},
             {"name": "Documentation", "description": "This document and its viewer."},
         ],
         security=[{"bearerAuth": []}, {"sessionCookie": []}],
@@ -548,6 +621,15 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.security_scheme(
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "description": "An API token: `Authorization: Bearer <token>`."},
+    )
+    spec.components.security_scheme(
+        "reportToken",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A peer's report token (`wwr_…`, made on the peer page): only for that peer's "
+            "`POST /api/peers/{peer_id}/report`.",
+        },
     )
     spec.components.security_scheme(
         "sessionCookie",

@@ -19,6 +19,7 @@ from app.models import Job, Peer, Service, Subnet, Wan
 from app.models.jobs import JOB_STATUSES, JobKind
 from app.services import audit, configs, mikrotik, published, queries, subnets, wans
 from app.services import peers as peer_service
+from app.services import status as status_service
 from app.services.downloads import attachment, zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
@@ -292,7 +293,8 @@ def _flatten_peer_body(data: dict[str, Any]) -> dict[str, Any]:
 def list_peers(wan_id: int) -> Any:
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
     stale = configs.wan_configs(wan).stale_ids(wan.peers)
-    return jsonify([peer_json(p, p.id in stale) for p in wan.peers])
+    statuses = status_service.statuses_for([p.id for p in wan.peers])
+    return jsonify([peer_json(p, p.id in stale, statuses.get(p.id)) for p in wan.peers])
 
 
 @bp.post("/peers/wan/<int:wan_id>")

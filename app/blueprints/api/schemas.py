@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.models import Job, Peer, Service, Subnet, Wan
+from app.extensions import db
+from app.models import Job, Peer, PeerStatus, Service, Subnet, Wan
 from app.services.peers import peer_values
+from app.services.status import status_json
 
 
 def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
@@ -44,7 +46,11 @@ def service_json(service: Service) -> dict[str, Any]:
     }
 
 
-def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
+def peer_json(peer: Peer, stale: bool | None = None, status: PeerStatus | None | bool = False) -> dict[str, Any]:
+    """`status`: the peer's PeerStatus row when the caller loaded them in bulk (None: none yet);
+    left out, it is looked up."""
+    if status is False:
+        status = db.session.get(PeerStatus, peer.id)
     values = peer_values(peer)
     # The API nests router access: mikrotik_host → mikrotik.host.
     router = {name.removeprefix("mikrotik_"): values.pop(name) for name in list(values) if name.startswith("mikrotik_")}
@@ -57,6 +63,7 @@ def peer_json(peer: Peer, stale: bool | None = None) -> dict[str, Any]:
         "cgnat": peer.cgnat,
         "subnets": [subnet_json(s) for s in peer.subnets],
         "services": [service_json(s) for s in peer.services],
+        "status": status_json(peer.id, status if isinstance(status, PeerStatus) else None),
         "mikrotik": None,
     }
     if stale is not None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, jsonify, render_template
@@ -9,8 +10,11 @@ from sqlalchemy import func, select, text
 
 from app.extensions import db, redis_connection
 from app.models import Job, Wan
+from app.models.base import utcnow
 from app.models.jobs import JobKind
+from app.services import status as status_service
 from app.services.configs import cached_conflicts, wan_configs
+from app.services.queries import QUIET_POLLS
 from app.services.specs import load_wan
 
 bp = Blueprint("main", __name__)
@@ -90,8 +94,9 @@ def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow
 def index() -> Any:
     pending, failed = _deploy_counts()
     rows = [wan_row(wan, pending, failed) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
-    last_jobs = db.session.scalars(select(Job).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
+    last_jobs = db.session.scalars(select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
     wan_names = {row.wan.id: row.wan.name for row in rows}
+    live = status_service.wan_counts(utcnow() - timedelta(hours=24))
     totals = {
         "peers": sum(r.peers for r in rows),
         "stale": sum(r.stale or 0 for r in rows),
@@ -106,6 +111,8 @@ def index() -> Any:
         last_jobs=last_jobs,
         wan_names=wan_names,
         stale_limit=STALE_COUNT_MAX_PEERS,
+        live=live,
+        live_empty=dict.fromkeys((*status_service.LIVE_FILTERS, "failed_jobs"), 0),
     )
 
 

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 
 from app.blueprints.lookups import peer_or_404
+from app.blueprints.ops.routes import peer_status_context
 from app.blueprints.peers.forms import PeerForm, ServiceForm, SubnetForm
 from app.domain.errors import DomainError
 from app.extensions import db
@@ -113,6 +114,7 @@ def peer_page_context(
         "subnet_form": subnet_form or SubnetForm(),
         "service_form": service_form or ServiceForm(),
         "can_edit": current_user.can_edit,
+        **peer_status_context(peer),
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from app.blueprints.ops.routes import source_names
 from app.blueprints.wans.forms import WanForm
 from app.domain import conflicts as conflict_rules
 from app.domain import topology_svg, validation
@@ -17,6 +18,7 @@ from app.models import Wan
 from app.permissions import editor_required
 from app.services import audit as audit_service
 from app.services import configs, queries, wans
+from app.services import status as status_service
 from app.services.downloads import zip_attachment
 from app.services.inputs import as_bool
 from app.services.specs import load_wan, wan_spec
@@ -61,14 +63,25 @@ def detail(wan_id: int) -> Any:
 
 
 def wan_page_context(wan: Wan) -> dict[str, Any]:
-    """What the WAN page shows: peers (with badges) and the conflicts panel."""
+    """What the WAN page shows: peers (with badges) and the conflicts panel. `?live=up|down|
+    unreachable|drifted` (the dashboard's links) lists only those peers."""
     rendered = configs.wan_configs(wan)  # hashes, conflicts and unreachable cached per WAN revision
+    live = request.args.get("live")
+    live = live if live in status_service.LIVE_FILTERS else None
+    peers = sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip))
+    if live:
+        keep = status_service.live_filter_ids(wan.id, live)
+        peers = [p for p in peers if p.id in keep]
     return {
         "wan": wan,
-        "peers": sorted(wan.peers, key=lambda p: IPv4Address(p.tunnel_ip)),
+        "live_filter": live,
+        "peers": peers,
         "conflicts": rendered.conflicts,
         "unreachable": rendered.unreachable,
         "stale_ids": rendered.stale_ids(wan.peers),
+        # Live status (issue 12): the table refreshes itself every poll interval.
+        "statuses": status_service.statuses_for([p.id for p in wan.peers]),
+        "source_names": source_names(wan.id),
     }
 
 

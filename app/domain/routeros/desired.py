@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from operator import itemgetter
 from typing import NamedTuple
@@ -85,13 +86,40 @@ DEFAULT_MGMT_CIDR = ip_network("192.168.0.0/16")
 Placement = str  # "before-first-drop:<chain>" | "before-first-masquerade:<chain>" | "top:<chain>"
 
 
-def managed_key(kind: str, ident: object) -> str:
-    """The comment WireWAN puts on a resource: `WAN-Overlay-Manager:<kind>-<id>`."""
-    return f"{MANAGED_COMMENT_PREFIX}{kind}-{ident}"
+_WAN_TAG = re.compile(re.escape(MANAGED_COMMENT_PREFIX) + r"w(\d+):")
+
+
+def managed_key(kind: str, ident: object, wan_id: int) -> str:
+    """The comment WireWAN puts on a resource: `WAN-Overlay-Manager:w<wan id>:<kind>-<id>`.
+
+    The WAN id lets one router carry several WANs: each WAN reads, plans and removes only its rows.
+    """
+    return f"{MANAGED_COMMENT_PREFIX}w{wan_id}:{kind}-{ident}"
 
 
 def is_managed_comment(comment: str | None) -> bool:
+    """Tagged by WireWAN, for any WAN (such rows are never demoted or taken over)."""
     return bool(comment) and str(comment).startswith(MANAGED_COMMENT_PREFIX)
+
+
+def wan_of_tag(comment: str | None) -> int | None:
+    """The WAN id a tag names; None for untagged rows and for tags of the old, WAN-less format."""
+    m = _WAN_TAG.match(str(comment or ""))
+    return int(m.group(1)) if m else None
+
+
+def legacy_key(key: str) -> str:
+    """The same tag in the format before tags named their WAN (`WAN-Overlay-Manager:<kind>-<id>`)."""
+    return _WAN_TAG.sub(MANAGED_COMMENT_PREFIX, key, count=1)
+
+
+def retag(key: str, wan_id: int) -> str:
+    """`key` as the current-format tag of `wan_id`."""
+    return MANAGED_COMMENT_PREFIX + f"w{wan_id}:" + legacy_key(key)[len(MANAGED_COMMENT_PREFIX) :]
+
+
+def is_legacy_tag(comment: str | None) -> bool:
+    return is_managed_comment(comment) and wan_of_tag(comment) is None
 
 
 @dataclass(frozen=True)
@@ -116,6 +144,8 @@ class Resource:
     create: bool = True
     # Human description for plans and drift reports.
     title: str = ""
+    # The name the user gave what this row is for (a peer entry: the remote peer's name).
+    name: str = ""
 
     @property
     def tagged(self) -> bool:
@@ -161,6 +191,98 @@ class DesiredState:
     demotion: DemotionIntent
     # Things the operator should know (brought-own key, prefixes not reachable, ...).
     notes: tuple[str, ...] = ()
+    # The WAN whose tags these are; a plan touches only rows tagged for it (or old-format rows it claims).
+    wan_id: int = 0
+    # Old-format tags this WAN owns although it no longer wants them (a clear lists the full state's).
+    claimed_legacy: frozenset[str] = frozenset()
+
+    def owns_tag(self, comment: str | None) -> bool:
+        """A row tagged for this WAN (new format)."""
+        return wan_of_tag(comment) == self.wan_id and is_managed_comment(comment)
+
+    def legacy_claims(self) -> frozenset[str]:
+        """Old-format tags that are this WAN's: those of its resources, and any it claims."""
+        return frozenset(legacy_key(r.key) for r in self.resources if r.tagged) | self.claimed_legacy
+
+    def to_json(self) -> str:
+        """The whole state as JSON (secrets included: store it encrypted), as a deployment keeps it."""
+        return json.dumps(
+            {
+                "peer_id": self.peer_id,
+                "wan_id": self.wan_id,
+                "interface_name": self.interface_name,
+                "notes": list(self.notes),
+                "demotion": [str(p) for p in self.demotion.dst_prefixes],
+                "resources": [
+                    {
+                        "menu": r.menu,
+                        "key": r.key,
+                        "props": dict(r.props),
+                        "placement": r.placement,
+                        "match": dict(r.match),
+                        "write_only": sorted(r.write_only),
+                        "expect": dict(r.expect),
+                        "create": r.create,
+                        "title": r.title,
+                        "name": r.name,
+                    }
+                    for r in self.resources
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DesiredState:
+        """The state `to_json` wrote. States stored before tags named their WAN (no `wan_id`) are
+        read with today's tags when `wan_id` is given, so a revert re-tags instead of duplicating."""
+        data = json.loads(text)
+        wan_id = int(data.get("wan_id") or 0)
+        return cls(
+            peer_id=data["peer_id"],
+            interface_name=data["interface_name"],
+            notes=tuple(data["notes"]),
+            demotion=DemotionIntent(tuple(ip_network(p) for p in data["demotion"])),
+            resources=tuple(
+                Resource(
+                    menu=r["menu"],
+                    key=r["key"],
+                    props=r["props"],
+                    placement=r["placement"],
+                    match=r["match"],
+                    write_only=frozenset(r["write_only"]),
+                    expect=r["expect"],
+                    create=r["create"],
+                    title=r["title"],
+                    name=r.get("name", ""),
+                )
+                for r in data["resources"]
+            ),
+            wan_id=wan_id,
+        )
+
+    def with_wan(self, wan_id: int) -> DesiredState:
+        """This state tagged for `wan_id` (old-format tags rewritten); unchanged when it already is."""
+        if self.wan_id == wan_id:
+            return self
+        res = tuple(
+            replace(r, key=retag(r.key, wan_id)) if r.tagged and is_managed_comment(r.key) else r
+            for r in self.resources
+        )
+        return replace(self, resources=res, wan_id=wan_id)
+
+    def overlay(self) -> tuple[object, ...]:
+        """What this state puts on the router of its own: tagged rows and demotions, not the shared
+        API access (that follows every WAN on the router). Equal overlays: nothing to revert."""
+        return (
+            tuple((r.menu, r.key, tuple(sorted(r.props.items())), r.placement) for r in self.resources if r.tagged),
+            tuple(str(p) for p in self.demotion.dst_prefixes),
+        )
+
+    def with_access_of(self, current: DesiredState) -> DesiredState:
+        """This state's own rows with `current`'s API access rows (a revert restores the overlay, never
+        an old admission list that other WANs on the router have outgrown)."""
+        own = tuple(r for r in self.resources if r.tagged)
+        return replace(self, resources=tuple(r for r in current.resources if not r.tagged) + own)
 
     def in_menu(self, menu: str) -> tuple[Resource, ...]:
         return tuple(r for r in self.resources if r.menu == menu)
@@ -267,6 +389,7 @@ class RouterFacts(NamedTuple):
     """
 
     interface: str
+    wan_id: int  # tags name their WAN (managed_key)
     peer_id: int
     access: AccessFacts | None
     wireguard: InterfaceFacts
@@ -277,9 +400,17 @@ class RouterFacts(NamedTuple):
     services: tuple[ServiceFacts, ...]
 
 
-def _mgmt_addresses(wan: WanSpec, management_source: IPAddress | None) -> list[IPNetwork]:
-    nets: list[IPNetwork] = [wan.tunnel_cidr]
-    nets.extend(wan.mgmt_cidrs or (DEFAULT_MGMT_CIDR,))
+def admitted_ranges(wan: WanSpec) -> list[IPNetwork]:
+    """What a WAN needs admitted on its routers' API user and service: its tunnel range and its
+    management CIDRs (192.168.0.0/16 when it names none)."""
+    return [wan.tunnel_cidr, *(wan.mgmt_cidrs or (DEFAULT_MGMT_CIDR,))]
+
+
+def _mgmt_addresses(
+    wan: WanSpec, management_source: IPAddress | None, also: Sequence[IPNetwork] = ()
+) -> list[IPNetwork]:
+    nets: list[IPNetwork] = admitted_ranges(wan)
+    nets.extend(also)
     if management_source is not None:
         src = ip_address(management_source)
         if not any(src.version == n.version and src in n for n in nets):
@@ -301,7 +432,7 @@ class RouterHasher:
     hasher is used with one topology (which it keeps alive).
     """
 
-    VERSION = "router-v1"
+    VERSION = "router-v2"  # v2: tags name their WAN
 
     def __init__(self, wan: WanSpec, topology: TopologyResult) -> None:
         self.wan = wan
@@ -359,16 +490,24 @@ class RouterHasher:
                 last = info[1]
         return tuple(texts)
 
-    def facts(self, peer_id: int, management_source: IPAddress | None = None) -> RouterFacts:
+    def facts(
+        self, peer_id: int, management_source: IPAddress | None = None, also_admit: Sequence[IPNetwork] = ()
+    ) -> RouterFacts:
         """:param management_source: the address WireWAN connects from; always admitted by step 0
-        (DESIGN §6). Staleness hashes leave it out, so they do not depend on where WireWAN runs."""
+        (DESIGN §6). Staleness hashes leave it out, so they do not depend on where WireWAN runs.
+        :param also_admit: what the other WANs deployed on the same router need admitted (the API
+        user and services keep the union, so WANs never fight over them)."""
         wan = self.wan
         peer = wan.peer(peer_id)
         if peer.kind != "mikrotik":
             raise ValueError(f"peer {peer.name!r} is not a MikroTik peer")
         view = self.topology.view(peer_id)
         mt = peer.mikrotik
-        mgmt = self.mgmt if management_source is None else fmt_prefixes(_mgmt_addresses(wan, management_source))
+        mgmt = (
+            self.mgmt
+            if management_source is None and not also_admit
+            else fmt_prefixes(_mgmt_addresses(wan, management_source, also_admit))
+        )
         sections = []
         for section in view.sections:
             remote = wan.peer(section.peer_id)
@@ -385,6 +524,7 @@ class RouterHasher:
             )
         return RouterFacts(
             interface=check_name(wan.interface_name),
+            wan_id=wan.id,
             peer_id=peer.id,
             access=None if mt is None else AccessFacts(mt.username, mt.password, mt.use_tls, mgmt),
             wireguard=InterfaceFacts(peer.listen_port, wan.mtu, peer.private_key),
@@ -422,6 +562,7 @@ def build_desired(
     peer_id: int,
     topology: TopologyResult | None = None,
     management_source: IPAddress | None = None,
+    also_admit: Sequence[IPNetwork] = (),
 ) -> DesiredState:
     """Every resource WireWAN wants on MikroTik peer `peer_id`'s router, built from its
     :class:`RouterFacts` (what the staleness hash covers) plus display text from the spec.
@@ -429,10 +570,11 @@ def build_desired(
     :param topology: the WAN's `TopologyResult` (built with `build_topology(wan)` when None).
     :param management_source: the address WireWAN connects from; always admitted by step 0
         (DESIGN §6), whatever the WAN's management CIDRs say.
+    :param also_admit: ranges the other WANs deployed on the same router need admitted.
     """
     if topology is None:
         topology = build_topology(wan)
-    facts = RouterHasher(wan, topology).facts(peer_id, management_source)
+    facts = RouterHasher(wan, topology).facts(peer_id, management_source, also_admit)
     peer = wan.peer(peer_id)  # for display text and the public key verify expects, nothing else
     view = topology.view(peer_id)
     wg = facts.interface
@@ -502,7 +644,7 @@ def build_desired(
     res.append(
         Resource(
             WG,
-            managed_key("interface", facts.peer_id),
+            managed_key("interface", facts.peer_id, facts.wan_id),
             wg_props,
             expect={"public-key": peer.public_key},
             title=f"WireGuard interface {wg}",
@@ -521,15 +663,16 @@ def build_desired(
             "endpoint-port": section.port,
             "persistent-keepalive": section.keepalive,
         }
-        title = f"peer entry for {wan.peer(shown.peer_id).name}"
-        res.append(Resource(WG_PEERS, managed_key("peer", section.uuid), props, title=title))
+        name = wan.peer(shown.peer_id).name
+        key = managed_key("peer", section.uuid, facts.wan_id)
+        res.append(Resource(WG_PEERS, key, props, title=f"peer entry for {name}", name=name))
 
     # Step 4: the tunnel address (its connected route covers the whole tunnel range).
     address = facts.address
     res.append(
         Resource(
             ADDRESS,
-            managed_key("address", facts.peer_id),
+            managed_key("address", facts.peer_id, facts.wan_id),
             {"address": f"{address.tunnel_ip}/{address.prefixlen}", "interface": wg},
             title=f"tunnel address {address.tunnel_ip}",
         )
@@ -541,7 +684,7 @@ def build_desired(
         res.append(
             Resource(
                 ROUTE6 if net.version == 6 else ROUTE,
-                managed_key("route", net),
+                managed_key("route", net, facts.wan_id),
                 {"dst-address": str(net), "gateway": wg, "distance": str(MANAGED_DISTANCE)},
                 title=f"route {net}",
             )
@@ -554,28 +697,28 @@ def build_desired(
     res += [
         Resource(
             FILTER,
-            managed_key("allow-handshake", facts.peer_id),
+            managed_key("allow-handshake", facts.peer_id, facts.wan_id),
             {"chain": "input", "action": "accept", "protocol": "udp", "dst-port": str(iface.listen_port)},
             before_input,
             title=f"accept WireGuard handshakes on udp/{iface.listen_port}",
         ),
         Resource(
             FILTER,
-            managed_key("allow-input", facts.peer_id),
+            managed_key("allow-input", facts.peer_id, facts.wan_id),
             {"chain": "input", "action": "accept", "in-interface": wg},
             before_input,
             title=f"accept input from {wg}",
         ),
         Resource(
             FILTER,
-            managed_key("allow-forward-in", facts.peer_id),
+            managed_key("allow-forward-in", facts.peer_id, facts.wan_id),
             {"chain": "forward", "action": "accept", "in-interface": wg},
             before_forward,
             title=f"accept forward from {wg}",
         ),
         Resource(
             FILTER,
-            managed_key("allow-forward-out", facts.peer_id),
+            managed_key("allow-forward-out", facts.peer_id, facts.wan_id),
             {"chain": "forward", "action": "accept", "out-interface": wg},
             before_forward,
             title=f"accept forward to {wg}",
@@ -589,7 +732,7 @@ def build_desired(
         res.append(
             Resource(
                 NAT,
-                managed_key("netmap-in", nat.subnet_id),
+                managed_key("netmap-in", nat.subnet_id, facts.wan_id),
                 {
                     "chain": "dstnat",
                     "action": "netmap",
@@ -603,7 +746,7 @@ def build_desired(
         res.append(
             Resource(
                 NAT,
-                managed_key("netmap-out", nat.subnet_id),
+                managed_key("netmap-out", nat.subnet_id, facts.wan_id),
                 {
                     "chain": "srcnat",
                     "action": "netmap",
@@ -622,7 +765,7 @@ def build_desired(
     res.append(
         Resource(
             NAT,
-            managed_key("no-masq", facts.peer_id),
+            managed_key("no-masq", facts.peer_id, facts.wan_id),
             {"chain": "srcnat", "action": "accept", "out-interface": wg},
             "before-first-masquerade:srcnat",
             title=f"no masquerade towards {wg}",
@@ -635,7 +778,7 @@ def build_desired(
         res.append(
             Resource(
                 NAT,
-                managed_key("service-dnat", svc.id),
+                managed_key("service-dnat", svc.id, facts.wan_id),
                 {
                     "chain": "dstnat",
                     "action": "dst-nat",
@@ -652,7 +795,7 @@ def build_desired(
         res.append(
             Resource(
                 NAT,
-                managed_key("service-snat", svc.id),
+                managed_key("service-snat", svc.id, facts.wan_id),
                 {
                     "chain": "srcnat",
                     "action": "masquerade",
@@ -676,6 +819,7 @@ def build_desired(
         resources=tuple(res),
         demotion=DemotionIntent(tuple(routes)),
         notes=tuple(notes),
+        wan_id=facts.wan_id,
     )
 
 

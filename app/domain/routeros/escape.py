@@ -16,6 +16,8 @@ _NAME = re.compile(r"[A-Za-z0-9._-]+")
 _BARE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:,-]*")
 
 _SIMPLE = {"\\": "\\\\", '"': '\\"', "$": "\\$"}
+# Printable ASCII that stays as it is inside quotes: most values (keys, addresses, tags) are only this.
+_PLAIN = re.compile(r"[ !#%&'()*+,\-./0-9:;<=>@A-Z\[\]^_`a-z{|}~]*")
 
 
 def _escape_char(ch: str, *, allow_non_ascii: bool) -> str:
@@ -33,6 +35,8 @@ def _escape_char(ch: str, *, allow_non_ascii: bool) -> str:
 
 def escape(value: str, *, allow_non_ascii: bool = False) -> str:
     """The inside of a RouterOS double-quoted string for `value` (without the quotes)."""
+    if _PLAIN.fullmatch(value):
+        return value
     return "".join(_escape_char(ch, allow_non_ascii=allow_non_ascii) for ch in value)
 
 

@@ -33,7 +33,9 @@ from app.domain.routeros.desired import (
     DesiredState,
     Resource,
     fmt_duration,
+    is_legacy_tag,
     is_managed_comment,
+    legacy_key,
 )
 from app.domain.routeros.escape import render_value
 
@@ -105,12 +107,18 @@ def _norm_value(menu: str, prop: str, raw: object) -> str | None:
 RawActual = Mapping[str, Iterable[Mapping[str, object]]]
 
 
+class ParsedState(dict[str, list[dict[str, str]]]):
+    """Rows already normalised by :func:`parse_actual` (parsing them again is skipped)."""
+
+
 def parse_actual(rows_by_menu: RawActual) -> dict[str, list[dict[str, str]]]:
     """Normalise rows as librouteros returns them (bools, ints) into the desired state's string form.
 
     Idempotent, so `plan()`/`verify()` apply it to whatever they are given.
     """
-    out: dict[str, list[dict[str, str]]] = {}
+    if isinstance(rows_by_menu, ParsedState):
+        return rows_by_menu
+    out = ParsedState()
     for menu, rows in rows_by_menu.items():
         norm_rows = []
         for row in rows:
@@ -235,11 +243,76 @@ def is_dynamic(row: Row) -> bool:
     return row.get("dynamic") == "true"
 
 
+class RowIndex:
+    """Rows of one router by tag and by natural key, so finding each resource's rows is a lookup
+    (a 250-peer router has 343 resources in menus of up to 250 rows)."""
+
+    def __init__(self, actual: ActualState) -> None:
+        self.actual = actual
+        self._by_comment: dict[str, dict[str, list[Row]]] = {}
+
+    def by_comment(self, menu: str) -> dict[str, list[Row]]:
+        index = self._by_comment.get(menu)
+        if index is None:
+            index = {}
+            for row in self.actual.get(menu, ()):
+                comment = row.get("comment")
+                if comment and not is_dynamic(row):
+                    index.setdefault(comment, []).append(row)
+            self._by_comment[menu] = index
+        return index
+
+    def find(self, res: Resource) -> list[Row]:
+        """Same answer as find_rows(res, actual[res.menu])."""
+        if not res.tagged:
+            return find_rows(res, self.actual.get(res.menu, ()))
+        index = self.by_comment(res.menu)
+        old = legacy_key(res.key)
+        found = list(index.get(res.key, ()))
+        if old != res.key:
+            found += index.get(old, ())
+        return found
+
+
 def find_rows(res: Resource, rows: Sequence[Row]) -> list[Row]:
-    """Live rows that are this resource: by comment tag, or by natural key for ensured rows."""
+    """Live rows that are this resource: by comment tag, or by natural key for ensured rows.
+
+    A row with the resource's old-format tag (before tags named their WAN) is the same resource:
+    it comes after rows with the current tag, and a plan re-tags it in place with `set`.
+    """
     if res.tagged:
-        return [r for r in rows if r.get("comment") == res.key and not is_dynamic(r)]
+        old = legacy_key(res.key)
+        exact = [r for r in rows if r.get("comment") == res.key and not is_dynamic(r)]
+        if old == res.key:
+            return exact
+        return exact + [r for r in rows if r.get("comment") == old and not is_dynamic(r)]
     return [r for r in rows if all(r.get(k) == v for k, v in res.match.items())]
+
+
+INTERFACE_REFS = ("name", "interface", "in-interface", "out-interface", "gateway")
+
+
+def interface_names(desired: DesiredState, actual: ActualState) -> set[str]:
+    """The names this WAN's WireGuard interface has: desired, and as found on the router."""
+    names = {desired.interface_name}
+    for res in desired.in_menu(WG):
+        for row in find_rows(res, actual.get(WG, ())):
+            if "name" in row:
+                names.add(row["name"])
+    return names
+
+
+def is_ours(desired: DesiredState, row: Row, names: set[str] | None = None) -> bool:
+    """Is this tagged row the deploying WAN's? Rows tagged for it; old-format rows when their tag
+    is one of its (or it claims it) or they hang off its interface. Another WAN's rows never are."""
+    comment = row.get("comment")
+    if desired.owns_tag(comment):
+        return True
+    if not is_legacy_tag(comment):
+        return False
+    if comment in desired.legacy_claims():
+        return True
+    return names is not None and any(row.get(p) in names for p in INTERFACE_REFS)
 
 
 def diff_props(res: Resource, row: Row) -> tuple[dict[str, str], dict[str, str], list[str]]:
@@ -295,10 +368,15 @@ def misplaced(res: Resource, row: Row, rows: Sequence[Row]) -> tuple[int, str] |
 def demotion_candidates(desired: DesiredState, actual: ActualState) -> list[tuple[str, Row]]:
     """Unmanaged static routes to a managed destination with distance below 10."""
     out: list[tuple[str, Row]] = []
+    by_dst: dict[str, dict[str, list[Row]]] = {}
     for prefix in desired.demotion.dst_prefixes:
         menu = desired.demotion.menu_of(prefix)
-        for row in actual.get(menu, ()):
-            if row.get("dst-address") != str(prefix) or is_dynamic(row):
+        if menu not in by_dst:
+            by_dst[menu] = {}
+            for row in actual.get(menu, ()):
+                by_dst[menu].setdefault(row.get("dst-address", ""), []).append(row)
+        for row in by_dst[menu].get(str(prefix), ()):
+            if is_dynamic(row):
                 continue
             if is_managed_comment(row.get("comment")):
                 continue
@@ -309,13 +387,17 @@ def demotion_candidates(desired: DesiredState, actual: ActualState) -> list[tupl
 
 
 def stale_rows(desired: DesiredState, actual: ActualState) -> list[tuple[str, Row]]:
-    """Tagged rows of managed menus that the desired state no longer has."""
+    """This WAN's tagged rows of managed menus that its desired state no longer has (rows of other
+    WANs on the same router are never stale here)."""
     out: list[tuple[str, Row]] = []
+    names = interface_names(desired, actual)
     for menu in TAGGED_MENUS:
         keys = {r.key for r in desired.in_menu(menu)}
+        keys |= {legacy_key(k) for k in keys}
         for row in actual.get(menu, ()):
-            if not is_dynamic(row) and is_managed_comment(row.get("comment")) and row["comment"] not in keys:
-                out.append((menu, row))
+            if is_dynamic(row) or not is_ours(desired, row, names) or row["comment"] in keys:
+                continue
+            out.append((menu, row))
     return out
 
 
@@ -347,17 +429,18 @@ class _Builder:
     warnings: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
 
+    index: RowIndex | None = None
+
     def rows(self, menu: str) -> Sequence[Row]:
         return self.actual.get(menu, ())
 
+    def find(self, res: Resource) -> list[Row]:
+        if self.index is None:
+            self.index = RowIndex(self.actual)
+        return self.index.find(res)
+
     def our_interface_names(self) -> set[str]:
-        names = {self.desired.interface_name}
-        iface = next((r for r in self.desired.in_menu(WG)), None)
-        if iface is not None:
-            for row in find_rows(iface, self.rows(WG)):
-                if "name" in row:
-                    names.add(row["name"])
-        return names
+        return interface_names(self.desired, self.actual)
 
     def add_conflict(self, res: Resource) -> str | None:
         """Why adding `res` would hit an untagged row RouterOS keeps unique, if it would."""
@@ -385,7 +468,7 @@ class _Builder:
 
     def resource(self, res: Resource) -> None:
         rows = self.rows(res.menu)
-        found = find_rows(res, rows)
+        found = self.find(res)
         step = res.step
         if not found:
             if not res.create:
@@ -423,6 +506,10 @@ class _Builder:
                 )
             )
         want, have, skipped = diff_props(res, row)
+        if res.tagged and row.get("comment") != res.key:
+            # An old-format tag: re-tag in place (a set keeps the row, so no session drops).
+            want["comment"] = res.key
+            have["comment"] = str(row.get("comment"))
         for prop in skipped:
             self.warnings.append(f"{prop} of {res.title or res.key} is not readable; left as is")
         if want:
@@ -438,6 +525,7 @@ class _Builder:
                         reason=f"update {res.title or res.key}: {', '.join(want)}",
                         previous=have,
                         match=dict(res.match),
+                        by_id="comment" in want,
                     ),
                 )
             )
@@ -580,3 +668,14 @@ def plan(desired: DesiredState, actual: RawActual) -> Plan:
     :param actual: rows per menu as read from the router (raw librouteros rows are fine).
     """
     return _Builder(desired, parse_actual(actual)).build()
+
+
+def state_lines(desired: DesiredState) -> list[str]:
+    """A desired state as readable RouterOS `add` lines (write-only values left out, secrets `***`)."""
+    lines = []
+    for res in desired.resources:
+        props = {k: v for k, v in res.add_props().items() if k not in res.write_only}
+        lines.append(Op("add", res.menu, None, props, res.key).cli())
+    for prefix in desired.demotion.dst_prefixes:
+        lines.append(f"# demote unmanaged static routes to {prefix} with distance < 10 to distance 11")
+    return lines

@@ -24,6 +24,7 @@ from app.domain.routeros.desired import (
     WG_PEERS,
     DesiredState,
     Resource,
+    legacy_key,
 )
 from app.domain.routeros.escape import quote, render_value
 from app.domain.routeros.plan import BOOL_PROPS, FORCE_QUOTE
@@ -74,6 +75,9 @@ def _words(props: Mapping[str, str]) -> str:
 
 def _where(res: Resource) -> str:
     if res.tagged:
+        old = legacy_key(res.key)
+        if old != res.key:  # a row tagged before tags named their WAN is the same row (re-tagged by set)
+            return f"find where (comment={quote(res.key)} or comment={quote(old)})"
         return f"find where comment={quote(res.key)}"
     return "find where " + " ".join(f"{k}={quote(v)}" for k, v in res.match.items())
 
@@ -94,6 +98,8 @@ def _set_props(res: Resource) -> dict[str, str]:
     """What the `set` branch writes: every managed property (defaults included) and write-only ones."""
     props = res.compared_props()
     props.update({k: v for k, v in res.props.items() if k in res.write_only})
+    if res.tagged:
+        props["comment"] = res.key
     return props
 
 

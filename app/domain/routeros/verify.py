@@ -9,10 +9,10 @@ from typing import Literal
 from app.domain.routeros.desired import SECRET_PROPS, DesiredState
 from app.domain.routeros.plan import (
     MASK,
+    RowIndex,
     anchor_word,
     demotion_candidates,
     diff_props,
-    find_rows,
     misplaced,
     parse_actual,
     stale_rows,
@@ -46,16 +46,19 @@ def verify(desired: DesiredState, actual: Mapping[str, Iterable[Mapping[str, obj
     (or a duplicate) · demotion-undone: an unmanaged static route shadows a managed one again.
     """
     rows_by_menu = parse_actual(actual)
+    index = RowIndex(rows_by_menu)
     out: list[Drift] = []
     for res in desired.resources:
         rows = rows_by_menu.get(res.menu, [])
-        found = find_rows(res, rows)
+        found = index.find(res)
         if not found:
             out.append(Drift("missing", res.menu, res.key, f"{res.title or res.key} is not on the router"))
             continue
         row = found[0]
         want, _have, _skipped = diff_props(res, row)
         details = [f"{p}: {_show(p, row.get(p))} -> {_show(p, v)}" for p, v in want.items()]
+        if res.tagged and row.get("comment") != res.key:
+            details.append(f"tag: {row.get('comment')} -> {res.key} (old format; the next deploy re-tags it)")
         details += [f"{p}: {row[p]} (expected {v})" for p, v in res.expect.items() if p in row and row[p] != v]
         hit = misplaced(res, row, rows)
         if hit is not None:

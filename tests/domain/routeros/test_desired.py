@@ -29,18 +29,18 @@ def test_keys_are_managed_comments_and_ensures() -> None:
     keys = [r.key for r in d.resources]
     assert keys[:2] == ["user:wirewan", "service:api"]
     assert all(k.startswith("WAN-Overlay-Manager:") for k in keys[2:])
-    assert "WAN-Overlay-Manager:allow-handshake-1" in keys
-    assert "WAN-Overlay-Manager:peer-7d1c0f5e-3333-4aaa-8bbb-000000000003" in keys
+    assert "WAN-Overlay-Manager:w7:allow-handshake-1" in keys
+    assert "WAN-Overlay-Manager:w7:peer-7d1c0f5e-3333-4aaa-8bbb-000000000003" in keys
 
 
 def test_cgnat_peer_has_no_endpoint_and_a_keepalive() -> None:
-    props = _props(desired_x(), "WAN-Overlay-Manager:peer-7d1c0f5e-3333-4aaa-8bbb-000000000003")
+    props = _props(desired_x(), "WAN-Overlay-Manager:w7:peer-7d1c0f5e-3333-4aaa-8bbb-000000000003")
     assert (props["endpoint-address"], props["endpoint-port"], props["persistent-keepalive"]) == (
         "",
         "0",
         "25s",
     )
-    a = _props(desired_x(), "WAN-Overlay-Manager:peer-7d1c0f5e-2222-4aaa-8bbb-000000000002")
+    a = _props(desired_x(), "WAN-Overlay-Manager:w7:peer-7d1c0f5e-2222-4aaa-8bbb-000000000002")
     assert (a["endpoint-address"], a["endpoint-port"]) == ("203.0.113.10", "51820")
 
 
@@ -101,16 +101,16 @@ def test_byo_key_omits_private_key_and_expects_public_key() -> None:
 
 def test_nat_and_services() -> None:
     d = desired_x()
-    assert _props(d, "WAN-Overlay-Manager:netmap-in-12") == {
+    assert _props(d, "WAN-Overlay-Manager:w7:netmap-in-12") == {
         "chain": "dstnat",
         "action": "netmap",
         "dst-address": "172.16.0.0/24",
         "to-addresses": "192.168.1.0/24",
         "in-interface": "wg-wan-overlay",
     }
-    assert _props(d, "WAN-Overlay-Manager:netmap-out-12")["to-addresses"] == "172.16.0.0/24"
-    assert _props(d, "WAN-Overlay-Manager:service-dnat-21")["to-ports"] == "8080"
-    placements = {r.key.split(":")[1]: r.placement for r in d.resources if r.placement}
+    assert _props(d, "WAN-Overlay-Manager:w7:netmap-out-12")["to-addresses"] == "172.16.0.0/24"
+    assert _props(d, "WAN-Overlay-Manager:w7:service-dnat-21")["to-ports"] == "8080"
+    placements = {r.key.split(":")[-1]: r.placement for r in d.resources if r.placement}
     assert placements == {
         "allow-handshake-1": "before-first-drop:input",
         "allow-input-1": "before-first-drop:input",

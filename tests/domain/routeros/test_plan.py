@@ -56,11 +56,11 @@ def test_empty_router_full_add() -> None:
     by_key = {op.key: op for op in p.ops}
     # Accept rules go before the first non-dynamic drop of their chain; the srcnat accept before
     # the masquerade; the netmap srcnat half at the top of srcnat.
-    assert by_key["WAN-Overlay-Manager:allow-handshake-1"].place_before == "*2"
-    assert by_key["WAN-Overlay-Manager:allow-forward-in-1"].place_before == "*8"
-    assert by_key["WAN-Overlay-Manager:no-masq-1"].place_before == "*1"
-    assert by_key["WAN-Overlay-Manager:netmap-out-12"].place_before == "*1"
-    assert by_key["WAN-Overlay-Manager:route-10.20.0.0/16"].place_before is None
+    assert by_key["WAN-Overlay-Manager:w7:allow-handshake-1"].place_before == "*2"
+    assert by_key["WAN-Overlay-Manager:w7:allow-forward-in-1"].place_before == "*8"
+    assert by_key["WAN-Overlay-Manager:w7:no-masq-1"].place_before == "*1"
+    assert by_key["WAN-Overlay-Manager:w7:netmap-out-12"].place_before == "*1"
+    assert by_key["WAN-Overlay-Manager:w7:route-10.20.0.0/16"].place_before is None
     # Step 0 first, then the interface before its peers and address.
     menus = [op.menu for op in p.ops]
     assert menus[:3] == ["/user", "/ip/service", "/interface/wireguard"]
@@ -70,13 +70,13 @@ def test_empty_router_full_add() -> None:
 def test_applied_plan_lands_in_the_right_order() -> None:
     state = _converged()
     filt = [(r.get("chain"), r.get("comment", "")) for r in state["/ip/firewall/filter"]]
-    assert filt.index(("input", "WAN-Overlay-Manager:allow-handshake-1")) < filt.index(
+    assert filt.index(("input", "WAN-Overlay-Manager:w7:allow-handshake-1")) < filt.index(
         ("input", "defconf: drop invalid")
     )
     nat = [r.get("comment") for r in state["/ip/firewall/nat"]]
     assert (
-        nat.index("WAN-Overlay-Manager:netmap-out-12")
-        < nat.index("WAN-Overlay-Manager:no-masq-1")
+        nat.index("WAN-Overlay-Manager:w7:netmap-out-12")
+        < nat.index("WAN-Overlay-Manager:w7:no-masq-1")
         < nat.index("defconf: masquerade")
     )
 
@@ -125,7 +125,7 @@ def test_removed_remote_peer_is_one_remove() -> None:
     p = plan(desired_x(), state)
     _golden("plan_removed_peer.txt", p)
     assert [(op.action, op.menu, op.key) for op in p.ops] == [
-        ("remove", WG_PEERS, "WAN-Overlay-Manager:peer-7d1c0f5e-4444-4aaa-8bbb-000000000004")
+        ("remove", WG_PEERS, "WAN-Overlay-Manager:w7:peer-7d1c0f5e-4444-4aaa-8bbb-000000000004")
     ]
 
 
@@ -165,7 +165,7 @@ def test_unmanaged_look_alike_is_left_alone() -> None:
             "interface": "wg-home",
             "public-key": KEY_C_PUB,
             "allowed-address": "10.9.0.0/16",
-            "comment": "copied from WAN-Overlay-Manager:peer-x",
+            "comment": "copied from WAN-Overlay-Manager:w7:peer-x",
             "disabled": "false",
         },
     ]
@@ -270,7 +270,7 @@ def test_demotion_comes_after_the_managed_route_is_added() -> None:
         }
     )
     ops = plan(desired_x(), router).ops
-    add = next(i for i, op in enumerate(ops) if op.key == "WAN-Overlay-Manager:route-192.168.50.0/24")
+    add = next(i for i, op in enumerate(ops) if op.key == "WAN-Overlay-Manager:w7:route-192.168.50.0/24")
     demote = next(i for i, op in enumerate(ops) if op.id == "*20")
     assert add < demote
 
@@ -288,14 +288,14 @@ def test_accept_rule_pushed_behind_a_drop_is_moved_back() -> None:
 
 def test_disabled_managed_rule_is_re_enabled_and_stale_tag_removed() -> None:
     state = _converged()
-    rule = next(r for r in state["/ip/firewall/filter"] if r.get("comment") == "WAN-Overlay-Manager:allow-input-1")
+    rule = next(r for r in state["/ip/firewall/filter"] if r.get("comment") == "WAN-Overlay-Manager:w7:allow-input-1")
     rule["disabled"] = "true"
     state["/ip/firewall/nat"].append(
         {
             ".id": "*77",
             "chain": "dstnat",
             "action": "dst-nat",
-            "comment": "WAN-Overlay-Manager:service-dnat-99",
+            "comment": "WAN-Overlay-Manager:w7:service-dnat-99",
             "dynamic": "false",
         }
     )
@@ -308,7 +308,7 @@ def test_disabled_managed_rule_is_re_enabled_and_stale_tag_removed() -> None:
 
 def test_duplicate_tagged_row_is_removed() -> None:
     state = _converged()
-    dup = dict(next(r for r in state["/ip/route"] if r.get("comment", "").startswith("WAN-Overlay-Manager:route")))
+    dup = dict(next(r for r in state["/ip/route"] if r.get("comment", "").startswith("WAN-Overlay-Manager:w7:route")))
     dup[".id"] = "*DD"
     state["/ip/route"].append(dup)
     p = plan(desired_x(), state)
@@ -318,8 +318,8 @@ def test_duplicate_tagged_row_is_removed() -> None:
 def test_prefix_moving_between_entries_frees_it_first() -> None:
     state = _converged()
     rows = {r["comment"]: r for r in state[WG_PEERS]}
-    a = rows["WAN-Overlay-Manager:peer-7d1c0f5e-2222-4aaa-8bbb-000000000002"]
-    b = rows["WAN-Overlay-Manager:peer-7d1c0f5e-3333-4aaa-8bbb-000000000003"]
+    a = rows["WAN-Overlay-Manager:w7:peer-7d1c0f5e-2222-4aaa-8bbb-000000000002"]
+    b = rows["WAN-Overlay-Manager:w7:peer-7d1c0f5e-3333-4aaa-8bbb-000000000003"]
     # On the router, b's entry still holds a's LAN (as if it used to relay it).
     a["allowed-address"] = "10.0.0.2/32"
     b["allowed-address"] = "10.0.0.3/32,10.20.0.0/16,192.168.50.0/24"
@@ -331,7 +331,7 @@ def test_prefix_moving_between_entries_frees_it_first() -> None:
 def test_stale_entry_holding_a_new_peers_key_is_removed_first() -> None:
     state = _converged()
     row = next(r for r in state[WG_PEERS] if r.get("public-key") == KEY_A_PUB)
-    row["comment"] = "WAN-Overlay-Manager:peer-old-uuid"
+    row["comment"] = "WAN-Overlay-Manager:w7:peer-old-uuid"
     p = plan(desired_x(), state)
     assert [(op.action, op.id) for op in p.ops] == [("remove", row[".id"]), ("add", None)]
 

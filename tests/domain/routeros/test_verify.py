@@ -35,7 +35,7 @@ def test_missing_changed_extra_and_demotion_undone() -> None:
             ".id": "*70",
             "chain": "srcnat",
             "action": "accept",
-            "comment": "WAN-Overlay-Manager:no-masq-99",
+            "comment": "WAN-Overlay-Manager:w7:no-masq-99",
             "dynamic": "false",
         }
     )
@@ -53,16 +53,16 @@ def test_missing_changed_extra_and_demotion_undone() -> None:
         Drift(
             "changed",
             WG_PEERS,
-            "WAN-Overlay-Manager:peer-7d1c0f5e-2222-4aaa-8bbb-000000000002",
+            "WAN-Overlay-Manager:w7:peer-7d1c0f5e-2222-4aaa-8bbb-000000000002",
             "endpoint-port: 4444 -> 51820",
         ),
         Drift(
             "missing",
             "/ip/address",
-            "WAN-Overlay-Manager:address-1",
+            "WAN-Overlay-Manager:w7:address-1",
             "tunnel address 10.0.0.1 is not on the router",
         ),
-        Drift("extra", "/ip/firewall/nat", "WAN-Overlay-Manager:no-masq-99", "tagged row *70 is not desired"),
+        Drift("extra", "/ip/firewall/nat", "WAN-Overlay-Manager:w7:no-masq-99", "tagged row *70 is not desired"),
         Drift(
             "demotion-undone",
             "/ip/route",
@@ -78,13 +78,13 @@ def test_placement_and_public_key_drift_are_changes() -> None:
     iface = state["/interface/wireguard"][0]
     iface["public-key"] = "SomeOtherKey="
     rules = state["/ip/firewall/filter"]
-    handshake = next(r for r in rules if r.get("comment") == "WAN-Overlay-Manager:allow-handshake-1")
+    handshake = next(r for r in rules if r.get("comment") == "WAN-Overlay-Manager:w7:allow-handshake-1")
     rules.remove(handshake)
     rules.append(handshake)
     drift = verify(desired_x(), state)
     assert [(d.kind, d.key) for d in drift] == [
-        ("changed", "WAN-Overlay-Manager:interface-1"),
-        ("changed", "WAN-Overlay-Manager:allow-handshake-1"),
+        ("changed", "WAN-Overlay-Manager:w7:interface-1"),
+        ("changed", "WAN-Overlay-Manager:w7:allow-handshake-1"),
     ]
     assert "SomeOtherKey=" in drift[0].details
     assert "placed after the first drop rule of chain input" in drift[1].details
