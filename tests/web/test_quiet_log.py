@@ -22,6 +22,7 @@ from gunicorn_logging import QuietAccessLogger
         ("/jobs/12/status", "200 OK", False),
         ("/peers/3/router", "200 OK", False),
         ("/peers/3/state", "200 OK", False),
+        ("/peers/3/status", "200 OK", False),
         ("/jobs/12/status", "500 Internal Server Error", True),
         ("/jobs/12", "200 OK", True),
         ("/wans/1", "200 OK", True),
@@ -35,3 +36,13 @@ def test_polls_health_checks_and_static_files_stay_out_of_the_log(
     monkeypatch.setattr(Logger, "access", lambda self, resp, req, environ, request_time: seen.append(req.path))
     QuietAccessLogger(Config()).access(SimpleNamespace(status=status), SimpleNamespace(path=path), {}, 0)
     assert seen == ([path] if logged else [])
+
+
+def test_a_page_polled_by_htmx_stays_out_but_the_same_page_opened_is_logged(monkeypatch: Any) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr(Logger, "access", lambda self, resp, req, environ, request_time: seen.append(req.path))
+    logger = QuietAccessLogger(Config())
+    polled = [("HX-REQUEST", "true"), ("HX-TRIGGER", "peers-table")]
+    logger.access(SimpleNamespace(status="200 OK"), SimpleNamespace(path="/wans/1", headers=polled), {}, 0)
+    logger.access(SimpleNamespace(status="200 OK"), SimpleNamespace(path="/wans/1", headers=[]), {}, 0)
+    assert seen == ["/wans/1"]
