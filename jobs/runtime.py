@@ -23,9 +23,8 @@ from app.extensions import db, redis_connection
 from app.models import AuditEntry, Job, Peer
 from app.models.jobs import JobKind, JobStatus
 from app.routeros_api import CallRecord, RouterError
-from app.services import audit
+from app.services import audit, webhooks
 from app.services import jobs as lifecycle
-from app.services import webhooks
 from app.services.tx import commit
 
 LOG_FLUSH_SECONDS = 0.3
