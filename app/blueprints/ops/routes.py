@@ -160,7 +160,7 @@ def peer_status_context(peer: Peer) -> dict[str, Any]:
         "samples": status_service.history(peer.id),
         "refresh": int(status_service.status_interval()),
         "has_report_token": reports.has_token(peer.id),
-        "router": db.session.get(RouterStatus, peer.id) if peer.kind == "mikrotik" else None,
+        "router_status": db.session.get(RouterStatus, peer.id) if peer.kind == "mikrotik" else None,
     }
 
 
