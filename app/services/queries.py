@@ -46,6 +46,9 @@ class JobFilters:
     wan_id: int | None = None
     peer_id: int | None = None
     status: str | None = None  # one of JOB_STATUSES; the caller decides what to do with others
+    # The pages leave out status polls that succeeded (one per router per minute: the status shows
+    # them, they are not news); the API lists every job.
+    quiet_polls: bool = False
 
 
 # Succeeded status polls (one per router per minute) are what the status shows, not news.
@@ -53,11 +56,13 @@ QUIET_POLLS = (Job.kind == JobKind.STATUS.value) & (Job.status == "succeeded")
 
 
 def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
-    """The newest `limit` jobs that match every filter given, status polls that succeeded left out."""
+    """The newest `limit` jobs that match every filter given."""
     ids = (filters.wan_id, filters.peer_id)
     if any(value is not None and abs(value) > MAX_ID for value in ids):
         return []  # names no row, and the driver cannot bind it (a 500 on PostgreSQL)
-    query = select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(limit)
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if not filters.quiet_polls:
+        query = query.where(~QUIET_POLLS)
     if filters.wan_id is not None:
         query = query.where(Job.wan_id == filters.wan_id)
     if filters.peer_id is not None:

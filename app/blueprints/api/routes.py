@@ -650,7 +650,9 @@ def list_jobs() -> Any:
     status = request.args.get("status")
     if status and status not in JOB_STATUSES:
         raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
-    filters = queries.JobFilters(request.args.get("wan_id", type=int), request.args.get("peer_id", type=int), status)
+    filters = queries.JobFilters(
+        request.args.get("wan_id", type=int), request.args.get("peer_id", type=int), status, quiet_polls=True
+    )
     return jsonify([job_json(j) for j in queries.list_jobs(filters, limit)])
 
 
