@@ -356,9 +356,9 @@ def configs_zip(wan: Wan) -> tuple[bytes, list[Peer]]:
     rendered = render_all(spec, build_topology(spec), sorted(wg_ids))
     buf = io.BytesIO()
     included = []
-    # Level 1: a 200-peer mesh is ~6 MB of text; the fastest deflate still shrinks it to a third, in
-    # half the time of the default level (bench/zip_http.py).
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    # Entries are stored, not deflated (a ZipInfo's default): a 200-peer mesh is ~6 MB of text, and
+    # deflating it would double the request's time (bench/zip_http.py) to save bytes on a LAN.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for peer in sorted(wan.peers, key=lambda p: p.name):
             if peer.kind == "mikrotik":
                 continue
