@@ -265,6 +265,11 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
         "() => [...document.querySelectorAll('.job-table td.when')].filter(td => td.scrollWidth > td.clientWidth).length"
     )
     assert clipped == 0
+    # Nor does the card clip the table (its wrapper would scroll sideways).
+    wrap = page.evaluate(
+        "() => { const w = document.querySelector('#job-table'); return w.scrollWidth - w.clientWidth; }"
+    )
+    assert wrap <= 1, f"the jobs table is {wrap}px wider than its card"
     shot.desktop()
     shot("jobs")
     page.goto("/users/")
