@@ -90,8 +90,13 @@ start_private_redis() {
   port=$(free_port)
   password=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
   mkdir -p "$INSTANCE"
-  start_child "$server" --bind 127.0.0.1 --port "$port" --requirepass "$password" \
-    --save "" --appendonly no --dir "$INSTANCE" --logfile "$INSTANCE/redis.log"
+  chmod 700 "$INSTANCE"
+  # The password goes in a config file only the owner can read: on the command line (argv) every
+  # local user would see it in `ps`.
+  ( umask 077
+    printf 'bind 127.0.0.1\nport %s\nrequirepass %s\nsave ""\nappendonly no\ndir "%s"\nlogfile "%s"\n' \
+      "$port" "$password" "$INSTANCE" "$INSTANCE/redis.log" >"$INSTANCE/redis.conf" )
+  start_child "$server" "$INSTANCE/redis.conf"
   export REDIS_URL="redis://:$password@127.0.0.1:$port/0"
   for _ in $(seq 1 100); do
     if "$VENV/bin/python" -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"]).ping()' 2>/dev/null; then
@@ -137,10 +142,11 @@ start_component() {
   case $1 in
     # --worker-ttl/--maintenance-interval: a worker that died is noticed, and its job marked
     # abandoned, within about two minutes. --with-scheduler: webhook deliveries retry with backoff.
-    worker) start_child "$VENV/bin/rq" worker --url "$REDIS_URL" --path "$ROOT" -w jobs.worker.PreloadWorker \
+    # RQ reads the URL (it holds the Redis password) from RQ_REDIS_URL: not in argv, so not in `ps`.
+    worker) RQ_REDIS_URL=$REDIS_URL start_child "$VENV/bin/rq" worker --path "$ROOT" -w jobs.worker.PreloadWorker \
       --worker-ttl 60 --maintenance-interval 30 --with-scheduler "$QUEUE" ;;
     # RQ's own cron: the status poll every STATUS_INTERVAL s, the verify round every VERIFY_INTERVAL s.
-    cron) start_child "$VENV/bin/rq" cron --url "$REDIS_URL" --path "$ROOT" "$ROOT/jobs/cron.py" ;;
+    cron) RQ_REDIS_URL=$REDIS_URL start_child "$VENV/bin/rq" cron --path "$ROOT" "$ROOT/jobs/cron.py" ;;
     web) start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
       --access-logfile - --logger-class gunicorn_logging.QuietAccessLogger --graceful-timeout 5 \
       --no-control-socket wsgi:app ;;

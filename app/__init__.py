@@ -9,26 +9,14 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from app.blueprints.api import errors as api_errors
 from app.config import load_settings
 from app.domain.errors import DomainError
 from app.extensions import csrf, db, login_manager, migrate
 from app.htmx import add_vary_header
 from app.models.base import MAX_ID
-
-API_ERROR_CODES = {
-    400: "malformed",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "throttled",
-    500: "server_error",
-    503: "unavailable",
-}
+from app.request_auth import bearer_token, is_api_request, mark_token_auth
+from app.security import add_security_headers, secure_instance_files, trust_proxies
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -39,6 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if not (config or {}).get("MAX_CONTENT_LENGTH"):
         app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
 
+    trust_proxies(app)
     db.init_app(app)
     # Batch mode: SQLite cannot ALTER most things, so one migration must fit SQLite and PostgreSQL.
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
@@ -71,6 +60,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_errors(app)
     app.before_request(ids_in_range)
     app.after_request(add_vary_header)
+    app.after_request(add_security_headers)
+    secure_instance_files(app)
     app.jinja_env.filters["kind_label"] = kind_label
 
     from app.cli import register_cli
@@ -96,7 +87,7 @@ def ids_in_range() -> None:
     """An id in a URL beyond what an INTEGER column holds (PostgreSQL's is 32-bit) names nothing:
     404, before any query tries to bind it (a driver error, so a 500). The API checks its own ids after
     authentication, so that an anonymous caller learns nothing (app/blueprints/api)."""
-    if request.path.startswith("/api/"):
+    if is_api_request():
         return
     for value in (request.view_args or {}).values():
         if isinstance(value, int) and value > MAX_ID:
@@ -118,18 +109,26 @@ def _register_login_loaders() -> None:
     from app.services.accounts import user_for_token
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.active else None
+    def load_user(session_id: str) -> User | None:
+        # "<id>:<generation>" (User.get_id): a cookie from before the user's last logout, password
+        # or role change or deactivation names an old generation and loads nobody.
+        user_id, _, generation = session_id.partition(":")
+        if not (user_id.isdigit() and generation.isdigit()) or int(user_id) > MAX_ID:
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.active or user.session_generation != int(generation):
+            return None
+        return user
 
     @login_manager.request_loader
     def load_user_from_token(req: Any) -> User | None:
-        header = req.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not req.path.startswith("/api/"):
+        # Pages never accept a token: their forms rely on the session's CSRF protection.
+        token = bearer_token(req)
+        if token is None or not is_api_request(req):
             return None
-        user = user_for_token(header[7:].strip())
+        user = user_for_token(token)
         if user is not None:
-            req.environ["wirewan.token_auth"] = True
+            mark_token_auth(req)
             from app.services.tx import commit
 
             commit()
@@ -139,8 +138,8 @@ def _register_login_loaders() -> None:
     def unauthorized() -> Any:
         from flask import flash, redirect, url_for
 
-        if request.path.startswith("/api/"):
-            return api_error(401, "Log in or send 'Authorization: Bearer <token>'.")
+        if is_api_request():
+            return api_errors.api_error(401, "Log in or send 'Authorization: Bearer <token>'.")
         if request.headers.get("HX-Request") == "true":
             resp = jsonify({})
             resp.status_code = 401
@@ -150,70 +149,55 @@ def _register_login_loaders() -> None:
         return redirect(url_for("auth.login", next=request.full_path))
 
 
-def api_error(status: int, message: str, field: str | None = None, code: str | None = None) -> Any:
-    resp = jsonify({"error": code or API_ERROR_CODES.get(status, "error"), "message": message, "field": field})
-    resp.status_code = status
-    return resp
+def _error_page(status: int, title: str, message: str) -> Any:
+    return render_template("errors/error.html", code=status, title=title, message=message), status
 
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:
-        message = "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
-        if request.path.startswith("/api/"):
-            return api_error(400, message, code="csrf")
-        return render_template("errors/error.html", code=400, title="Bad request", message=message), 400
+        if is_api_request():
+            return api_errors.handle(exc)
+        return _error_page(400, "Bad request", api_errors.CSRF_MESSAGE)
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> Any:
-        # Pages catch these in their views to show them under the field; this is the API's path.
+        # Pages catch these in their views to show them under the field; what reaches here is the
+        # API's, or a bad query value on a page.
+        if is_api_request():
+            return api_errors.handle(exc)
         db.session.rollback()
-        resp = jsonify(exc.to_dict())  # the API's error body (some errors add members: a busy router's job_id)
-        resp.status_code = exc.status
-        return resp
+        return _error_page(exc.status, "Cannot do that", exc.message)
 
     @app.errorhandler(IntegrityError)
     def integrity_error(exc: IntegrityError) -> Any:
+        if is_api_request():
+            return api_errors.handle(exc)
         db.session.rollback()
-        message = "This conflicts with a change saved at the same moment; reload and try again."
-        if request.path.startswith("/api/"):
-            return api_error(409, message)
-        return render_template("errors/error.html", code=409, title="Conflict", message=message), 409
+        return _error_page(409, "Conflict", api_errors.CONFLICT_MESSAGE)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
+        if is_api_request():
+            return api_errors.handle(exc)
         status = exc.code or 500
-        if request.path.startswith("/api/"):
-            return api_error(status, exc.description or exc.name)
-        titles = {403: "Not allowed", 404: "Not found", 429: "Slow down"}
+        titles = {403: "Not allowed", 404: "Not found", 429: "Slow down", 503: "Unavailable"}
         messages = {
             403: "Your role does not allow this. Ask an admin if you need it.",
             404: "There is nothing here. It may have been deleted.",
         }
-        return (
-            render_template(
-                "errors/error.html",
-                code=status,
-                title=titles.get(status, exc.name),
-                message=messages.get(status, exc.description),
-            ),
-            status,
-        )
+        return _error_page(status, titles.get(status, exc.name), messages.get(status, exc.description or ""))
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception) -> Any:
         if isinstance(exc, HTTPException):
             return http_error(exc)
+        if is_api_request():
+            return api_errors.handle(exc)
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
-        if request.path.startswith("/api/"):
-            return api_error(500, "Internal error; nothing was saved. The server log has details.")
-        return (
-            render_template(
-                "errors/error.html",
-                code=500,
-                title="Something broke",
-                message="An internal error occurred and nothing was saved. The server log has the details.",
-            ),
+        return _error_page(
             500,
+            "Something broke",
+            "An internal error occurred and nothing was saved. The server log has the details.",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask
 from sqlalchemy import select
@@ -21,9 +23,16 @@ def register_cli(app: Flask) -> None:
 
     @user_group.command("create")
     @click.option("--email", required=True)
-    @click.option("--password", required=True)
+    @click.option(
+        "--password",
+        default=None,
+        help="Avoid: it ends up in the shell history and `ps`. Without it the password is asked for "
+        "(hidden), or read as one line from standard input when that is not a terminal.",
+    )
     @click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
-    def user_create(email: str, password: str, role: str) -> None:
+    def user_create(email: str, password: str | None, role: str) -> None:
+        if password is None:
+            password = _read_password()
         try:
             user = accounts.create_user(email, password, role)
         except accounts.AccountError as exc:
@@ -39,12 +48,13 @@ def register_cli(app: Flask) -> None:
     @token_group.command("create")
     @click.option("--email", required=True)
     @click.option("--name", required=True)
-    def token_create(email: str, name: str) -> None:
+    @click.option("--expires-days", type=int, default=None, help="Stop working after this many days (default: never).")
+    def token_create(email: str, name: str, expires_days: int | None) -> None:
         user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
         if user is None:
             raise click.ClickException(f"no user with email {email}")
         try:
-            value = accounts.create_token(user, name)
+            value = accounts.create_token(user, name, expires_days)
         except accounts.AccountError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc
@@ -55,6 +65,12 @@ def register_cli(app: Flask) -> None:
     from app.demo import demo_cli
 
     app.cli.add_command(demo_cli)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def register_secrets_cli(app: Flask) -> None:

@@ -91,6 +91,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "LOGIN_MAX_FAILURES": int(pick("LOGIN_MAX_FAILURES", 5)),
         "LOGIN_LOCKOUT_SECONDS": int(pick("LOGIN_LOCKOUT_SECONDS", 300)),
+        # Per account, over every address: far higher, and one failure leaks away per interval.
+        "LOGIN_ACCOUNT_MAX_FAILURES": int(pick("LOGIN_ACCOUNT_MAX_FAILURES", 100)),
+        "LOGIN_ACCOUNT_LEAK_SECONDS": int(pick("LOGIN_ACCOUNT_LEAK_SECONDS", 36)),
+        # How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (0: trust none).
+        "TRUSTED_PROXIES": int(pick("TRUSTED_PROXIES", 0)),
         "RQ_QUEUE": pick("RQ_QUEUE", "wirewan"),
         # Operations (issue 12): the status poll and the scheduled verify, in seconds; how long the
         # status history is kept; who may scrape /metrics besides API tokens; webhook retry backoff.

@@ -27,6 +27,9 @@ from app.extensions import db  # noqa: E402
 from tests.ci_skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401  (pytest hooks)
 
 CSRF_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+DOCS_CSRF_RE = re.compile(r'data-csrf-token="([^"]*)"')
+# The CSRF token changes whenever who is logged in changes (login, logout, a password change).
+SESSION_CHANGES = {"/login", "/register", "/logout", "/account/password"}
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key",
     "ENCRYPTION_KEY": "test-encryption-key",
@@ -132,7 +135,16 @@ class Browser:
         headers["X-CSRFToken"] = self._ensure_csrf()
         if htmx:
             headers["HX-Request"] = "true"
-        return self.client.post(url, data=data or {}, headers=headers, **kw)
+        resp = self.client.post(url, data=data or {}, headers=headers, **kw)
+        if url.split("?")[0] in SESSION_CHANGES and resp.status_code in (302, 303):
+            self.refresh_csrf()
+        return resp
+
+    def refresh_csrf(self) -> None:
+        """Take the new token, as a browser does from the page it is redirected to. The API docs page
+        holds it without showing (and so consuming) the flashed messages."""
+        match = DOCS_CSRF_RE.search(self.client.get("/api/docs").get_data(as_text=True))
+        self.csrf = match.group(1) if match and match.group(1) else None
 
     def login(self, email: str, password: str) -> Any:
         return self.post("/login", {"email": email, "password": password})

@@ -12,12 +12,13 @@ from app.models.status import (
     Webhook,
     WebhookDelivery,
 )
-from app.models.user import ROLES, ApiToken, LoginThrottle, User
+from app.models.user import ROLES, ApiToken, Bootstrap, LoginThrottle, User
 
 __all__ = [
     "ROLES",
     "ApiToken",
     "AuditEntry",
+    "Bootstrap",
     "Deployment",
     "Job",
     "LoginThrottle",

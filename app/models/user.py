@@ -8,7 +8,7 @@ from datetime import datetime
 import bcrypt
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -33,6 +33,11 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]  # db.Model 
     role: Mapped[str] = mapped_column(String(16), default="viewer")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Part of the id every session cookie carries (get_id): raising it ends every session of this
+    # user at once, on every web worker, without a session table (logout, password or role change,
+    # deactivation).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -47,6 +52,14 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]  # db.Model 
     @property
     def is_active(self) -> bool:
         return self.active
+
+    def get_id(self) -> str:
+        # flask-login stores this in the session (and the remember cookie); see load_user.
+        return f"{self.id}:{self.session_generation}"
+
+    def end_sessions(self) -> None:
+        """Every session cookie issued so far stops working at its next request."""
+        self.session_generation = (self.session_generation or 0) + 1
 
     def has_role(self, needed: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[needed]
@@ -73,6 +86,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
@@ -89,7 +103,24 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.expired
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= utcnow()
+
+
+class Bootstrap(db.Model):  # type: ignore[name-defined,misc]
+    """One row, written with the first account: the database, not a count read a moment earlier,
+    decides which of several simultaneous first registrations becomes the admin (the primary key
+    admits only id 1)."""
+
+    __tablename__ = "bootstrap"
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LoginThrottle(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy

@@ -348,32 +348,61 @@ def changes_since_applied(peer: Peer, config: PeerConfig) -> str:
     return config_diff(masked(peer.applied_config_masked), masked(config.text))
 
 
-def configs_zip(wan: Wan) -> tuple[bytes, list[Peer]]:
-    """Every non-MikroTik peer's config as `<peer name>.conf` in one zip; marks them applied."""
-    wg_ids = {p.id for p in wan.peers if p.kind != "mikrotik"}
-    spec = load_spec(wan.id, secrets_for=wg_ids)
+def configs_zip(wan: Wan) -> bytes:
+    """Every peer's config in one zip: `<peer name>.conf` (wg-quick) or, for a MikroTik, its bootstrap
+    script `<peer name>.rsc`. Marks nothing applied (a zip is often fetched for a backup, and a
+    download is no proof that any device runs it); the download itself is audited."""
+    spec = load_spec(wan.id, secrets_for={p.id for p in wan.peers})
     assert spec is not None
-    rendered = render_all(spec, build_topology(spec), sorted(wg_ids))
+    rendered = _render(spec, build_topology(spec))
     buf = io.BytesIO()
-    included = []
     # Entries are stored, not deflated (a ZipInfo's default): a 200-peer mesh is ~6 MB of text, and
     # deflating it would double the request's time (bench/zip_http.py) to save bytes on a LAN.
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for peer in sorted(wan.peers, key=lambda p: p.name):
-            if peer.kind == "mikrotik":
-                continue
-            r = rendered[peer.id]
-            config = PeerConfig(peer.id, "wireguard", r.text, r.sha256)
-            info = zipfile.ZipInfo(f"{peer.name}.conf", date_time=(2020, 1, 1, 0, 0, 0))
+            config = rendered[peer.id]
+            suffix = "rsc" if config.kind == "mikrotik-script" else "conf"
+            info = zipfile.ZipInfo(f"{peer.name}.{suffix}", date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o600 << 16  # private keys: owner-only when unpacked
             zf.writestr(info, config.text)
-            mark_applied(peer, config, "download-zip")
-            included.append(peer)
-    return buf.getvalue(), included
+    audit.record(
+        "download-zip",
+        "wan",
+        wan.id,
+        wan_id=wan.id,
+        summary=f"configs of WAN '{wan.name}' downloaded ({len(wan.peers)} peers)",
+    )
+    return buf.getvalue()
+
+
+def mark_all_applied(wan: Wan) -> int:
+    """'Mark all applied': every stale peer of the WAN counts as running its current config."""
+    rendered = wan_configs(wan)
+    stale = rendered.stale_ids(wan.peers)
+    peers = [p for p in wan.peers if p.id in stale]
+    if not peers:
+        return 0
+    spec = load_spec(wan.id, secrets_for={p.id for p in peers})
+    assert spec is not None
+    current = _render(spec, build_topology(spec))
+    for peer in peers:
+        mark_applied(peer, current[peer.id], "mark-applied")
+    return len(peers)
+
+
+class ConfigTooLargeForQr(Exception):
+    """The config holds more than a QR code can (a large mesh: one section per peer)."""
 
 
 def qr_svg(text: str) -> str:
     """The config as an SVG QR code (the WireGuard mobile apps scan it)."""
     out = io.BytesIO()
-    segno.make(text, error="l").save(out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True)
+    try:
+        code = segno.make(text, error="l")
+    except segno.DataOverflowError as exc:
+        raise ConfigTooLargeForQr(
+            f"This config is {len(text.encode())} bytes, more than a QR code holds (about 2,900). "
+            "Download the config file instead and import it into the WireGuard app."
+        ) from exc
+    code.save(out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True)
     return out.getvalue().decode()

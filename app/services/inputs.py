@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from werkzeug.exceptions import NotFound
+
 from app.domain.errors import DomainError, ValidationError
+from app.models.base import MAX_ID
 
 TRUE = {"1", "true", "yes", "on", "y"}
 FALSE = {"0", "false", "no", "off", "n", ""}
@@ -20,6 +24,21 @@ def as_bool(value: Any, field: str) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise ValidationError(f"{field.replace('_', ' ').capitalize()} must be true or false.", field)
+
+
+def id_arg(args: Mapping[str, str], name: str) -> int | None:
+    """An id from a query string or form: None when absent or blank, 422 when not a whole number,
+    404 when no row can have it (never a driver overflow)."""
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number.", name) from None
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"No object has {name}={raw[:24]}.")
+    return value
 
 
 def optional_text(value: Any) -> Any:

@@ -18,6 +18,7 @@ from flask import current_app
 from flask_login import current_user
 from sqlalchemy import select, update
 
+from app.domain.errors import DomainError
 from app.extensions import db, job_queue, redis_connection
 from app.models import Job, Peer
 from app.models.base import utcnow
@@ -44,9 +45,30 @@ def _actor() -> tuple[int | None, str]:
     return None, "system"
 
 
+class QueueUnavailable(DomainError):
+    """Redis cannot be reached: a job asked for now could not be queued (HTTP 503)."""
+
+    default_code = "unavailable"
+    default_status = 503
+
+
+def require_queue() -> None:
+    """Refuse a job someone is asking for while Redis is unreachable, before anything is saved: a
+    clear 503 now, rather than a 202 and a job that fails at once."""
+    try:
+        redis_connection().ping()
+    except Exception as exc:  # noqa: BLE001 — any connection or auth error means the same to the user
+        raise QueueUnavailable(
+            "The job queue (Redis) is unreachable, so nothing was queued or saved. "
+            "Check that Redis and the worker are running, then try again."
+        ) from exc
+
+
 def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None, trigger: str = "manual") -> Job:
     """Stage a queued Job row; the commit (app.services.tx.commit) hands it to RQ."""
     kind = JobKind(kind)
+    if trigger == "manual":
+        require_queue()
     user_id, actor = _actor()
     job = Job(
         kind=kind.value,

@@ -20,6 +20,8 @@ from app.services.inputs import Collector, as_bool, optional_text
 from app.services.specs import wan_spec
 from app.services.tx import lock_wan
 
+API_SSL_PORT = 8729  # RouterOS api-ssl's default
+
 # What a user may set. mikrotik_* are flat here; the JSON API flattens its nested "mikrotik" object.
 PEER_FIELDS = (
     "name",
@@ -102,13 +104,7 @@ def current_values(peer: Peer) -> dict[str, Any]:
 def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, Any]:
     """Validate every field, then the guardrails that relate fields to each other."""
     current = (
-        current_values(peer)
-        if peer
-        else {
-            "listen_port": wan.listen_port,
-            "mikrotik_port": DEFAULT_API_PORT,
-            "mikrotik_username": DEFAULT_API_USERNAME,
-        }
+        current_values(peer) if peer else {"listen_port": wan.listen_port, "mikrotik_username": DEFAULT_API_USERNAME}
     )
     merged = {**current, **{k: v for k, v in data.items() if k in PEER_FIELDS}}
     c = Collector()
@@ -137,10 +133,11 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     if out["kind"] == "mikrotik":
         host = optional_text(merged.get("mikrotik_host"))
         out["mt_host"] = c(validation.validate_host, host) if host is not None else None
-        out["mt_port"] = c(
-            validation.validate_port, merged.get("mikrotik_port") or DEFAULT_API_PORT, "mikrotik_port", "API port"
-        )
         out["mt_use_tls"] = c(as_bool, merged.get("mikrotik_use_tls"), "mikrotik_use_tls")
+        # No port given: api-ssl's 8729 with TLS, the plain API's 8728 without.
+        default_port = API_SSL_PORT if out["mt_use_tls"] else DEFAULT_API_PORT
+        port = merged.get("mikrotik_port") or default_port
+        out["mt_port"] = c(validation.validate_port, port, "mikrotik_port", "API port")
         out["mt_verify_cert"] = c(as_bool, merged.get("mikrotik_verify_cert"), "mikrotik_verify_cert")
         out["mt_username"] = c(validation.validate_username, merged.get("mikrotik_username") or DEFAULT_API_USERNAME)
         out["mt_auto_deploy"] = c(as_bool, merged.get("mikrotik_auto_deploy"), "mikrotik_auto_deploy")

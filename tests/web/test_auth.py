@@ -63,12 +63,71 @@ def test_throttling_after_repeated_failures(app, browser):
     assert "Too many failed logins. Try again in" in resp.get_data(as_text=True)
 
 
-def test_throttling_by_client_address_across_accounts(app, browser):
+def _login_from(browser, address, email, password, **headers):
+    return browser.post(
+        "/login", {"email": email, "password": password}, environ_base={"REMOTE_ADDR": address}, headers=headers
+    )
+
+
+def test_a_guesser_locks_only_their_own_address_out(app, browser):
+    """Five bad logins from one address used to lock the account for everyone, everywhere."""
     make_user(app, "a@example.com", "admin")
     app.config["LOGIN_MAX_FAILURES"] = 3
-    for i in range(3):
-        browser.login(f"ghost{i}@example.com", "nope-nope")
-    assert browser.login("a@example.com", "correct-horse").status_code == 429
+    for _ in range(3):
+        assert _login_from(browser, "198.51.100.66", "a@example.com", "nope-nope").status_code == 401
+    assert _login_from(browser, "198.51.100.66", "a@example.com", "correct-horse").status_code == 429
+    assert _login_from(browser, "192.0.2.10", "a@example.com", "correct-horse").status_code == 303
+
+
+def test_the_per_account_limit_is_higher_spans_addresses_and_decays(app, browser):
+    from datetime import timedelta
+
+    from app.models import LoginThrottle
+
+    make_user(app, "a@example.com", "admin")
+    app.config.update(LOGIN_MAX_FAILURES=3, LOGIN_ACCOUNT_MAX_FAILURES=6, LOGIN_ACCOUNT_LEAK_SECONDS=60)
+    for i in range(6):  # each address stays under its own limit of 3
+        assert _login_from(browser, f"198.51.100.{i}", "a@example.com", "nope-nope").status_code == 401
+    resp = _login_from(browser, "192.0.2.10", "a@example.com", "correct-horse")
+    assert resp.status_code == 429 and "Try again in 60 seconds" in resp.get_data(as_text=True)
+    with app.app_context():  # a minute later one failure has leaked away
+        row = db.session.get(LoginThrottle, "account:a@example.com")
+        row.window_start -= timedelta(seconds=61)
+        db.session.commit()
+    assert _login_from(browser, "192.0.2.10", "a@example.com", "correct-horse").status_code == 303
+
+
+def test_trusted_proxies_decides_whose_address_counts(app, make_app):
+    """Behind a proxy every request comes from the proxy: without TRUSTED_PROXIES the header is
+    ignored (anyone could send it), with it each client counts apart."""
+    from app.models import LoginThrottle
+    from tests.conftest import Browser
+
+    make_user(app, "a@example.com", "admin")
+    for hops, locked_elsewhere in ((0, True), (1, False)):
+        proxied = make_app(TRUSTED_PROXIES=hops, LOGIN_MAX_FAILURES=2)
+        browser = Browser(proxied.test_client())
+        with proxied.app_context():
+            db.session.execute(db.delete(LoginThrottle))
+            db.session.commit()
+        for _ in range(2):
+            _login_from(browser, "10.0.0.2", "a@example.com", "nope-nope", **{"X-Forwarded-For": "198.51.100.66"})
+        other = _login_from(browser, "10.0.0.2", "a@example.com", "correct-horse", **{"X-Forwarded-For": "192.0.2.10"})
+        assert (other.status_code == 429) is locked_elsewhere, hops
+
+
+def test_unknown_email_costs_the_same_bcrypt_work(app, browser, monkeypatch):
+    """Timing must not tell which emails have an account: count the bcrypt checks instead of timing."""
+    import bcrypt
+
+    make_user(app, "a@example.com", "admin")
+    browser.get("/login")
+    calls = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, hashed: calls.append(hashed[:7]) or real(pw, hashed))
+    assert browser.login("a@example.com", "nope-nope").status_code == 401
+    assert browser.login("nobody@example.com", "nope-nope").status_code == 401
+    assert len(calls) == 2 and calls[0] == calls[1]  # same cost prefix ($2b$04)
 
 
 def test_post_without_csrf_token_is_rejected(app, client):

@@ -36,7 +36,7 @@ def test_changes_bump_the_revision_and_applying_does_not(app, api, wan):
     hq = add(api, wan, "hq", endpoint="203.0.113.1")
     r1 = revision(app, wan["id"])
     assert r1 > r0
-    api.get(f"/api/peers/{hq['id']}/config")  # marks applied
+    api.post(f"/api/peers/{hq['id']}/config")  # marks applied
     assert revision(app, wan["id"]) == r1
     api.post(f"/api/peers/{hq['id']}/subnets", json={"cidr": "192.168.7.0/24"})
     assert revision(app, wan["id"]) > r1
@@ -45,7 +45,7 @@ def test_changes_bump_the_revision_and_applying_does_not(app, api, wan):
 def test_a_direct_database_change_also_invalidates(app, api, wan):
     hq = add(api, wan, "hq", endpoint="203.0.113.1")
     branch = add(api, wan, "branch", endpoint="198.51.100.7")
-    api.get(f"/api/peers/{hq['id']}/config")
+    api.post(f"/api/peers/{hq['id']}/config")
     assert listed_stale(api, wan)["hq"] is False
     with app.app_context():
         db.session.add(Subnet(wan_id=wan["id"], peer_id=branch["id"], cidr="192.168.9.0/24"))

@@ -25,7 +25,8 @@ def add(api, wan, name, **fields):
 
 
 def download(api, peer, config_type="wireguard"):
-    return api.get(f"/api/peers/{peer['id']}/config?config_type={config_type}")
+    """The download that marks the peer applied (POST; a GET changes nothing)."""
+    return api.post(f"/api/peers/{peer['id']}/config?config_type={config_type}")
 
 
 def private_key(app, peer_id):
@@ -128,10 +129,24 @@ def test_qr_code_for_client_peers(app, admin_browser, api, wan):
     resp = admin_browser.post(f"/peers/{phone['id']}/qr")
     body = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "<svg" in body and "<path" in body
+    assert resp.headers["Cache-Control"] == "no-store"
     assert stale(api, phone) is False
 
 
-def test_zip_of_non_mikrotik_configs(app, api, wan):
+def test_qr_code_of_a_config_too_large_is_a_422_and_marks_nothing(app, admin_browser, api, wan):
+    # A mesh of 40 peers: 39 [Peer] sections, far beyond a QR code's ~2,900 bytes.
+    for i in range(40):
+        add(api, wan, f"p{i}", endpoint=f"203.0.113.{i + 1}")
+    phone = add(api, wan, "phone", kind="client")
+    resp = admin_browser.post(f"/peers/{phone['id']}/qr")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "more than a QR code holds" in body and "Download the config file" in body
+    assert "PrivateKey" not in body
+    assert stale(api, phone) is True
+
+
+def test_zip_holds_every_config_and_the_router_scripts_and_marks_nothing(app, api, wan):
     add(api, wan, "hq", endpoint="203.0.113.1")
     add(api, wan, "laptop", kind="client")
     add(
@@ -144,12 +159,50 @@ def test_zip_of_non_mikrotik_configs(app, api, wan):
     )
     resp = api.get(f"/api/wan/{wan['id']}/configs.zip")
     assert resp.status_code == 200 and resp.mimetype == "application/zip"
+    assert resp.headers["Cache-Control"] == "no-store"
     with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
-        assert sorted(zf.namelist()) == ["hq.conf", "laptop.conf"]
+        assert sorted(zf.namelist()) == ["hq.conf", "laptop.conf", "rtr.rsc"]
         assert all((i.external_attr >> 16) & 0o777 == 0o600 for i in zf.infolist())
         assert "[Interface]" in zf.read("hq.conf").decode()
+        assert zf.read("rtr.rsc").decode().startswith("# WireWAN bootstrap script")
     peers = {p["name"]: p for p in api.get(f"/api/peers/wan/{wan['id']}").get_json()}
-    assert not peers["hq"]["stale"] and not peers["laptop"]["stale"] and peers["rtr"]["stale"]
+    assert all(p["stale"] for p in peers.values())  # a zip is no proof that any device runs it
+    with app.app_context():
+        assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "download-zip")) is not None
+
+
+def test_viewer_cannot_download_the_zip(app, api, wan, client):
+    from tests.conftest import make_token, make_user
+
+    add(api, wan, "hq", endpoint="203.0.113.1")
+    make_user(app, "v@example.com", "viewer")
+    token = make_token(app, "v@example.com")
+    resp = client.get(f"/api/wan/{wan['id']}/configs.zip", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 403 and resp.get_json()["error"] == "forbidden"
+    assert b"PrivateKey" not in resp.data
+
+
+def test_get_config_changes_nothing_post_marks_applied(app, api, wan):
+    hq = add(api, wan, "hq", endpoint="203.0.113.1")
+    got = api.get(f"/api/peers/{hq['id']}/config")
+    assert got.status_code == 200 and got.headers["Cache-Control"] == "no-store"
+    assert stale(api, hq) is True
+    posted = api.post(f"/api/peers/{hq['id']}/config")
+    assert posted.status_code == 200 and posted.data == got.data
+    assert stale(api, hq) is False
+
+
+def test_web_mark_all_applied_is_a_post(app, api, admin_browser, wan):
+    add(api, wan, "hq", endpoint="203.0.113.1")
+    add(api, wan, "laptop", kind="client")
+    page = admin_browser.get(f"/wans/{wan['id']}").get_data(as_text=True)
+    assert f'action="/wans/{wan["id"]}/mark-applied"' in page
+    zipped = admin_browser.post(f"/wans/{wan['id']}/configs.zip")
+    assert zipped.status_code == 200 and zipped.headers["Cache-Control"] == "no-store"
+    assert all(p["stale"] for p in api.get(f"/api/peers/wan/{wan['id']}").get_json())
+    assert admin_browser.get(f"/wans/{wan['id']}/mark-applied").status_code == 405
+    assert admin_browser.post(f"/wans/{wan['id']}/mark-applied").status_code == 303
+    assert not any(p["stale"] for p in api.get(f"/api/peers/wan/{wan['id']}").get_json())
 
 
 def test_mikrotik_script_download(app, api, wan):

@@ -139,3 +139,57 @@ def _undo(app: Flask, form: str) -> None:
             peer = db.session.get(Peer, 1)
             peer.name, peer.kind, peer.endpoint_host = "hq", "server", "203.0.113.1"
         db.session.commit()
+
+
+# --- account forms (issue 11): the token form with its expiry, and the admin's user forms ----------
+
+ACCOUNT_FORMS: dict[str, tuple[str, dict[str, str]]] = {
+    "token": ("/account/tokens", {"tok-name": "script", "tok-expires_in_days": "30"}),
+    "user_new": ("/users/", {"email": "new@example.com", "password": "long-enough", "role": "viewer"}),
+    "user_role": ("/users/1/role", {"role": "admin"}),
+}
+# A token name is a label, shown escaped: printable hostile text is fine there.
+ACCOUNT_ACCEPTED = {
+    ("token", "tok-name"): {"double_quote", "single_quote", "ros_subst", "ros_break", "non_ascii", "dot_dot", "script",
+                            "bidi", "long_10k"},
+    # Any printable password of 8-256 characters.
+    ("user_new", "password"): {"ros_subst", "ros_break", "non_ascii", "dot_dot", "script"},
+}  # fmt: skip
+ACCOUNT_CASES = [(form, field) for form, (_, body) in ACCOUNT_FORMS.items() for field in body]
+
+
+def _account_rows(app: Flask) -> tuple[Any, ...]:
+    from app.models import ApiToken, User
+
+    with app.app_context():
+        users = tuple(db.session.execute(select(User.email, User.role, User.active).order_by(User.id)).all())
+        return users, db.session.scalar(select(func.count(ApiToken.id)))
+
+
+@pytest.mark.parametrize("form,field", ACCOUNT_CASES)
+def test_hostile_values_in_account_forms(app: Flask, admin_browser: Any, form: str, field: str) -> None:
+    url, valid = ACCOUNT_FORMS[form]
+    admin_browser.get("/account")
+    for label, value in HOSTILE.items():
+        before = _account_rows(app)
+        resp = admin_browser.post(url, {**valid, field: value})
+        body = resp.get_data(as_text=True)
+        assert resp.status_code < 500, (form, field, label)
+        assert "<script>alert(1)</script>" not in body, (form, field, label)
+        accepted = label in ACCOUNT_ACCEPTED.get((form, field), set())
+        if form == "token" and resp.status_code == 200 and accepted:
+            continue  # a token was made with a hostile (escaped) name
+        if form == "user_role":
+            assert resp.status_code == 303 and _account_rows(app) == before, (field, label)
+            continue
+        if form == "user_new" and accepted:
+            assert resp.status_code == 303, (field, label, resp.status_code)
+            with app.app_context():
+                from app.models import User
+
+                db.session.execute(db.delete(User).where(User.email == "new@example.com"))
+                db.session.commit()
+            continue
+        assert resp.status_code in (400, 422), (form, field, label, resp.status_code)
+        assert '<div class="error">' in body, (form, field, label)
+        assert _account_rows(app) == before, (form, field, label)

@@ -437,3 +437,42 @@ def test_valid_values_with_a_control_character_appended(app: Flask, api: Any, ta
     # as long as what is stored is the parsed value.
     tolerated = set(values) - {"nul"} if isinstance(shown, bool | int) or valid in ("true", "false") else set()
     _run(app, api, target, field, values, tolerated, shown, world, optional=True)
+
+
+# --- the accounts API and query-string ids (issue 11) ----------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["role", "active"])
+def test_hostile_values_in_the_user_patch(app: Flask, client: Any, field: str) -> None:
+    from app.models import User
+    from tests.conftest import make_token, make_user
+
+    make_user(app, "admin@example.com", "admin")
+    target = make_user(app, "op@example.com", "operator")
+    headers = {"Authorization": f"Bearer {make_token(app, 'admin@example.com')}"}
+    problems = []
+    for name, value in {**HOSTILE, **TYPE_CONFUSION}.items():
+        if (field, value) == ("active", True):
+            continue  # legitimate (and already so)
+        resp = client.patch(f"/api/users/{target}", json={field: value}, headers=headers)
+        if resp.status_code >= 500 or resp.status_code < 400:
+            problems.append(f"{field}={name}: {resp.status_code}")
+            continue
+        if set(resp.get_json() or {}) != {"error", "message", "field"}:
+            problems.append(f"{field}={name}: no JSON error shape")
+        with app.app_context():
+            user = db.session.get(User, target)
+            if (user.role, user.active, user.session_generation) != ("operator", True, 0):
+                problems.append(f"{field}={name}: refused but the user changed")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_query_values_for_ids_and_flags(api: Any, name: str) -> None:
+    value = HOSTILE[name]
+    for url, params in (("/api/jobs", {"wan_id": value}), ("/api/jobs", {"peer_id": value}),
+                        ("/api/tokens", {"all": value})):  # fmt: skip
+        resp = api.get(url, query_string=params)
+        assert resp.status_code in (200, 404, 422), (url, name, resp.status_code)
+        if resp.status_code != 200:
+            assert set(resp.get_json()) == {"error", "message", "field"}

@@ -155,7 +155,10 @@ def test_special_responses(doc: dict[str, Any]) -> None:
     assert config["parameters"][0]["schema"]["enum"] == ["wireguard", "mikrotik-script"]
     assert set(ops[("/api/wan/{wan_id}/configs.zip", "get")]["responses"]["200"]["content"]) == {"application/zip"}
     deletes = [op for (p, m), op in ops.items() if m == "delete"]
-    assert len(deletes) == 5 and all("204" in op["responses"] for op in deletes)  # + DELETE /api/webhooks/{id}
+    assert len(deletes) == 7 and all("204" in op["responses"] for op in deletes)  # + webhooks, users, tokens
+    marking = ops[("/api/peers/{peer_id}/config", "post")]
+    assert set(marking["responses"]["200"]["content"]) == {"text/plain"}
+    assert "403" in ops[("/api/wan/{wan_id}/configs.zip", "get")]["responses"]
     jobs = [op for (p, m), op in ops.items() if "/mikrotik/" in p]
     assert len(jobs) == 8
     for op in jobs:

@@ -104,6 +104,20 @@ def test_run_sh_serves_and_stops_cleanly(tmp_path):
         assert proc.poll() is None
         started = _descendants(proc.pid)
         assert len(started) >= 4  # redis, worker, cron, gunicorn (and their children)
+        # The Redis password is in a file only the owner reads, never in a command line (`ps`).
+        instance = tmp_path / "instance"
+        conf = instance / "redis.conf"
+        assert conf.stat().st_mode & 0o777 == 0o600 and instance.stat().st_mode & 0o777 == 0o700
+        password = next(line.split()[1] for line in conf.read_text().splitlines() if line.startswith("requirepass"))
+        for pid in started:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            assert password.encode() not in argv, argv
+        for name in ("wirewan.db", "wirewan.db-wal", "wirewan.db-shm"):
+            if (instance / name).exists():
+                assert (instance / name).stat().st_mode & 0o777 == 0o600, name
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=40)
         time.sleep(0.5)

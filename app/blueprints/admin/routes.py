@@ -35,7 +35,16 @@ def users() -> Any:
                 flash(f"User {user.email} created as {user.role}.", "success")
                 return redirect(url_for("admin.users"), code=303)
     all_users = db.session.scalars(select(User).order_by(User.email)).all()
-    return render_template("admin/users.html", form=form, users=all_users, role_form=RoleForm()), status
+    return (
+        render_template(
+            "admin/users.html",
+            form=form,
+            users=all_users,
+            role_form=RoleForm(),
+            tokens=accounts.visible_tokens(current_user, all_users=True),
+        ),
+        status,
+    )
 
 
 @bp.post("/<int:user_id>/role")
@@ -53,4 +62,36 @@ def set_role(user_id: int) -> Any:
     else:
         commit()
         flash(f"{user.email} is now {user.role}.", "success")
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.post("/<int:user_id>/<any(activate, deactivate):action>")
+@admin_required
+def set_active(user_id: int, action: str) -> Any:
+    """Deactivating logs the user out everywhere and revokes their tokens at once."""
+    try:
+        user = accounts.set_active(current_user, user_id, action == "activate")
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        commit()
+        if user.active:
+            flash(f"{user.email} can log in again (their old tokens stay revoked).", "success")
+        else:
+            flash(f"{user.email} is deactivated: logged out everywhere, tokens revoked.", "success")
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.post("/<int:user_id>/delete")
+@admin_required
+def delete_user(user_id: int) -> Any:
+    try:
+        accounts.delete_user(current_user, user_id)
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        commit()
+        flash("User deleted. Their audit entries and jobs remain.", "success")
     return redirect(url_for("admin.users"), code=303)

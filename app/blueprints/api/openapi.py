@@ -77,6 +77,30 @@ class MeSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
+class UserSchema(Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    active = fields.Boolean(required=True, metadata=_d("False: cannot log in; sessions and tokens ended."))
+    last_login_at = fields.DateTime(required=True, allow_none=True)
+
+
+class UserUpdateSchema(Schema):
+    role = fields.String(validate=validate.OneOf(ROLES), metadata=_d("Ends the user's sessions."))
+    active = fields.Boolean(metadata=_d("false ends the user's sessions and revokes every token at once."))
+
+
+class TokenSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    user_id = fields.Integer(required=True)
+    hint = fields.String(required=True, metadata=_d("The first characters of the token."))
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(required=True, allow_none=True)
+    expires_at = fields.DateTime(required=True, allow_none=True)
+    revoked = fields.Boolean(required=True)
+
+
 class WanSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -405,6 +429,9 @@ class DeploySchema(Schema):
 SCHEMAS: tuple[type[Schema], ...] = (
     ErrorSchema,
     MeSchema,
+    UserSchema,
+    UserUpdateSchema,
+    TokenSchema,
     WanSchema,
     WanCreateSchema,
     WanUpdateSchema,
@@ -455,6 +482,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     413: ("TooLarge", "The body exceeds the size limit."),
     422: ("Invalid", "A value is invalid or breaks a guardrail (error 'invalid' or 'guardrail'); 'field' names it."),
     429: ("Throttled", "Too many attempts; wait and retry. (Login throttling; no API operation answers it today.)"),
+    503: ("Unavailable", "The job queue (Redis) cannot be reached; nothing was queued or saved. Retry later."),
 }
 LOCATION = {"description": "URL of the new object (201) or of the job (202).", "schema": {"type": "string"}}
 JOB_PARAM_DOC = "Filter by {}."
@@ -551,6 +579,8 @@ PATH_PARAM_DOC = {
     "service_id": "Service id (of this peer).",
     "job_id": "Job id.",
     "webhook_id": "Webhook id.",
+    "user_id": "User id.",
+    "token_id": "API token id.",
 }
 
 
@@ -609,6 +639,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         info={"description": DESCRIPTION},
         tags=[
             {"name": "Account", "description": "Who is calling."},
+            {"name": "Accounts", "description": "Users and API tokens (admins manage every one)."},
             {"name": "Networks", "description": "WANs: ranges, topology, conflicts, config bundles."},
             {"name": "Peers", "description": "Peers of a WAN, their configs, LANs and published services."},
             {"name": "MikroTik", "description": "Router jobs: test, preflight, deploy, verify, revert, clear."},

@@ -16,6 +16,7 @@ from app.blueprints.api.routes import MalformedRequest, _body, _created, _wan_or
 from app.blueprints.lookups import peer_or_404
 from app.extensions import db
 from app.models import Peer, RouterStatus, Webhook, WebhookDelivery
+from app.request_auth import bearer_token
 from app.services import reports, webhooks
 from app.services import status as status_service
 from app.services.tx import commit
@@ -87,10 +88,9 @@ def peer_status(peer_id: int) -> Any:
     security=[{"reportToken": []}],
 )
 def peer_report(peer_id: int) -> Any:
-    from app import api_error
+    from app.blueprints.api.errors import api_error
 
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.startswith("Bearer ") else ""
+    token = bearer_token() or ""
     owner = reports.peer_for_token(token) if token.startswith("wwr_") else None
     if owner is None:
         return api_error(401, "Send this peer's report token: 'Authorization: Bearer wwr_…'.")

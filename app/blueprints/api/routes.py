@@ -17,11 +17,12 @@ from app.domain.errors import DomainError
 from app.extensions import db
 from app.models import Job, Peer, Service, Subnet, Wan
 from app.models.jobs import JOB_STATUSES, JobKind
+from app.request_auth import is_token_auth
 from app.services import audit, configs, mikrotik, published, queries, subnets, wans
 from app.services import peers as peer_service
 from app.services import status as status_service
 from app.services.downloads import attachment, zip_attachment
-from app.services.inputs import as_bool
+from app.services.inputs import as_bool, id_arg
 from app.services.specs import load_wan, wan_spec
 from app.services.tx import commit, commit_with_retry
 
@@ -193,9 +194,11 @@ def wan_topology(wan_id: int) -> Any:
 
 @bp.get("/wan/<int:wan_id>/configs.zip")
 @documented(
-    "wg-quick configs of every non-MikroTik peer, zipped",
+    "Every peer's config of a WAN, zipped",
     tags=["Networks"],
-    description="One `<peer name>.conf` per server/client peer (they hold private keys). Marks those peers applied.",
+    description="One `<peer name>.conf` per server/client peer and one `<peer name>.rsc` per MikroTik (they hold "
+    "private keys and router passwords), so operators and admins only. Marks nothing applied: mark a peer "
+    "with `POST /api/peers/{id}/config`.",
     responses={
         200: {
             "description": "The zip file, as an attachment.",
@@ -209,12 +212,14 @@ def wan_topology(wan_id: int) -> Any:
             "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
-    errors=(404,),
+    errors=(403, 404),
 )
 def wan_configs_zip(wan_id: int) -> Any:
+    if not current_user.can_edit:
+        abort(403, "The configs hold private keys: viewers cannot download them.")
     wan = load_wan(wan_id) or abort(404, "No such WAN.")
-    data, _ = configs.configs_zip(wan)
-    commit()
+    data = configs.configs_zip(wan)
+    commit()  # the audit entry of the download
     return zip_attachment(wan, data)
 
 
@@ -323,42 +328,82 @@ def get_peer(peer_id: int) -> Any:
     return jsonify(_peer_out(peer_or_404(peer_id)))
 
 
+CONFIG_RESPONSE = {
+    "description": "The config text, as an attachment (`<interface>.conf` or `<peer>.rsc`).",
+    "headers": {
+        "Content-Disposition": {
+            "schema": {"type": "string"},
+            "required": True,
+            "description": 'attachment; filename="…"',
+        },
+        "X-Config-Hash": {
+            "schema": {"type": "string"},
+            "required": True,
+            "description": "SHA-256 of the config.",
+        },
+    },
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+CONFIG_TYPE_PARAM = query_param(
+    "config_type",
+    {"type": "string", "enum": ["wireguard", "mikrotik-script"], "default": "wireguard"},
+    "Which config.",
+)
+
+
 @bp.get("/peers/<int:peer_id>/config")
 @documented(
     "Download a peer's config",
     tags=["Peers"],
     description="The wg-quick file (`wireguard`) or, for a MikroTik peer, the RouterOS script (`mikrotik-script`). "
-    "It holds the private key, so viewers may not download it. Downloading the peer's own kind of config marks "
-    "it applied.",
-    query=[
-        query_param(
-            "config_type",
-            {"type": "string", "enum": ["wireguard", "mikrotik-script"], "default": "wireguard"},
-            "Which config.",
-        )
-    ],
-    responses={
-        200: {
-            "description": "The config text, as an attachment (`<interface>.conf` or `<peer>.rsc`).",
-            "headers": {
-                "Content-Disposition": {
-                    "schema": {"type": "string"},
-                    "required": True,
-                    "description": 'attachment; filename="…"',
-                },
-                "X-Config-Hash": {
-                    "schema": {"type": "string"},
-                    "required": True,
-                    "description": "SHA-256 of the config.",
-                },
-            },
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
-    },
+    "It holds the private key, so viewers may not download it. Changes nothing: `POST` the same URL to also "
+    "mark the peer applied.",
+    query=[CONFIG_TYPE_PARAM],
+    responses={200: CONFIG_RESPONSE},
     errors=(400, 403, 404),
 )
 def peer_config(peer_id: int) -> Any:
-    """The wg-quick file or RouterOS script, as an attachment; the peer counts as applied."""
+    """The wg-quick file or RouterOS script, as an attachment."""
+    peer, config = _config_for_download(peer_id)
+    audit.record(
+        "download-config",
+        "peer",
+        peer.id,
+        wan_id=peer.wan_id,
+        summary=f"peer '{peer.name}': {config.kind} config downloaded",
+    )
+    commit()
+    return attachment(peer, config)
+
+
+@bp.post("/peers/<int:peer_id>/config")
+@documented(
+    "Download a peer's config and mark it applied",
+    tags=["Peers"],
+    description="The same text as `GET`; the peer then counts as running it (no longer stale). For a MikroTik "
+    "peer only its own script marks it applied.",
+    query=[CONFIG_TYPE_PARAM],
+    responses={200: CONFIG_RESPONSE},
+    errors=(400, 403, 404),
+)
+def peer_config_applied(peer_id: int) -> Any:
+    peer, config = _config_for_download(peer_id)
+    # The router config is what is deployed, so only its own kind of download marks it applied.
+    if (config.kind == "mikrotik-script") == (peer.kind == "mikrotik"):
+        configs.mark_applied(peer, config, "download-config")
+    else:
+        audit.record(
+            "download-config",
+            "peer",
+            peer.id,
+            wan_id=peer.wan_id,
+            summary=f"peer '{peer.name}': {config.kind} config downloaded",
+        )
+    commit()
+    return attachment(peer, config)
+
+
+def _config_for_download(peer_id: int) -> tuple[Peer, configs.PeerConfig]:
     peer = peer_or_404(peer_id)
     if not current_user.can_edit:
         abort(403, "A config holds a private key: viewers cannot download it.")
@@ -367,20 +412,7 @@ def peer_config(peer_id: int) -> Any:
         raise MalformedRequest("config_type must be 'wireguard' or 'mikrotik-script'.", "config_type")
     if config_type == "mikrotik-script" and peer.kind != "mikrotik":
         raise MalformedRequest("Only MikroTik peers have a RouterOS script.", "config_type")
-    config = configs.peer_config(peer, config_type)
-    # The router config is what is deployed, so only its own kind of download marks it applied.
-    if (config_type == "mikrotik-script") == (peer.kind == "mikrotik"):
-        configs.mark_applied(peer, config, "download-config")
-    else:
-        audit.record(
-            "download-config",
-            "peer",
-            peer.id,
-            wan_id=peer.wan_id,
-            summary=f"peer '{peer.name}': {config_type} config downloaded",
-        )
-    commit()
-    return attachment(peer, config)
+    return peer, configs.peer_config(peer, config_type)
 
 
 @bp.patch("/peers/<int:peer_id>")
@@ -533,7 +565,7 @@ def _job_accepted(job: Job) -> Any:
 def _router_job(peer_id: int, kind: JobKind) -> Any:
     if not current_user.can_edit:
         abort(403, "Your role is read-only (viewer).")
-    if request.method == "GET" and not request.environ.get("wirewan.token_auth"):
+    if request.method == "GET" and not is_token_auth():
         # The contract makes preflight and verify GETs, yet they queue work: a browser session
         # must prove it is not a cross-site request, as for any other state change (flask-wtf's
         # protect() only looks at unsafe methods, so the token is checked here).
@@ -550,7 +582,7 @@ def _router_job(peer_id: int, kind: JobKind) -> Any:
     tags=["MikroTik"],
     description="The finished job's result has the RouterOS version, identity and WireWAN's local address.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_test_connection(peer_id: int) -> Any:
     return _router_job(peer_id, JobKind.TEST_CONNECTION)
@@ -564,7 +596,7 @@ def mikrotik_test_connection(peer_id: int) -> Any:
     "`{plan: [ops], plan_hash, conflicts: [...]}`; approve the plan with its plan_hash. GET (as in the "
     "contract) and POST do the same; a session GET needs X-CSRFToken.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_preflight(peer_id: int) -> Any:
     return _router_job(peer_id, JobKind.PREFLIGHT)
@@ -577,7 +609,7 @@ def mikrotik_preflight(peer_id: int) -> Any:
     description="The finished job's result holds `{in_sync: bool, drift: [...]}`. GET (as in the contract) "
     "and POST do the same; a session GET needs X-CSRFToken.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_verify(peer_id: int) -> Any:
     return _router_job(peer_id, JobKind.VERIFY)
@@ -588,7 +620,7 @@ def mikrotik_verify(peer_id: int) -> Any:
     "Revert to the previous deployment",
     tags=["MikroTik"],
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_revert(peer_id: int) -> Any:
     return _router_job(peer_id, JobKind.REVERT)
@@ -600,7 +632,7 @@ def mikrotik_revert(peer_id: int) -> Any:
     tags=["MikroTik"],
     description="Also restores routes WireWAN demoted.",
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
 )
 def mikrotik_clear(peer_id: int) -> Any:
     return _router_job(peer_id, JobKind.CLEAR)
@@ -619,7 +651,7 @@ def mikrotik_clear(peer_id: int) -> Any:
         query_param("plan_hash", {"type": "string"}, "plan_hash of the latest succeeded preflight."),
     ],
     responses={202: job_accepted()},
-    errors=(400, 403, 404, 409, 413, 422),
+    errors=(400, 403, 404, 409, 413, 422, 503),
 )
 def mikrotik_deploy(peer_id: int) -> Any:
     data = {**request.args.to_dict(), **_body({"approve", "plan_hash"})}
@@ -642,7 +674,7 @@ def mikrotik_deploy(peer_id: int) -> Any:
         query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "At most this many."),
     ],
     responses={200: json_response(oa.JobSchema, "The jobs.", many=True)},
-    errors=(400,),
+    errors=(400, 404, 422),
 )
 def list_jobs() -> Any:
     # 1..500: a negative LIMIT means "no limit" to SQLite and is an error (a 500) on PostgreSQL.
@@ -651,7 +683,7 @@ def list_jobs() -> Any:
     if status and status not in JOB_STATUSES:
         raise MalformedRequest(f"status must be one of {', '.join(JOB_STATUSES)}.", "status")
     filters = queries.JobFilters(
-        request.args.get("wan_id", type=int), request.args.get("peer_id", type=int), status, quiet_polls=True
+        id_arg(request.args, "wan_id"), id_arg(request.args, "peer_id"), status, quiet_polls=True
     )
     return jsonify([job_json(j) for j in queries.list_jobs(filters, limit)])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.extensions import db
-from app.models import Job, Peer, PeerStatus, Service, Subnet, Wan
+from app.models import ApiToken, Job, Peer, PeerStatus, Service, Subnet, User, Wan
 from app.services.peers import peer_values
 from app.services.status import status_json
 
@@ -96,4 +96,27 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+    }
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "role": user.role,
+        "active": user.active,
+        "last_login_at": _iso(user.last_login_at),
+    }
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "user_id": token.user_id,
+        "hint": token.hint,
+        "created_at": _iso(token.created_at),
+        "last_used_at": _iso(token.last_used_at),
+        "expires_at": _iso(token.expires_at),
+        "revoked": token.revoked_at is not None,
     }

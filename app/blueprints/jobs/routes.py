@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from werkzeug.exceptions import NotFound
 
 from app.blueprints.lookups import peer_or_404
 from app.domain.errors import DomainError
@@ -28,6 +29,7 @@ from app.models.jobs import CHANGING_KINDS, JOB_STATUSES, JobKind
 from app.permissions import editor_required
 from app.services import jobs as jobs_service
 from app.services import mikrotik, queries
+from app.services.inputs import id_arg
 from app.services.queries import JobFilters, approval, deployment_history, router_panel
 from app.services.tx import commit_with_retry
 
@@ -97,8 +99,8 @@ def deployments(peer_id: int) -> Any:
 @bp.get("/jobs/")
 @login_required
 def list_jobs() -> Any:
-    wan_id = request.args.get("wan_id", type=int)
-    peer_id = request.args.get("peer_id", type=int)
+    wan_id = id_arg(request.args, "wan_id")
+    peer_id = id_arg(request.args, "peer_id")
     status = request.args.get("status", "")
     status = status if status in JOB_STATUSES else ""
     rows = queries.list_jobs(JobFilters(wan_id, peer_id, status), LIST_LIMIT)
@@ -192,7 +194,12 @@ def _started(job: Job) -> Any:
 
 
 def _refused(exc: DomainError, back: str) -> Any:
-    """A request the services refused before queueing anything: said inline, or as a flash."""
+    """A request the services refused before queueing anything: said inline, or as a flash. An
+    unreachable queue is no fault of the request: 503 (inline, or the error page)."""
+    if exc.status == 503:
+        if is_htmx():
+            return render_template("jobs/_refused.html", message=exc.message), 503
+        abort(503, exc.message)
     if is_htmx():
         return render_template("jobs/_refused.html", message=exc.message), 422
     flash(exc.message, "error")
@@ -216,7 +223,10 @@ def router_deploy(peer_id: int) -> Any:
     """Deploy the plan of a preflight the operator looked at (pressing the button is the approval)."""
     _router_peer_or_404(peer_id)
     plan_hash = request.form.get("plan_hash", "").strip() or None
-    preflight_id = request.form.get("preflight_job_id", type=int)
+    try:
+        preflight_id = id_arg(request.form, "preflight_job_id")
+    except (DomainError, NotFound):
+        preflight_id = None  # only picks the page to come back to
     back = (
         url_for("jobs.detail", job_id=preflight_id)
         if preflight_id and db.session.get(Job, preflight_id) is not None

@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import Peer, RouterStatus, Webhook, WebhookDelivery
 from app.models.base import utcnow
 from app.permissions import admin_required, editor_required
+from app.request_auth import bearer_token
 from app.services import metrics, reports, webhooks
 from app.services import status as status_service
 from app.services.accounts import user_for_token
@@ -26,10 +27,9 @@ DELIVERY_LOG = 50
 
 
 def _metrics_allowed() -> bool:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    value = bearer_token()
+    if value is None:
         return False
-    value = header[7:].strip()
     expected = str(current_app.config.get("METRICS_TOKEN") or "")
     if expected and hmac.compare_digest(value.encode(), expected.encode()):
         return True

@@ -1,7 +1,7 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 
-from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
+from app.domain.model import DEFAULT_API_USERNAME
 from app.forms import choices
 
 KIND_CHOICES = choices(
@@ -25,7 +25,7 @@ class PeerForm(FlaskForm):
     keepalive = StringField("PersistentKeepalive override (s)")
     public_key = StringField("Public key (only if the device keeps its own private key)")
     mikrotik_host = StringField("Management host")
-    mikrotik_port = StringField("API port", default=str(DEFAULT_API_PORT))
+    mikrotik_port = StringField("API port", default="")
     mikrotik_use_tls = BooleanField("Use TLS (api-ssl)")
     mikrotik_verify_cert = BooleanField("Verify the router's certificate")
     mikrotik_username = StringField("API username", default=DEFAULT_API_USERNAME)

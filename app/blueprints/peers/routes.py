@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.blueprints.lookups import peer_or_404
@@ -14,6 +14,7 @@ from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx
 from app.models import Peer, Service, Subnet, Wan
 from app.permissions import editor_required
+from app.security import no_store
 from app.services import configs, published, queries, subnets
 from app.services import peers as peer_service
 from app.services.downloads import attachment
@@ -141,9 +142,16 @@ def show_qr(peer_id: int) -> Any:
     if peer.kind == "mikrotik":
         abort(404)
     config = configs.peer_config(peer, "wireguard")
+    # Render first, commit after: a config that does not fit a QR code must not count as applied.
+    try:
+        svg = configs.qr_svg(config.text)
+    except configs.ConfigTooLargeForQr as exc:
+        db.session.rollback()
+        return render_template("errors/error.html", code=422, title="Too large for a QR code", message=str(exc)), 422
+    page = render_template("peers/qr.html", peer=peer, svg=svg, config_text=config.text)
     configs.mark_applied(peer, config, "show-qr")
     commit()
-    return render_template("peers/qr.html", peer=peer, svg=configs.qr_svg(config.text), config_text=config.text)
+    return no_store(make_response(page))
 
 
 @bp.post("/peers/<int:peer_id>/mark-applied")

@@ -139,10 +139,20 @@ def delete_wan(wan_id: int) -> Any:
 @bp.post("/<int:wan_id>/configs.zip")
 @editor_required
 def configs_zip(wan_id: int) -> Any:
-    """Every non-MikroTik config in one zip (POST: it marks them applied and is audited)."""
-    data, _ = configs.configs_zip(_wan_or_404(wan_id))
+    """Every peer's config in one zip. POST although it marks nothing applied: it hands out every
+    private key of the WAN and is audited, so a cross-site link must not trigger it."""
+    wan = _wan_or_404(wan_id)
+    data = configs.configs_zip(wan)
     commit()
-    return zip_attachment(_wan_or_404(wan_id), data)
+    return zip_attachment(wan, data)
+
+
+@bp.post("/<int:wan_id>/mark-applied")
+@editor_required
+def mark_all_applied(wan_id: int) -> Any:
+    count = commit_with_retry(lambda: configs.mark_all_applied(_wan_or_404(wan_id)))
+    flash(f"{count} peer{'s' if count != 1 else ''} marked as running the current config.", "success")
+    return redirect(url_for("wans.detail", wan_id=wan_id), code=303)
 
 
 @bp.get("/<int:wan_id>/audit")
