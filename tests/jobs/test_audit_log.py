@@ -20,7 +20,7 @@ def test_every_router_job_is_an_action_credited_to_whoever_clicked(
     router_id, wan_id = router_wan["router"]["id"], router_wan["wan"]["id"]
     for action in ("test-connection", "preflight", "verify", "revert", "clear"):
         operator_browser.post(f"/peers/{router_id}/router/{action}")
-    run_jobs()
+        run_jobs()  # one job at a time per router
     page = text(operator_browser.get(f"/wans/{wan_id}/audit"))
     for action, label in (
         ("test-connection", "Test connection"),
