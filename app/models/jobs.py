@@ -111,10 +111,10 @@ class Job(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
             self.error, self.step = error, "failed"
             self.append_log(f"FAILED: {error or ''}")
 
-    def abandon(self, reason: str) -> None:
-        """Its worker died: nothing more will happen to it."""
+    def abandon(self, reason: str, summary: str = "worker stopped") -> None:
+        """Nothing more will happen to it: its worker died, or the queue lost it."""
         self.status, self.finished_at, self.error = JobStatus.ABANDONED, utcnow(), reason
-        self.append_log("ABANDONED: worker stopped")
+        self.append_log(f"ABANDONED: {summary}")
 
     def append_log(self, line: str) -> None:
         # A new list: SQLAlchemy only notices a change to a JSON column by assignment.

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import current_app
 from flask_login import current_user
+from rq.job import Job as RqJob
 from sqlalchemy import select, update
 
 from app.domain.errors import DomainError
@@ -184,7 +185,23 @@ def reap_abandoned(stale_after_seconds: float | None = None) -> int:
             f"The worker running this job stopped (no heartbeat for {int(limit)} s). Nothing more will "
             "happen; run the job again — a deploy reads the router first, so it converges."
         )
-    return len(stale)
+    return len(stale) + _reap_lost(limit)
+
+
+def _reap_lost(grace_seconds: float) -> int:
+    """End the queued jobs that RQ no longer holds: the queue lost them (a Redis restart; the private
+    Redis of ./run.sh keeps nothing on disk) or the process died between commit and enqueue. Left
+    queued, such a job would never run and would keep its router's actions disabled for good."""
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    waiting = db.session.scalars(select(Job).where(Job.status == JobStatus.QUEUED.value, Job.created_at < cutoff)).all()
+    lost = [job for job in waiting if not job.rq_id or not RqJob.exists(job.rq_id, connection=redis_connection())]
+    for job in lost:
+        job.abandon(
+            "The job queue no longer holds this job (Redis restarted, or the request that queued it "
+            "stopped), so no worker will run it. Nothing was done; run it again.",
+            summary="lost from the queue",
+        )
+    return len(lost)
 
 
 # ---------------------------------------------------------------- auto-deploy coalescing

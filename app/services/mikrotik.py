@@ -40,10 +40,16 @@ def busy_reason(job: Job) -> str:
 
 
 def busy_job(peer: Peer) -> Job | None:
-    """The queued or running job of any WAN on this peer's router, if there is one."""
+    """The queued or running job someone asked for on any WAN of this peer's router, if there is one.
+
+    Scheduled rounds (the status poll, the drift verify) do not count: they only read, take seconds,
+    and a job asked for meanwhile waits for the router lock instead of being refused."""
     ids = [p.id for p in same_router_peers(peer)]
     return db.session.scalar(
-        select(Job).where(Job.peer_id.in_(ids), Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id).limit(1)
+        select(Job)
+        .where(Job.peer_id.in_(ids), Job.status.in_(ACTIVE_STATUSES), Job.trigger != "schedule")
+        .order_by(Job.id)
+        .limit(1)
     )
 
 

@@ -127,3 +127,22 @@ def test_the_reaper_ends_only_jobs_whose_heartbeat_stopped(app: Flask, router_wa
         assert (alive.status, dead.status, queued.status) == ("running", "abandoned", "queued")
         assert "no heartbeat for 60 s" in (dead.error or "") and dead.finished_at is not None
         assert lifecycle.reap_abandoned(stale_after_seconds=60) == 0
+
+
+def test_the_reaper_ends_queued_jobs_the_queue_lost(app: Flask, router_wan: dict[str, Any]) -> None:
+    """./run.sh's private Redis keeps nothing on disk: after a restart, a job the database still
+    calls queued will never run, and it would keep its router's buttons disabled for good."""
+    with app.app_context():
+        peer = router(app, router_wan)
+        held = lifecycle.create(JobKind.VERIFY, peer)
+        commit()  # really enqueued: RQ holds it
+        lost, fresh = lifecycle.create(JobKind.VERIFY, peer), lifecycle.create(JobKind.PREFLIGHT, peer)
+        lifecycle.discard_staged()  # as if Redis had been restarted after the enqueue
+        lost.rq_id = f"wirewan-job-{lost.id}"
+        held.created_at = lost.created_at = utcnow() - timedelta(minutes=5)
+        commit()
+        assert lifecycle.reap_abandoned(stale_after_seconds=60) == 1
+        commit()
+        assert (held.status, lost.status, fresh.status) == ("queued", "abandoned", "queued")
+        assert "no longer holds this job" in (lost.error or "")
+        assert lost.log[-1].endswith("ABANDONED: lost from the queue")

@@ -52,6 +52,27 @@ def test_a_queued_job_disables_every_router_action_and_the_api_says_409(
     assert buttons(page)["Preflight"] and buttons(page)["Verify"]
 
 
+def test_a_scheduled_status_poll_leaves_the_router_actions_enabled(
+    app: Any, api: Any, admin_browser: Any, sim: SimRouter, router_wan: dict[str, Any]
+) -> None:
+    """The status poll queues a read-only job for every router each minute: it must not grey out
+    the buttons (a job asked for meanwhile waits for the router lock)."""
+    from app.models import Peer
+    from app.models.jobs import JobKind
+    from app.services import jobs as job_service
+
+    router = router_wan["router"]["id"]
+    with app.app_context():
+        job_service.create(JobKind.STATUS, db.session.get(Peer, router), trigger="schedule")
+        job_service.discard_staged()
+        db.session.commit()
+    page = text(admin_browser.get(f"/peers/{router}"))
+    enabled = buttons(page)
+    assert enabled["Preflight"] and enabled["Verify"] and enabled["Clear"], enabled
+    assert "on this router; its actions come back" not in page
+    assert api.get(f"/api/peers/{router}/mikrotik/preflight").status_code == 202
+
+
 def test_in_sync_no_history_and_revert_to_the_last_that_differs(
     app: Any, api: Any, admin_browser: Any, run_jobs: Any, sim: SimRouter, router_wan: dict[str, Any]
 ) -> None:

@@ -57,7 +57,7 @@ def test_a_peer_reports_itself_with_its_own_token_and_nothing_else(
     page = operator_browser.post(f"/peers/{vps['id']}/report-token").get_data(as_text=True)
     token = TOKEN_RE.search(page).group(0)  # type: ignore[union-attr]
     assert "wirewan-report.timer" in page and "OnUnitActiveSec=60" in page and "* * * * * root wg show" in page
-    assert f"/api/peers/{vps['id']}/report" in page and "wg show wg-wan-overlay dump" in page
+    assert f"/api/peers/{vps['id']}/report" in page and f"wg show {lab['wan']['interface_name']} dump" in page
     other = issue_token(operator_browser, laptop["id"])
     good = dump(vps["public_key"], (laptop["public_key"], int(time.time()) - 20, 1000, 4000))
 
