@@ -345,6 +345,8 @@ def probe_handshakes(
         verdict = assess(expected, rows, time.monotonic() - since, final=final)
         if verdict.done:
             break
+        waited = wait - max(0.0, deadline - time.monotonic())
+        ctx.step(f"waiting for handshakes · {int(waited)} s of up to {int(wait)} s")
         time.sleep(max(0.0, min(PROBE_INTERVAL, deadline - time.monotonic())))
     for line in verdict.logs():
         ctx.log(line)

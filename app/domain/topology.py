@@ -405,10 +405,22 @@ class _Builder:
                 if owner == x.idx or end < lo or start > hi:
                     continue
                 z = self.peers[owner]
+                mine = next((s for s in x.spec.subnets if s.cidr == lan), None)
                 if z.meta.get(net) is None:
                     fix = f"Fix: renumber {x.name}'s LAN; it must not overlap the WAN's tunnel or services range."
+                elif mine is not None and mine.nat_cidr is not None:
+                    # X's side is NATed already: the others reach X's LAN, but inside X the range is
+                    # X's own, so X reaches Z's LAN only under a translation of Z's too.
+                    fix = (
+                        f"{x.name}'s LAN is published to the others as {mine.nat_cidr}, but inside "
+                        f"{x.name} that range is its own. Fix: Auto-NAT {net} on '{z.name}' too "
+                        f"({x.name} then reaches it under its translation), or mark one not routed."
+                    )
                 else:
-                    fix = "Fix: NAT one side (Auto-NAT) or mark one not routed."
+                    fix = (
+                        f"Fix: Auto-NAT both LANs ({x.name}'s {lan} and {z.name}'s {net}; each is then "
+                        "reached under its own translation), or mark one not routed."
+                    )
                 out.setdefault(owner, {}).setdefault(
                     net,
                     f"{net} of peer '{z.name}' is unreachable from '{x.name}': it overlaps "

@@ -26,6 +26,7 @@ from app.extensions import db, job_queue, redis_connection
 from app.models import Job, Peer
 from app.models.base import utcnow
 from app.models.jobs import JobKind, JobStatus
+from app.services import audit
 
 # Redis keys carry the queue name: peer ids are only unique within one database, and instances (or
 # test runs) sharing a Redis must not skip each other's auto-deploys.
@@ -87,8 +88,29 @@ def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None
     job.append_log(f"queued by {actor}")
     db.session.add(job)
     db.session.flush()
+    # Every job is an action in the WAN's log, credited to whoever asked for it.
+    audit.record(
+        kind.value.replace("_", "-"),
+        "peer",
+        peer.id,
+        wan_id=peer.wan_id,
+        summary=f"{kind.label} of router '{peer.name}' requested"
+        + (" (automatic, after a change)" if trigger != "manual" else ""),
+        details={"job_id": job.id},
+        actor=(user_id, job.actor),
+    )
     db.session.info.setdefault(STAGED, []).append(job.id)
     return job
+
+
+def workers_listening() -> bool | None:
+    """Whether any RQ worker with a live heartbeat listens on our queue; None when Redis cannot say."""
+    from rq import Worker
+
+    try:
+        return Worker.count(queue=job_queue()) > 0
+    except Exception:  # noqa: BLE001 — Redis down: the page says the queue is unreachable elsewhere
+        return None
 
 
 def has_staged() -> bool:

@@ -82,6 +82,7 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("peers.create_peer", "GET"): EDIT,
     ("peers.create_peer", "POST"): EDIT,
     ("peers.detail", "GET"): READ,
+    ("peers.state", "GET"): READ,  # issue 15: the header badges and stale banner, refreshed in place
     ("peers.edit_peer", "GET"): EDIT,
     ("peers.edit_peer", "POST"): EDIT,
     ("peers.delete_peer", "POST"): EDIT,
@@ -110,6 +111,7 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("api.list_wans", "GET"): READ,
     ("api.create_wan", "POST"): EDIT,
     ("api.get_wan", "GET"): READ,
+    ("api.wan_audit", "GET"): READ,  # issue 15: the audit log, paged
     ("api.update_wan", "PATCH"): EDIT,
     ("api.delete_wan", "DELETE"): EDIT,
     ("api.wan_conflicts", "GET"): READ,

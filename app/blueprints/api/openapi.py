@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the JSON API, generated from the code (issue 7).
 
 apispec builds the document; the marshmallow schemas below exist only to describe the JSON shapes
-(../shared/API.md) and are never used to load or validate a request: the views keep their own
+(docs/api.md) and are never used to load or validate a request: the views keep their own
 parsing and error bodies. Each view carries its operation (summary, body, query parameters,
 responses) through :func:`documented`; :func:`build_spec` walks the Flask URL map, so a path, its
 path parameters and its methods always come from the routes themselves. A view under /api/ without
@@ -323,6 +323,20 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(required=True, allow_none=True)
 
 
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    user_id = fields.Integer(required=True, allow_none=True, metadata=_d("null for the system or a deleted user."))
+    actor = fields.String(required=True, metadata=_d("Who: the user's e-mail, or 'auto-deploy (…)' / 'system'."))
+    action = fields.String(required=True, metadata=_d("What: create, update, delete, deploy, revert, router-call, …"))
+    kind = fields.String(required=True, validate=validate.OneOf(("action", "router")))
+    object_type = fields.String(required=True, metadata=_d("wan, peer, subnet, service, user, api_token, …"))
+    object_id = fields.Integer(required=True, allow_none=True)
+    wan_id = fields.Integer(required=True, allow_none=True)
+    summary = fields.String(required=True)
+    details = fields.Dict(required=True, allow_none=True, metadata=_d("Before/after values, job id; no secrets."))
+
+
 class JobAcceptedSchema(Schema):
     job_id = fields.Integer(required=True)
     status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
@@ -473,6 +487,7 @@ SCHEMAS: tuple[type[Schema], ...] = (
     UnreachableSchema,
     JobSchema,
     JobAcceptedSchema,
+    AuditEntrySchema,
     DeploySchema,
     PeerStatusSchema,
     RouterStatusSchema,
@@ -626,7 +641,9 @@ def api_rules(app: Flask) -> list[Any]:
 
 
 DESCRIPTION = """\
-The WireWAN JSON API: the same services as the browser UI. Contract: shared/API.md.
+The WireWAN JSON API: the same services as the browser UI. Its guide lives in the repository:
+docs/api.md (authentication, errors, paging, downloads, jobs) and docs/concepts.md (what WANs, peer
+kinds, relays, Auto-NAT and staleness mean).
 
 **Authentication.** Send `Authorization: Bearer <token>` (tokens are made on the account page or with
 `flask --app wsgi token create --email E --name N`). A logged-in browser session (the `session` cookie)

@@ -1,4 +1,4 @@
-"""JSON shapes of ../shared/API.md. Never a private key or router password."""
+"""JSON shapes of docs/api.md. Never a private key or router password."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import select
 
 from app.blueprints.ops.routes import source_names
 from app.blueprints.wans.forms import WanForm
@@ -13,11 +12,11 @@ from app.domain import conflicts as conflict_rules
 from app.domain import topology_svg, validation
 from app.domain.addressing import parse_network_strict
 from app.domain.errors import DomainError
-from app.extensions import db
 from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx, page_or_partial
-from app.models import AuditEntry, Wan
+from app.models import Wan
 from app.permissions import editor_required
+from app.services import audit as audit_service
 from app.services import configs, queries, wans
 from app.services import status as status_service
 from app.services.downloads import zip_attachment
@@ -161,11 +160,34 @@ def mark_all_applied(wan_id: int) -> Any:
 @bp.get("/<int:wan_id>/audit")
 @login_required
 def audit(wan_id: int) -> Any:
+    """The WAN's log in two tabs: what people did ("action") and the calls made to routers ("router")."""
     wan = _wan_or_404(wan_id)
-    entries = db.session.scalars(
-        select(AuditEntry).where(AuditEntry.wan_id == wan_id).order_by(AuditEntry.id.desc()).limit(500)
-    ).all()
-    return render_template("wans/audit.html", wan=wan, entries=entries)
+    kind = request.args.get("kind", "action")
+    if kind not in audit_service.AUDIT_KINDS:
+        kind = "action"
+    per_page = audit_service.PER_PAGE_DEFAULT
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    entries, total = audit_service.wan_entries(wan_id, kind, page, per_page)
+    pages = max(1, -(-total // per_page))
+    if page > pages:
+        page = pages
+        entries, total = audit_service.wan_entries(wan_id, kind, page, per_page)
+    other = "router" if kind == "action" else "action"
+    _, other_total = audit_service.wan_entries(wan_id, other, 1, 1)
+    counts = {kind: total, other: other_total}
+    peer_names = {p.id: p.name for p in wan.peers}
+    return render_template(
+        "wans/audit.html",
+        wan=wan,
+        entries=entries,
+        kind=kind,
+        page=page,
+        pages=pages,
+        total=total,
+        counts=counts,
+        per_page=per_page,
+        peer_names=peer_names,
+    )
 
 
 # --- live checks: small fragments rendered under a field while the user types ----------------------
