@@ -40,8 +40,14 @@ ensure_venv() {
   stamp="$VENV/.installed-$(basename "$reqfile" .txt)"
   wanted=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
-    log "installing $reqfile"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqfile"
+    # pip's own output goes to a log file; the terminal gets one line per step.
+    local pip_log="$VENV/pip-install.log"
+    log "installing $reqfile (pip's output: $pip_log)"
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -r "$reqfile" >"$pip_log" 2>&1; then
+      tail -n 20 "$pip_log" >&2
+      log "pip failed; the whole output is in $pip_log"
+      exit 1
+    fi
     echo "$wanted" >"$stamp"
   fi
 }
@@ -142,7 +148,8 @@ start_component() {
     # RQ's own cron: the status poll every STATUS_INTERVAL s, the verify round every VERIFY_INTERVAL s.
     cron) RQ_REDIS_URL=$REDIS_URL start_child "$VENV/bin/rq" cron --path "$ROOT" "$ROOT/jobs/cron.py" ;;
     web) start_child "$VENV/bin/gunicorn" --bind "$host:$port" --workers "${WEB_WORKERS:-2}" --threads 4 \
-      --access-logfile - --graceful-timeout 5 --no-control-socket wsgi:app ;;
+      --access-logfile - --logger-class gunicorn_logging.QuietAccessLogger --graceful-timeout 5 \
+      --no-control-socket wsgi:app ;;
   esac
   COMPONENT_OF[$!]=$1
 }

@@ -411,6 +411,9 @@ def main() -> int:
     parser.add_argument("--no-wg-meshconf", action="store_true", help="skip the wg-meshconf comparison")
     parser.add_argument("--meshconf-venv", default=str(DEFAULT_VENV), help=f"throw-away venv (default {DEFAULT_VENV})")
     parser.add_argument("--profile", choices=["mesh", "hub_spoke"], help="cProfile one render_all and stop")
+    parser.add_argument(
+        "--no-http", action="store_true", help="skip configs.zip over HTTP (bench.zip_http) beside wg-meshconf"
+    )
     # Internal: the "WireWAN as a CLI" leg of the comparison runs this script in a fresh interpreter.
     parser.add_argument("--render-to", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -520,7 +523,29 @@ def main() -> int:
             "      every public key from the private key in every section. WireWAN: topology with relays and\n"
             "      aggregates, NETMAP/DNAT hooks, overlap checks and invariant assertions, a SHA-256 per config."
         )
+        if not args.no_http:
+            missed |= not zip_over_http(args.mesh, statistics.median(cmp["cli"]))
     return 1 if missed else 0
+
+
+def zip_over_http(peers: int, meshconf_cli_median: float) -> bool:
+    """configs.zip as a user gets it (bench.zip_http: saved WAN, HTTP server, median of 5 fetches), in
+    the same run as wg-meshconf; the target is >= 20x faster than `wg-meshconf genconfig`."""
+    from bench.zip_http import measure, phase_line
+
+    print(f"\nconfigs.zip over HTTP (a {peers}-peer mesh saved through the services, GET with a bearer token)")
+    r = measure(peers, 5, profile=False)
+    ratio = meshconf_cli_median / r["median"]
+    ok = ratio >= 20
+    print(
+        f"  {r['files']} files, {r['bytes']:,} bytes: median of 5 {r['median'] * 1000:.0f} ms "
+        f"(min {min(r['times']) * 1000:.0f} ms); wg-meshconf genconfig median {meshconf_cli_median * 1000:.0f} ms"
+    )
+    print(phase_line(r))
+    print(
+        f"target: configs.zip over HTTP >= 20x faster than wg-meshconf genconfig -> {ratio:.1f}x {'ok' if ok else 'MISSED'}"  # noqa: E501
+    )
+    return ok
 
 
 if __name__ == "__main__":

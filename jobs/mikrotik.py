@@ -20,9 +20,9 @@ from app import crypto
 from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME, WanSpec
 from app.domain.routeros.desired import (
     FILTER,
+    IPV6_MENUS,
     NAT,
     ROUTE,
-    ROUTE6,
     SERVICE,
     USER,
     WG,
@@ -109,13 +109,12 @@ def router_target(peer: Peer) -> RouterTarget:
 
 
 def menus_for(desired: DesiredState) -> tuple[str, ...]:
-    extra = (
-        [ROUTE6]
-        if any(r.menu == ROUTE6 for r in desired.resources)
-        or any(p.version == 6 for p in desired.demotion.dst_prefixes)
-        else []
+    """The menus a deploy reads: the IPv6 ones only when the router needs IPv6 (a dual-stack WAN or
+    an IPv6 LAN), so a router without IPv6 is never asked about it."""
+    wants6 = any(r.menu in IPV6_MENUS for r in desired.resources) or any(
+        p.version == 6 for p in desired.demotion.dst_prefixes
     )
-    return (*BASE_MENUS, *extra)
+    return (*BASE_MENUS, *IPV6_MENUS) if wants6 else BASE_MENUS
 
 
 @dataclass(frozen=True)
@@ -346,6 +345,8 @@ def probe_handshakes(
         verdict = assess(expected, rows, time.monotonic() - since, final=final)
         if verdict.done:
             break
+        waited = wait - max(0.0, deadline - time.monotonic())
+        ctx.step(f"waiting for handshakes · {int(waited)} s of up to {int(wait)} s")
         time.sleep(max(0.0, min(PROBE_INTERVAL, deadline - time.monotonic())))
     for line in verdict.logs():
         ctx.log(line)

@@ -23,8 +23,8 @@ from app.extensions import db, redis_connection
 from app.models import AuditEntry, Job, Peer
 from app.models.jobs import JobKind, JobStatus
 from app.routeros_api import CallRecord, RouterError
+from app.services import audit, webhooks
 from app.services import jobs as lifecycle
-from app.services import webhooks
 from app.services.tx import commit
 
 LOG_FLUSH_SECONDS = 0.3
@@ -95,6 +95,11 @@ class JobContext:
         self.job.progress = max(0, min(100, percent))
         self.job.step = step[:200]
         self.log(step, flush=True)
+
+    def step(self, step: str) -> None:
+        """A new step text for the status line (e.g. a countdown), committed without a log line."""
+        self.job.step = step[:200]
+        commit()
 
     def warn(self, message: str) -> None:
         self.job.warnings = [*(self.job.warnings or []), message]
@@ -173,7 +178,8 @@ def tracked(job_id: int) -> Iterator[JobContext]:
         beat = threading.Thread(target=_beat, args=(app, job_id, None, stop), daemon=True)
         beat.start()
         try:
-            yield ctx
+            with audit.acting_for(job.user_id, job.actor):
+                yield ctx
         except (JobFailed, RouterError) as exc:
             _finish(job_id, JobStatus.FAILED, ctx, error=exc.message)
             raise

@@ -21,7 +21,7 @@ from app.domain.errors import ConflictError, RangeFullError, ValidationError
 from app.domain.model import IPAddress, IPNetwork
 from app.domain.validation import require_text
 
-RangeKind = Literal["tunnel", "services", "nat_pool"]
+RangeKind = Literal["tunnel", "services", "nat_pool", "tunnel6", "services6"]
 
 CIDR_MAX = 100
 
@@ -30,6 +30,8 @@ RANGE_LABELS: dict[RangeKind, tuple[str, str]] = {
     "tunnel": ("tunnel range", "tunnel_cidr"),
     "services": ("services range", "services_cidr"),
     "nat_pool": ("NAT pool", "nat_pool_cidr"),
+    "tunnel6": ("IPv6 tunnel range", "tunnel_cidr6"),
+    "services6": ("IPv6 services range", "services_cidr6"),
 }
 
 
@@ -104,25 +106,34 @@ def parse_ipv4_address(text: object, field: str, label: str) -> IPv4Address:
 # --- host allocation ---------------------------------------------------------------------------
 
 
-def usable_bounds(network: IPv4Network) -> tuple[int, int]:
-    """First and last assignable host as integers: no network/broadcast below /31 (RFC 3021)."""
+def usable_bounds(network: IPNetwork) -> tuple[int, int]:
+    """First and last assignable host as integers.
+
+    IPv4: no network/broadcast address below /31 (RFC 3021). IPv6: no Subnet-Router anycast
+    address (the all-zero host, RFC 4291) below /127 (RFC 6164); IPv6 has no broadcast.
+    """
     first = int(network.network_address)
     last = int(network.broadcast_address)
-    if network.prefixlen < 31:
-        return first + 1, last - 1
+    if isinstance(network, IPv4Network):
+        if network.prefixlen < 31:
+            return first + 1, last - 1
+        return first, last
+    if network.prefixlen < 127:
+        return first + 1, last
     return first, last
 
 
 def _allocate(
-    network: IPv4Network,
-    used: Iterable[IPv4Address],
-    requested: IPv4Address | None,
+    network: IPNetwork,
+    used: Iterable[IPAddress],
+    requested: IPAddress | None,
     range_label: str,
     addr_label: str,
     field: str,
-) -> IPv4Address:
+) -> IPAddress:
     first, last = usable_bounds(network)
-    used_ints = {int(a) for a in used if isinstance(a, IPv4Address)}
+    make = type(network.network_address)
+    used_ints = {int(a) for a in used if a.version == network.version}
     in_use = sum(1 for a in used_ints if first <= a <= last)
 
     def lowest_free() -> int | None:
@@ -141,14 +152,20 @@ def _allocate(
         free = lowest_free()
         if free is None:
             raise RangeFullError(full_message, field)
-        return IPv4Address(free)
+        return make(free)
 
+    if requested.version != network.version:
+        raise ValidationError(
+            f"{addr_label} {requested} is IPv{requested.version}; the {range_label} {network} is IPv{network.version}.",
+            field,
+        )
     value = int(requested)
     if requested not in network:
         raise ValidationError(f"{addr_label} {requested} is outside the {range_label} {network}.", field)
     if value < first:
+        what = "network address" if network.version == 4 else "Subnet-Router anycast address"
         raise ValidationError(
-            f"{addr_label} {requested} is the network address of the {range_label} {network}; it cannot be assigned.",
+            f"{addr_label} {requested} is the {what} of the {range_label} {network}; it cannot be assigned.",
             field,
         )
     if value > last:
@@ -167,7 +184,7 @@ def _allocate(
             )
         raise ConflictError(
             f"{addr_label} {requested} is already in use; leave it empty to get the lowest free "
-            f"address ({IPv4Address(free)}).",
+            f"address ({make(free)}).",
             field,
             fixes=("other_address",),
         )
@@ -178,19 +195,84 @@ def allocate_tunnel_ip(
     network: IPv4Network, used: Iterable[IPv4Address], requested: IPv4Address | None = None
 ) -> IPv4Address:
     """The lowest free host address of the tunnel range, or `requested` when it is free and inside."""
-    return _allocate(network, used, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
+    addr = _allocate(network, used, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
+    assert isinstance(addr, IPv4Address)
+    return addr
+
+
+def allocate_tunnel_ip6(
+    network: IPv6Network, used: Iterable[IPv6Address], requested: IPv6Address | None = None
+) -> IPv6Address:
+    """The lowest free address of the IPv6 tunnel range (never its ::0), or `requested` when free."""
+    addr = _allocate(network, used, requested, "IPv6 tunnel range", "Tunnel IPv6", "tunnel_ip6")
+    assert isinstance(addr, IPv6Address)
+    return addr
 
 
 def allocate_service_ip(
     network: IPv4Network, used: Iterable[IPv4Address], requested: IPv4Address | None = None
 ) -> IPv4Address:
     """The lowest free host address of the services range, or `requested` when free and inside."""
-    return _allocate(network, used, requested, "services range", "Shared IP", "shared_ip")
+    addr = _allocate(network, used, requested, "services range", "Shared IP", "shared_ip")
+    assert isinstance(addr, IPv4Address)
+    return addr
 
 
-def check_in_range(addr: IPv4Address, network: IPv4Network, range_label: str, addr_label: str, field: str) -> None:
-    """Refuse an address outside `network` or on its network/broadcast address (below /31)."""
+def allocate_service_ip6(
+    network: IPv6Network, used: Iterable[IPv6Address], requested: IPv6Address | None = None
+) -> IPv6Address:
+    """The lowest free address of the IPv6 services range, or `requested` when free and inside."""
+    addr = _allocate(network, used, requested, "IPv6 services range", "Shared IPv6", "shared_ip6")
+    assert isinstance(addr, IPv6Address)
+    return addr
+
+
+def check_in_range(addr: IPAddress, network: IPNetwork, range_label: str, addr_label: str, field: str) -> None:
+    """Refuse an address outside `network` or on an address that cannot be assigned in it."""
     _allocate(network, (), addr, range_label, addr_label, field)
+
+
+# --- IPv6 unique local ranges ------------------------------------------------------------------
+
+ULA = IPv6Network("fc00::/7")
+ULA_LOCAL = IPv6Network("fd00::/8")
+# Narrower than /120 leaves too few addresses to be worth a range; wider than /48 is not a ULA site.
+V6_PREFIX_MIN, V6_PREFIX_MAX = 48, 120
+
+
+def suggest_ula64(random_bits: int) -> IPv6Network:
+    """A /64 of fd00::/8 from a 40-bit random Global ID and subnet 0 (RFC 4193 §3.2).
+
+    The caller supplies the randomness (``secrets.randbits(40)``) so this stays pure and testable.
+    """
+    global_id = random_bits & ((1 << 40) - 1)
+    return IPv6Network(((0xFD << 120) | (global_id << 80), 64))
+
+
+def parse_ula_range(text: object, field: str, label: str) -> IPv6Network:
+    """An IPv6 range for the overlay: a ULA (fc00::/7, RFC 4193) from /48 to /120."""
+    net = parse_network_strict(text, field, label)
+    if not isinstance(net, IPv6Network):
+        raise ValidationError(f"{label} must be an IPv6 range; {net} is IPv4.", field)
+    if not net.subnet_of(ULA):
+        raise ValidationError(
+            f"{label} {net} is not a unique local address range (fc00::/7, RFC 4193); use a random /64 "
+            "from fd00::/8 such as fd10:77::/64.",
+            field,
+        )
+    if not V6_PREFIX_MIN <= net.prefixlen <= V6_PREFIX_MAX:
+        raise ValidationError(
+            f"{label} {net} must be a /{V6_PREFIX_MIN} to /{V6_PREFIX_MAX}; a /64 is usual.",
+            field,
+        )
+    return net
+
+
+def parse_ipv6_address(text: object, field: str, label: str) -> IPv6Address:
+    addr = parse_address(text, field, label)
+    if not isinstance(addr, IPv6Address):
+        raise ValidationError(f"{label} must be an IPv6 address; {addr} is IPv4.", field)
+    return addr
 
 
 # --- NAT pool blocks ---------------------------------------------------------------------------
@@ -233,8 +315,8 @@ def smallest_free_block(
 
 
 def check_range_change(
-    old: IPv4Network,
-    new: IPv4Network,
+    old: IPNetwork,
+    new: IPNetwork,
     in_use: Iterable[tuple[str, IPv4Address | IPv6Address | IPv4Network | IPv6Network]],
     what: RangeKind,
 ) -> None:
@@ -256,7 +338,7 @@ def check_range_change(
                 problems.append(f"{item} ({description}) would become its network address")
             elif int(item) > last:
                 problems.append(f"{item} ({description}) would become its broadcast address")
-        elif not (isinstance(item, IPv4Network) and item.subnet_of(new)):
+        elif not (item.version == new.version and item.subnet_of(new)):  # type: ignore[arg-type]
             problems.append(f"{item} ({description}) would fall outside it")
     if not problems:
         return

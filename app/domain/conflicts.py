@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Literal
 
 from app.domain.addressing import (
     RANGE_LABELS,
     RangeKind,
     allocate_service_ip,
+    allocate_service_ip6,
     allocate_tunnel_ip,
+    allocate_tunnel_ip6,
     check_in_range,
     check_range_change,
     smallest_free_block,
@@ -38,6 +40,8 @@ _RANGE_WHY: dict[RangeKind, str] = {
     "tunnel": "The tunnel range holds the peers' tunnel IPs",
     "services": "The services range holds the shared IPs of published services",
     "nat_pool": "The NAT pool holds the translated prefixes of NAT'd LANs",
+    "tunnel6": "The IPv6 tunnel range holds the peers' tunnel IPv6 addresses",
+    "services6": "The IPv6 services range holds the shared IPv6 addresses of published services",
 }
 
 
@@ -55,6 +59,8 @@ class ServiceDecision:
 
     shared_ip: IPv4Address
     shared_port: int
+    # Published over IPv6 too (the WAN's IPv6 services range); None otherwise.
+    shared_ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,17 @@ class Conflict:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _wan_ranges(wan: WanSpec) -> tuple[tuple[RangeKind, IPv4Network], ...]:
-    return (("tunnel", wan.tunnel_cidr), ("services", wan.services_cidr), ("nat_pool", wan.nat_pool_cidr))
+def _wan_ranges(wan: WanSpec) -> tuple[tuple[RangeKind, IPNetwork], ...]:
+    out: list[tuple[RangeKind, IPNetwork]] = [
+        ("tunnel", wan.tunnel_cidr),
+        ("services", wan.services_cidr),
+        ("nat_pool", wan.nat_pool_cidr),
+    ]
+    if wan.tunnel_cidr6 is not None:
+        out.append(("tunnel6", wan.tunnel_cidr6))
+    if wan.services_cidr6 is not None:
+        out.append(("services6", wan.services_cidr6))
+    return tuple(out)
 
 
 def _find_peer(wan: WanSpec, peer_id: int) -> PeerSpec | None:
@@ -123,8 +138,9 @@ def _nat_taken(wan: WanSpec, exclude_subnet_id: int | None) -> list[IPNetwork]:
 def _nat_block(wan: WanSpec, cidr: IPNetwork, exclude_subnet_id: int | None, field: str) -> IPNetwork:
     if not isinstance(cidr, IPv4Network):
         raise ConflictError(
-            f"{cidr} is IPv6 and the NAT pool {wan.nat_pool_cidr} is IPv4, so it cannot be NAT'd; "
-            "mark it not routed or renumber it.",
+            f"{cidr} is IPv6, and WireWAN does not NAT IPv6 (no NAT66): IPv6 prefixes, ULAs included, "
+            "are meant to be unique. Re-address this LAN (for a ULA, a fresh random /64 from fd00::/8) "
+            "or mark it not routed.",
             field,
             fixes=(FIX_NOT_ROUTED, FIX_RENUMBER),
         )
@@ -264,6 +280,80 @@ def assign_tunnel_ip(
     return requested
 
 
+def assign_tunnel_ip6(
+    wan: WanSpec, requested: IPv6Address | None = None, exclude_peer_id: int | None = None
+) -> IPv6Address | None:
+    """A tunnel IPv6 address for a new (or edited) peer; None when the WAN has no IPv6 range."""
+    if wan.tunnel_cidr6 is None:
+        if requested is not None:
+            raise ValidationError(
+                f"Tunnel IPv6 {requested} cannot be set: the WAN has no IPv6 tunnel range; set one in "
+                "the WAN settings first.",
+                "tunnel_ip6",
+            )
+        return None
+    others = [p for p in wan.peers if p.id != exclude_peer_id]
+    used = [p.tunnel_ip6 for p in others if p.tunnel_ip6 is not None]
+    if requested is None:
+        return allocate_tunnel_ip6(wan.tunnel_cidr6, used)
+    check_in_range(requested, wan.tunnel_cidr6, "IPv6 tunnel range", "Tunnel IPv6", "tunnel_ip6")
+    for peer in others:
+        if peer.tunnel_ip6 == requested:
+            try:
+                hint = f" ({allocate_tunnel_ip6(wan.tunnel_cidr6, used)})"
+            except RangeFullError:
+                hint = ", but the IPv6 tunnel range is full; widen it in the WAN settings"
+            raise ConflictError(
+                f"Tunnel IPv6 {requested} is already used by peer '{peer.name}'; leave it empty to get "
+                f"the lowest free address{hint}.",
+                "tunnel_ip6",
+                fixes=("other_address",),
+                other_peer_id=peer.id,
+            )
+    return requested
+
+
+def hubs_first(peers: Iterable[PeerSpec]) -> list[PeerSpec]:
+    """Peers in the order a new IPv6 range numbers them: hubs first (by priority, then tunnel IP),
+    then everyone else by tunnel IP. So the first address goes to the first hub, as in IPv4."""
+    return sorted(
+        peers,
+        key=lambda p: (
+            not p.is_hub,
+            p.hub_priority is None,
+            p.hub_priority or 0,
+            int(p.tunnel_ip),
+            p.id,
+        ),
+    )
+
+
+def number_peers6(wan: WanSpec, tunnel_cidr6: IPv6Network) -> dict[int, IPv6Address]:
+    """Addresses in a (new) IPv6 tunnel range for every peer: a peer keeps its address when it is
+    still assignable there, the others get the lowest free one, first hub first."""
+    out: dict[int, IPv6Address] = {}
+    first, last = usable_bounds(tunnel_cidr6)
+    for p in wan.peers:
+        ip = p.tunnel_ip6
+        if ip is not None and ip in tunnel_cidr6 and first <= int(ip) <= last and ip not in out.values():
+            out[p.id] = ip
+    used = {int(a) for a in out.values()}
+    candidate = first
+    for p in hubs_first(wan.peers):
+        if p.id in out:
+            continue
+        while candidate in used:
+            candidate += 1
+        if candidate > last:
+            raise RangeFullError(
+                f"The IPv6 tunnel range {tunnel_cidr6} is too small for the WAN's {len(wan.peers)} peers.",
+                "tunnel_cidr6",
+            )
+        out[p.id] = IPv6Address(candidate)
+        candidate += 1
+    return out
+
+
 def check_service(
     wan: WanSpec,
     peer_id: int,
@@ -275,6 +365,8 @@ def check_service(
     *,
     name: str | None = None,
     exclude_service_id: int | None = None,
+    local_ip6: IPv6Address | None = None,
+    shared_ip6: IPv6Address | None = None,
 ) -> ServiceDecision:
     """Check a published service and pick its shared address.
 
@@ -313,10 +405,11 @@ def check_service(
         )
 
     port = local_port if shared_port is None else shared_port
+    ip6 = _check_service6(wan, peer, services, protocol, port, local_ip6, shared_ip6)
     if shared_ip is None:
         used = [s.shared_ip for _, s in services if isinstance(s.shared_ip, IPv4Address)]
         ip = allocate_service_ip(wan.services_cidr, used)
-        return ServiceDecision(shared_ip=ip, shared_port=port)
+        return ServiceDecision(shared_ip=ip, shared_port=port, shared_ip6=ip6)
 
     check_in_range(shared_ip, wan.services_cidr, "services range", "Shared IP", "shared_ip")
     for other_peer, s in services:
@@ -340,7 +433,67 @@ def check_service(
                 other_peer_id=other_peer.id,
                 other_service_id=s.id,
             )
-    return ServiceDecision(shared_ip=shared_ip, shared_port=port)
+    return ServiceDecision(shared_ip=shared_ip, shared_port=port, shared_ip6=ip6)
+
+
+def _check_service6(
+    wan: WanSpec,
+    peer: PeerSpec,
+    services: list[tuple[PeerSpec, ServiceSpec]],
+    protocol: Protocol,
+    port: int,
+    local_ip6: IPv6Address | None,
+    shared_ip6: IPv6Address | None,
+) -> IPv6Address | None:
+    """The shared IPv6 address of a service published over IPv6 too (None when it is not): the
+    same rules as IPv4 in the IPv6 services range. There is no NAT64: the target must be IPv6."""
+    if local_ip6 is None:
+        if shared_ip6 is not None:
+            raise ValidationError(
+                "A shared IPv6 address needs a local IPv6 target (local_ip6): IPv6 is not translated to IPv4.",
+                "local_ip6",
+            )
+        return None
+    if wan.services_cidr6 is None:
+        raise ValidationError(
+            "The WAN has no IPv6 services range; set one in the WAN settings to publish over IPv6.", "local_ip6"
+        )
+    if peer.kind == "mikrotik":
+        raise ValidationError(
+            "Publishing over IPv6 is not supported on MikroTik peers yet; publish it over IPv4, or from a server peer.",
+            "local_ip6",
+        )
+    if local_ip6 != peer.tunnel_ip6 and not any(local_ip6 in s.cidr for s in peer.subnets):
+        raise ValidationError(
+            f"Local IPv6 {local_ip6} is neither this peer's tunnel IPv6 ({peer.tunnel_ip6}) nor inside one of "
+            "its IPv6 local networks; add the LAN under Local Networks first.",
+            "local_ip6",
+        )
+    if shared_ip6 is None:
+        used = [s.shared_ip6 for _, s in services if s.shared_ip6 is not None]
+        return allocate_service_ip6(wan.services_cidr6, used)
+    check_in_range(shared_ip6, wan.services_cidr6, "IPv6 services range", "Shared IPv6", "shared_ip6")
+    for other_peer, s in services:
+        if s.shared_ip6 == shared_ip6 and other_peer.id != peer.id:
+            raise ConflictError(
+                f"Shared IPv6 {shared_ip6} already belongs to service '{s.name}' of peer "
+                f"'{other_peer.name}'; a shared IP routes to one peer only. Leave it empty to get a "
+                "free one.",
+                "shared_ip6",
+                fixes=("other_address",),
+                other_peer_id=other_peer.id,
+                other_service_id=s.id,
+            )
+        if s.shared_ip6 == shared_ip6 and s.shared_port == port and s.protocol == protocol:
+            raise ConflictError(
+                f"[{shared_ip6}]:{port}/{protocol} is already published by service '{s.name}' of peer "
+                f"'{other_peer.name}'; choose another shared port.",
+                "shared_port",
+                fixes=("other_port",),
+                other_peer_id=other_peer.id,
+                other_service_id=s.id,
+            )
+    return shared_ip6
 
 
 # --- WAN ranges --------------------------------------------------------------------------------
@@ -352,6 +505,15 @@ def range_users(wan: WanSpec, what: RangeKind) -> list[tuple[str, IPAddress | IP
     for peer in wan.peers:
         if what == "tunnel":
             users.append((f"peer '{peer.name}'", peer.tunnel_ip))
+        elif what == "tunnel6":
+            if peer.tunnel_ip6 is not None:
+                users.append((f"peer '{peer.name}'", peer.tunnel_ip6))
+        elif what == "services6":
+            users.extend(
+                (f"service '{s.name}' of peer '{peer.name}'", s.shared_ip6)
+                for s in peer.services
+                if s.shared_ip6 is not None
+            )
         elif what == "services":
             users.extend((f"service '{s.name}' of peer '{peer.name}'", s.shared_ip) for s in peer.services)
         else:
@@ -368,34 +530,53 @@ def check_wan_ranges(
     services_cidr: IPv4Network,
     nat_pool_cidr: IPv4Network,
     wan: WanSpec | None = None,
+    *,
+    tunnel_cidr6: IPv6Network | None = None,
+    services_cidr6: IPv6Network | None = None,
 ) -> None:
-    """Check a WAN's three ranges: mutually disjoint and, for an existing WAN, still fitting its data.
+    """Check a WAN's ranges: mutually disjoint and, for an existing WAN, still fitting its data.
 
     Refuses (ConflictError) a change that would leave tunnel IPs, shared IPs or NAT blocks outside
-    their range, and a range that would overlap a peer's LAN.
+    their range, and a range that would overlap a peer's LAN. Adding or moving the IPv6 tunnel
+    range is allowed (the peers are re-numbered); removing the IPv6 services range is refused while
+    a service uses it.
     """
-    new: dict[RangeKind, IPv4Network] = {
+    new: dict[RangeKind, IPNetwork] = {
         "tunnel": tunnel_cidr,
         "services": services_cidr,
         "nat_pool": nat_pool_cidr,
     }
-    pairs: tuple[tuple[RangeKind, RangeKind], ...] = (
-        ("tunnel", "services"),
-        ("tunnel", "nat_pool"),
-        ("services", "nat_pool"),
-    )
-    for a, b in pairs:
-        if new[a].overlaps(new[b]):
-            label_a = RANGE_LABELS[a][0]
-            label_b, field_b = RANGE_LABELS[b]
-            raise ValidationError(
-                f"The {label_b} {new[b]} overlaps the {label_a} {new[a]}; the tunnel range, services "
-                "range and NAT pool must not overlap.",
-                field_b,
-            )
+    if tunnel_cidr6 is not None:
+        new["tunnel6"] = tunnel_cidr6
+    if services_cidr6 is not None:
+        new["services6"] = services_cidr6
+    order = list(new)
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            if _overlaps(new[a], new[b]):
+                label_a = RANGE_LABELS[a][0]
+                label_b, field_b = RANGE_LABELS[b]
+                raise ValidationError(
+                    f"The {label_b} {new[b]} overlaps the {label_a} {new[a]}; the tunnel range, services "
+                    "range and NAT pool must not overlap.",
+                    field_b,
+                )
     if wan is None:
         return
     for what, old in _wan_ranges(wan):
+        if what == "tunnel6":
+            continue  # re-numbered on change (number_peers6)
+        if what not in new:
+            users = range_users(wan, what)
+            if users:
+                label, field = RANGE_LABELS[what]
+                raise ConflictError(
+                    f"The {label} {old} cannot be removed: {users[0][0]} uses {users[0][1]}"
+                    f"{f' and {len(users) - 1} more' if len(users) > 1 else ''}. Delete those first.",
+                    field,
+                    fixes=("move_first",),
+                )
+            continue
         check_range_change(old, new[what], range_users(wan, what), what)
     for what, rng in new.items():
         label, field = RANGE_LABELS[what]
@@ -451,7 +632,7 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
 
     for i, (what_a, rng_a) in enumerate(ranges):
         for what_b, rng_b in ranges[i + 1 :]:
-            if rng_a.overlaps(rng_b):
+            if _overlaps(rng_a, rng_b):
                 out.append(
                     Conflict(
                         "critical",
@@ -486,6 +667,9 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
                     other_peer_id=owner.id,
                 )
             )
+
+    if wan.tunnel_cidr6 is not None:
+        out.extend(_tunnel6_conflicts(wan, wan.tunnel_cidr6))
 
     # Subnets against the WAN ranges, and against each other.
     flat: list[tuple[PeerSpec, SubnetSpec]] = [(p, s) for p in wan.peers for s in p.subnets]
@@ -552,6 +736,38 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
     out.extend(_service_conflicts(wan))
     # Critical first; otherwise the (deterministic) order of discovery.
     return sorted(out, key=lambda c: c.severity != "critical")
+
+
+def _tunnel6_conflicts(wan: WanSpec, net: IPv6Network) -> Iterator[Conflict]:
+    first, last = usable_bounds(net)
+    owner_of_ip: dict[IPv6Address, PeerSpec] = {}
+    for peer in wan.peers:
+        ip = peer.tunnel_ip6
+        if ip is None:
+            yield Conflict(
+                "critical",
+                "tunnel_ip6_missing",
+                f"Peer '{peer.name}' has no tunnel IPv6 address in {net}; save the WAN settings to number it.",
+                peer_id=peer.id,
+            )
+            continue
+        if ip not in net or not first <= int(ip) <= last:
+            where = "outside" if ip not in net else "not an assignable address of"
+            yield Conflict(
+                "critical",
+                "tunnel_ip_outside_range",
+                f"Tunnel IPv6 {ip} of peer '{peer.name}' is {where} the IPv6 tunnel range {net}.",
+                peer_id=peer.id,
+            )
+        owner = owner_of_ip.setdefault(ip, peer)
+        if owner is not peer:
+            yield Conflict(
+                "critical",
+                "duplicate_tunnel_ip",
+                f"Tunnel IPv6 {ip} is used by both peer '{owner.name}' and peer '{peer.name}'.",
+                peer_id=peer.id,
+                other_peer_id=owner.id,
+            )
 
 
 def _service_conflicts(wan: WanSpec) -> Iterator[Conflict]:

@@ -53,6 +53,10 @@ class ServiceSpec:
     local_port: int
     shared_ip: IPAddress
     shared_port: int
+    # Published over IPv6 too when the WAN has an IPv6 services range and the service has an
+    # IPv6 target: shared_ip6:shared_port is DNAT'ed to [local_ip6]:local_port (no NAT64).
+    local_ip6: IPv6Address | None = None
+    shared_ip6: IPv6Address | None = None
 
 
 # How WireWAN reaches a router's API unless told otherwise (forms, services, jobs share these).
@@ -98,6 +102,8 @@ class PeerSpec:
     mikrotik: MikrotikSpec | None = None
     # A disabled peer keeps its addresses (IP planning, conflicts) but is in nobody's config.
     enabled: bool = True
+    # The peer's address in the WAN's IPv6 tunnel range; None when the WAN is IPv4 only.
+    tunnel_ip6: IPv6Address | None = None
 
     @property
     def cgnat(self) -> bool:
@@ -141,6 +147,10 @@ class WanSpec:
         from app.domain.keys import pair_psk
 
         return pair_psk(self.psk_seed, a.public_key, b.public_key)
+
+    # The optional IPv6 overlay (a ULA such as fd10:77::/64) and IPv6 services range.
+    tunnel_cidr6: IPv6Network | None = None
+    services_cidr6: IPv6Network | None = None
 
     def peer(self, peer_id: int) -> PeerSpec:
         try:

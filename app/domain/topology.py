@@ -20,6 +20,9 @@ Rules (the design is the reference; the comments here say how they are applied):
 - Every pair without a direct tunnel goes through the relay: each side routes the other's
   prefixes via the relay's section, and the relay's own config has both sides, so it forwards.
   Without a relay such a pair is unreachable and reported.
+- A dual-stack WAN (``tunnel_cidr6``) changes none of this: each peer also advertises its tunnel
+  /128 (and services their shared IPv6 /128), and the IPv6 tunnel and services ranges are
+  aggregates like the IPv4 ones. IPv6 prefixes are sorted after IPv4 ones.
 - A peer that depends on the relay (a CGNAT peer, or a spoke in hub_spoke) routes the whole
   tunnel range and services range through the relay (WireGuard picks the most specific
   AllowedIP, so direct peers' /32s still win). Relayed peers' tunnel and service addresses are
@@ -213,11 +216,14 @@ def _covered(p: IPNetwork, aggs: tuple[IPNetwork, ...]) -> bool:
 
 
 def _advertised(spec: PeerSpec) -> list[tuple[IPNetwork, int | None]]:
-    """What a peer advertises, with the subnet id: tunnel /32, routed subnets (NAT'd prefix when
-    set), published service addresses."""
+    """What a peer advertises, with the subnet id: tunnel /32 (and /128 on a dual-stack WAN),
+    routed subnets (NAT'd prefix when set), published service addresses (v4 and v6)."""
     out: list[tuple[IPNetwork, int | None]] = [(_host_prefix(spec.tunnel_ip), None)]
+    if spec.tunnel_ip6 is not None:
+        out.append((_host_prefix(spec.tunnel_ip6), None))
     out.extend((s.advertised, s.id) for s in spec.subnets if s.routed)
     out.extend((_host_prefix(svc.shared_ip), None) for svc in spec.services)
+    out.extend((_host_prefix(svc.shared_ip6), None) for svc in spec.services if svc.shared_ip6 is not None)
     return out
 
 
@@ -316,7 +322,8 @@ class _Builder:
         advertised = {net for adv in advs for net, _ in adv}
         # An aggregate some peer advertises exactly (a critical conflict) would sit under two
         # sections; it is then not used and relayed addresses are listed one by one.
-        self.aggs: tuple[IPNetwork, ...] = tuple(a for a in (wan.tunnel_cidr, wan.services_cidr) if a not in advertised)
+        ranges = (wan.tunnel_cidr, wan.services_cidr, wan.tunnel_cidr6, wan.services_cidr6)
+        self.aggs: tuple[IPNetwork, ...] = tuple(a for a in ranges if a is not None and a not in advertised)
         self.peers = [_Peer(i, s, adv, self.aggs) for i, (s, adv) in enumerate(zip(specs, advs, strict=True))]
         self.by_id = {p.pid: p for p in self.peers}
         rid = relay_peer_id(wan)
@@ -400,10 +407,22 @@ class _Builder:
                 if owner == x.idx or end < lo or start > hi:
                     continue
                 z = self.peers[owner]
+                mine = next((s for s in x.spec.subnets if s.cidr == lan), None)
                 if z.meta.get(net) is None:
                     fix = f"Fix: renumber {x.name}'s LAN; it must not overlap the WAN's tunnel or services range."
+                elif mine is not None and mine.nat_cidr is not None:
+                    # X's side is NATed already: the others reach X's LAN, but inside X the range is
+                    # X's own, so X reaches Z's LAN only under a translation of Z's too.
+                    fix = (
+                        f"{x.name}'s LAN is published to the others as {mine.nat_cidr}, but inside "
+                        f"{x.name} that range is its own. Fix: Auto-NAT {net} on '{z.name}' too "
+                        f"({x.name} then reaches it under its translation), or mark one not routed."
+                    )
                 else:
-                    fix = "Fix: NAT one side (Auto-NAT) or mark one not routed."
+                    fix = (
+                        f"Fix: Auto-NAT both LANs ({x.name}'s {lan} and {z.name}'s {net}; each is then "
+                        "reached under its own translation), or mark one not routed."
+                    )
                 out.setdefault(owner, {}).setdefault(
                     net,
                     f"{net} of peer '{z.name}' is unreachable from '{x.name}': it overlaps "
@@ -589,7 +608,8 @@ class _Builder:
                 if i < n and relay_keys[i] == k:
                     raise TopologyInvariantError(f"a prefix appears under two [Peer] sections of {x.name}")
         forwards = any(s.routed for s in x.spec.subnets) or any(
-            not (svc.local_ip == x.spec.tunnel_ip or svc.local_ip.is_loopback) for svc in x.spec.services
+            not (svc.local_ip in (x.spec.tunnel_ip, x.spec.tunnel_ip6) or svc.local_ip.is_loopback)
+            for svc in x.spec.services
         )
         return PeerView(x.pid, tuple(sections), False, forwards, tuple(unreachable))
 

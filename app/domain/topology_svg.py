@@ -2,14 +2,19 @@
 
 Layout by role, deterministic (same WAN → same bytes):
 
-- hubs in the centre (one hub exactly at the centre, several on a small ring);
+- hubs in the centre (one hub exactly at the centre, several on a small ring); without a hub the
+  relay takes the centre;
 - the relay, servers and MikroTik routers with an endpoint on the inner ring(s);
 - clients and every CGNAT peer on the outer ring(s).
 
 Each peer is a *cell*: its glyph, its name (truncated, the full name in the tooltip), badges (CGNAT,
 MikroTik, stale) and its NAT'd LANs with their translation. Every ring is placed so that any two
 cell centres are at least the cells' diagonal apart, which makes overlapping cells impossible: at
-200+ peers the drawing grows (more and wider rings) instead of piling up. Edges: solid for direct
+200+ peers the drawing grows (more and wider rings) instead of piling up. Each ring is turned so
+that lines from the centre pass between the cells of the inner rings, and every edge is routed:
+straight when it clears every glyph it does not join, else the gentlest bend (a quadratic curve
+to either side) that does. Relayed paths' labels go where they touch no cell and no other label,
+and the canvas grows to hold every curve and label. Edges: solid for direct
 tunnels, dashed and labelled "via <relay>" for paths through a relay. When one kind of edge is too
 numerous to read (a 200-peer mesh has ~20,000 tunnels) it is left out and the drawing says so; edges
 touching a hub or the relay are always drawn.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from html import escape
@@ -202,6 +208,44 @@ def _radius_for(n: int, spacing: float) -> float:
     return spacing / (2 * math.sin(math.pi / n))
 
 
+OFFSET_STEPS = 24  # rotations of a ring tried, within one slot
+OFFSET_ENOUGH = 60.0  # a radial line this far from every inner cell is clear enough
+OFFSET_WINDOW = 0.7  # radians either side of a line within which inner cells are looked at
+
+
+def _best_offset(n: int, ring_r: float, inner: list[tuple[float, float]]) -> float:
+    """The ring's rotation (within one slot) that keeps its radial lines farthest from inner cells.
+
+    `inner` holds (radius, angle) of the glyphs already placed. A line from the centre at angle θ
+    passes an inner glyph at (R, φ) at the distance R·|sin(θ − φ)|; only glyphs within
+    OFFSET_WINDOW of θ can come nearer than OFFSET_ENOUGH, and only they are looked at.
+    """
+    if n == 0 or ring_r == 0 or not inner:
+        return 0.0
+    # Angles in [0, 2π), sorted, with a copy either side so that a window may wrap around.
+    base = sorted(((phi % (2 * math.pi)), radius) for radius, phi in inner)
+    ring = [(a - 2 * math.pi, r) for a, r in base] + base + [(a + 2 * math.pi, r) for a, r in base]
+    angles = [a for a, _ in ring]
+    slot = 2 * math.pi / n
+    best, best_score = 0.0, -1.0
+    for step in range(OFFSET_STEPS):
+        offset = slot * step / OFFSET_STEPS
+        score = OFFSET_ENOUGH
+        for i in range(n):
+            theta = (-math.pi / 2 + offset + slot * i) % (2 * math.pi)
+            lo = bisect_left(angles, theta - OFFSET_WINDOW)
+            hi = bisect_right(angles, theta + OFFSET_WINDOW)
+            for phi, radius in ring[lo:hi]:
+                score = min(score, radius * abs(math.sin(theta - phi)))
+            if score <= best_score:
+                break
+        if score > best_score + 1e-6:
+            best, best_score = offset, score
+        if best_score >= OFFSET_ENOUGH:
+            break
+    return best
+
+
 def _sort_key(p: PeerSpec) -> tuple[int, int, int]:
     # Within a group: routers, then servers, then clients; then tunnel IP.
     kind_order = {"mikrotik": 0, "server": 1, "client": 2}[p.kind]
@@ -215,12 +259,13 @@ def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None =
         groups[role(p, relay_id)].append(p)
     for g in groups.values():
         g.sort(key=_sort_key)
-    # The relay (when not a hub) leads the inner ring: it sits at the top, where relayed paths meet.
+    # The relay (when not a hub) takes the centre when there is no hub (it has a tunnel to every
+    # peer, so they all run outwards), else it leads the inner ring.
     if relay_id is not None:
         core = groups[ROLE_CORE]
         for i, p in enumerate(core):
             if p.id == relay_id:
-                core.insert(0, core.pop(i))
+                (groups[ROLE_CORE] if groups[ROLE_HUB] else groups[ROLE_HUB]).insert(0, core.pop(i))
                 break
 
     heights = {p.id: cell_height(p, role(p, relay_id), p.id in stale_ids) for p in wan.peers}
@@ -251,15 +296,33 @@ def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None =
                 ring_r = min_radius
                 take = cap
             ring, remaining = remaining[:take], remaining[take:]
-            # Alternate rings start half a slot apart, so their cells do not line up radially.
-            offset = (math.pi / len(ring)) * (ring_no % 2)
+            # Turned so that a straight line from the centre to any of its cells clears every cell
+            # placed nearer the centre: a hub's tunnel never runs through another peer.
+            inner = [
+                (math.hypot(x, gy), math.atan2(gy, x))
+                for _, r_, _, x, y, h_ in placed
+                if x or y
+                for gy in (y + (h_ / 2 - glyph_radius(r_) - 1) * (1 if y < 0 else -1),)
+            ]
+            offset = _best_offset(len(ring), ring_r, inner)
+            step = 2 * math.pi / len(ring)
+            if len(ring) == 2 and placed:
+                # Two peers around a centre would stand on one line with it: spread them on an arc
+                # of 120° instead, so that the tunnel between them passes beside the centre, on the
+                # side away from the peers already placed (balancing the drawing).
+                step = 2 * math.pi / 3
+                sx = sum(math.cos(phi) for _, phi in inner)
+                sy = sum(math.sin(phi) for _, phi in inner)
+                towards = math.atan2(-sy, -sx) if math.hypot(sx, sy) > 1e-6 else -math.pi / 2
+                offset = towards + math.pi / 2 - step / 2
+                ring_r = max(ring_r, spacing / (2 * math.sin(step / 2)))
             for i, p in enumerate(ring):
                 if ring_r == 0:
                     x, y = 0.0, 0.0
                 else:
-                    angle = -math.pi / 2 + offset + 2 * math.pi * i / len(ring)
+                    angle = -math.pi / 2 + offset + step * i
                     x, y = ring_r * math.cos(angle), ring_r * math.sin(angle)
-                placed.append((p, name, ring_no, x, y, heights[p.id]))
+                placed.append((p, role(p, relay_id), ring_no, x, y, heights[p.id]))
             radius = ring_r
             ring_no += 1
         prev_h = h
@@ -342,20 +405,197 @@ def _shifted(lay: Layout, left: int, top: int, right: int, bottom: int) -> Layou
     return Layout(cells, lay.width + left + right, lay.height + top + bottom)
 
 
-def _curve(a: Cell, b: Cell, cx: float, cy: float) -> tuple[str, float, float]:
-    """A relayed path as a quadratic curve bowing away from the centre; returns (d, label x, label y)."""
+EDGE_CLEARANCE = 3.0  # room kept between an edge and a glyph it does not join
+CURVE_SAMPLES = 20
+# Bends tried for a tunnel (0 = straight) and a relayed path (always bowed), as a fraction of the
+# chord's length; positive bows away from the drawing's centre.
+DIRECT_BENDS = (0.0, 0.06, -0.06, 0.12, -0.12, 0.18, -0.18, 0.25, -0.25, 0.32, -0.32, 0.4, -0.4, 0.55, -0.55)
+RELAYED_BENDS = (0.22, -0.22, 0.35, -0.35, 0.5, -0.5, 0.7, -0.7, 0.9, -0.9)
+LABEL_TS = (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74)
+LABEL_H = SMALL_FONT + 4
+
+
+@dataclass(frozen=True)
+class Route:
+    """An edge as drawn: a quadratic curve from (x1, y1) to (x2, y2) with control (qx, qy).
+
+    A straight tunnel has its control point on the chord's midpoint.
+    """
+
+    edge: Edge
+    x1: float
+    y1: float
+    qx: float
+    qy: float
+    x2: float
+    y2: float
+    straight: bool
+
+    def point(self, t: float) -> tuple[float, float]:
+        u = 1 - t
+        return (
+            u * u * self.x1 + 2 * u * t * self.qx + t * t * self.x2,
+            u * u * self.y1 + 2 * u * t * self.qy + t * t * self.y2,
+        )
+
+    def polyline(self) -> list[tuple[float, float]]:
+        if self.straight:
+            return [(self.x1, self.y1), (self.x2, self.y2)]
+        return [self.point(i / CURVE_SAMPLES) for i in range(CURVE_SAMPLES + 1)]
+
+    def moved(self, dx: float, dy: float) -> Route:
+        return Route(
+            self.edge, self.x1 + dx, self.y1 + dy, self.qx + dx, self.qy + dy, self.x2 + dx, self.y2 + dy, self.straight
+        )
+
+
+@dataclass(frozen=True)
+class Label:
+    """A relayed path's "via <relay>" text: its anchor (middle, baseline) and its box."""
+
+    edge: Edge
+    text: str
+    x: float
+    y: float
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        half = text_width(self.text, SMALL_FONT) / 2 + 3
+        return (self.x - half, self.y - SMALL_FONT, self.x + half, self.y + 4)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything placed: cells, routed edges and labels, on a canvas that holds them all."""
+
+    layout: Layout
+    direct: tuple[Route, ...]
+    relayed: tuple[Route, ...]
+    labels: tuple[Label, ...]
+
+
+def segment_distance(px: float, py: float, x1: float, y1: float, x2: float, y2: float) -> float:
+    """The distance from point (px, py) to the segment (x1, y1)–(x2, y2)."""
+    dx, dy = x2 - x1, y2 - y1
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((px - x1) * dx + (py - y1) * dy) / length2))
+    return math.hypot(px - (x1 + t * dx), py - (y1 + t * dy))
+
+
+def route_clearance(route: Route, cells: Iterable[Cell], stop_below: float = -math.inf) -> float:
+    """How far the route keeps from the glyphs it does not join, beyond their radius (may be < 0).
+
+    Stops early with a value below `stop_below` once the route is known to come that close.
+    """
+    pts = route.polyline()
+    xs = [x for x, _ in pts]
+    ys = [y for _, y in pts]
+    left, right, top, bottom = min(xs), max(xs), min(ys), max(ys)
+    best = math.inf
+    for c in cells:
+        if c.peer_id in (route.edge.a, route.edge.b):
+            continue
+        reach = c.r + EDGE_CLEARANCE + 40
+        if c.gx < left - reach or c.gx > right + reach or c.gy < top - reach or c.gy > bottom + reach:
+            continue
+        for (x1, y1), (x2, y2) in zip(pts, pts[1:], strict=False):
+            best = min(best, segment_distance(c.gx, c.gy, x1, y1, x2, y2) - c.r)
+        if best < stop_below:
+            return best
+    return best
+
+
+def _route(edge: Edge, cells: dict[int, Cell], centre: tuple[float, float], bends: tuple[float, ...]) -> Route:
+    """The first bend of `bends` that keeps the edge clear of every other glyph (else the best one)."""
+    a, b = cells[edge.a], cells[edge.b]
     x1, y1, x2, y2 = a.gx, a.gy, b.gx, b.gy
     mx, my = (x1 + x2) / 2, (y1 + y2) / 2
     length = math.hypot(x2 - x1, y2 - y1) or 1.0
     # Unit normal of the chord, turned to point away from the drawing's centre.
     nx, ny = -(y2 - y1) / length, (x2 - x1) / length
-    if (mx - cx) * nx + (my - cy) * ny < 0:
+    if (mx - centre[0]) * nx + (my - centre[1]) * ny < 0:
         nx, ny = -nx, -ny
-    bulge = 0.22 * length
-    qx, qy = mx + nx * bulge, my + ny * bulge
-    # The curve's midpoint (t = 1/2) is halfway between the chord's midpoint and the control point.
-    lx, ly = (mx + qx) / 2, (my + qy) / 2
-    return f"M{_f(x1)},{_f(y1)} Q{_f(qx)},{_f(qy)} {_f(x2)},{_f(y2)}", lx, ly
+    candidates = []
+    for bend in bends:
+        # The control point sits at twice the wanted bulge: the curve's midpoint is halfway to it.
+        q = 2 * bend * length
+        route = Route(edge, x1, y1, mx + nx * q, my + ny * q, x2, y2, bend == 0)
+        if route_clearance(route, cells.values(), stop_below=EDGE_CLEARANCE) >= EDGE_CLEARANCE:
+            return route
+        candidates.append(route)
+    # None is clear (not seen on any generated WAN): the one that keeps farthest away.
+    return max(candidates, key=lambda r: route_clearance(r, cells.values()))
+
+
+def _overlap(p: tuple[float, float, float, float], q: tuple[float, float, float, float]) -> bool:
+    return p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]
+
+
+def _place_label(route: Route, text: str, taken: list[tuple[float, float, float, float]]) -> Label | None:
+    """A spot along the route where the label touches no cell and no other label; None if none."""
+    for t in LABEL_TS:
+        x, y = route.point(t)
+        label = Label(route.edge, text, x, y + SMALL_FONT / 3)
+        if not any(_overlap(label.box, box) for box in taken):
+            return label
+    return None
+
+
+def plan(wan: WanSpec, topology: TopologyResult, stale_ids: Collection[int] = ()) -> tuple[Plan, list[str], int, int]:
+    """Cells, routed edges and labels on a canvas holding them all: (plan, notes, direct, relayed totals)."""
+    relay_id = relay_peer_id(wan)
+    lay = layout(wan, frozenset(stale_ids), relay_id)
+    peers = {p.id: p for p in wan.peers}
+    anchors = {p.id for p in wan.peers if p.is_hub}
+    if relay_id is not None:
+        anchors.add(relay_id)
+    direct, relayed, notes, direct_total, relayed_total = select_edges(topology.edges, anchors)
+    cells = lay.cells
+    centre = _centre(cells)
+    direct_routes = [_route(e, cells, centre, DIRECT_BENDS) for e in direct]
+    relayed_routes = [_route(e, cells, centre, RELAYED_BENDS) for e in relayed]
+    taken = [c.box for c in cells.values()]
+    labels: list[Label] = []
+    unlabelled = 0
+    for route in relayed_routes:
+        via = peers[route.edge.via or 0].name
+        label = _place_label(route, truncate(f"via {via}", CELL_WIDTH, SMALL_FONT), taken)
+        if label is None:
+            unlabelled += 1
+            continue
+        labels.append(label)
+        taken.append(label.box)
+    if unlabelled:
+        notes.append(f"{unlabelled} relayed path(s) carry no label (no free room); hover a path for its relay.")
+
+    # Grow the canvas so that curves and labels fit.
+    left, top, right, bottom = 0.0, 0.0, float(lay.width), float(lay.height)
+    for route in (*direct_routes, *relayed_routes):
+        for x, y in route.polyline() if route.straight else (*route.polyline(), route.point(0.5)):
+            left, top = min(left, x - CANVAS_PAD), min(top, y - CANVAS_PAD)
+            right, bottom = max(right, x + CANVAS_PAD), max(bottom, y + CANVAS_PAD)
+    for label in labels:
+        l_, t_, r_, b_ = label.box
+        left, top = min(left, l_ - CANVAS_PAD), min(top, t_ - CANVAS_PAD)
+        right, bottom = max(right, r_ + CANVAS_PAD), max(bottom, b_ + CANVAS_PAD)
+    dx, dy = math.ceil(-left), math.ceil(-top)
+    if dx or dy or right > lay.width or bottom > lay.height:
+        lay = _shifted(lay, dx, dy, math.ceil(right - lay.width), math.ceil(bottom - lay.height))
+        direct_routes = [r.moved(dx, dy) for r in direct_routes]
+        relayed_routes = [r.moved(dx, dy) for r in relayed_routes]
+        labels = [Label(lb.edge, lb.text, lb.x + dx, lb.y + dy) for lb in labels]
+    return (
+        Plan(lay, tuple(direct_routes), tuple(relayed_routes), tuple(labels)),
+        notes,
+        direct_total,
+        relayed_total,
+    )
+
+
+def _d(route: Route) -> str:
+    if route.straight:
+        return f"M{_f(route.x1)},{_f(route.y1)} L{_f(route.x2)},{_f(route.y2)}"
+    return f"M{_f(route.x1)},{_f(route.y1)} Q{_f(route.qx)},{_f(route.qy)} {_f(route.x2)},{_f(route.y2)}"
 
 
 def render_svg(
@@ -371,32 +611,16 @@ def render_svg(
     """
     relay_id = relay_peer_id(wan)
     stale = frozenset(stale_ids)
-    lay = layout(wan, stale, relay_id)
+    drawn, notes, direct_total, relayed_total = plan(wan, topology, stale)
+    lay = drawn.layout
+    cells = lay.cells
     peers = {p.id: p for p in wan.peers}
     anchors = {p.id for p in wan.peers if p.is_hub}
     if relay_id is not None:
         anchors.add(relay_id)
-    direct, relayed, notes, direct_total, relayed_total = select_edges(topology.edges, anchors)
     if topology.unreachable:
         n = len(topology.unreachable)
         notes.append(f"{n} prefix{'es are' if n != 1 else ' is'} unreachable; the WAN page lists them with the fix.")
-
-    # Relayed paths bow outwards: grow the canvas so that their labels stay inside it.
-    cells = lay.cells
-    centre_x, centre_y = _centre(cells)
-    curves = {e: _curve(cells[e.a], cells[e.b], centre_x, centre_y) for e in relayed}
-    grow = [0.0, 0.0, 0.0, 0.0]  # left, top, right, bottom
-    for e, (_, lx, ly) in curves.items():
-        half = text_width(truncate(f"via {peers[e.via or 0].name}", CELL_WIDTH, SMALL_FONT), SMALL_FONT) / 2 + 4
-        grow[0] = max(grow[0], CANVAS_PAD - (lx - half))
-        grow[1] = max(grow[1], CANVAS_PAD - (ly - SMALL_FONT - 4))
-        grow[2] = max(grow[2], lx + half + CANVAS_PAD - lay.width)
-        grow[3] = max(grow[3], ly + 8 + CANVAS_PAD - lay.height)
-    if any(grow):
-        lay = _shifted(lay, math.ceil(grow[0]), math.ceil(grow[1]), math.ceil(grow[2]), math.ceil(grow[3]))
-        cells = lay.cells
-        centre_x, centre_y = _centre(cells)
-        curves = {e: _curve(cells[e.a], cells[e.b], centre_x, centre_y) for e in relayed}
     width, height = int(lay.width), int(lay.height)
     out: list[str] = []
     out.append(
@@ -411,28 +635,28 @@ def render_svg(
     )
 
     out.append('<g class="topo-edges">')
-    for e in direct:
-        a, b = cells[e.a], cells[e.b]
+    for route in drawn.direct:
+        e = route.edge
         cls = "topo-edge topo-edge-hub" if (e.a in anchors or e.b in anchors) else "topo-edge"
-        out.append(
-            f'<line class="{cls}" data-a="{e.a}" data-b="{e.b}" x1="{_f(a.gx)}" y1="{_f(a.gy)}" '
-            f'x2="{_f(b.gx)}" y2="{_f(b.gy)}"><title>{xml_text(peers[e.a].name)} ↔ '
-            f"{xml_text(peers[e.b].name)}: direct tunnel</title></line>"
-        )
-    labels: list[str] = []
-    for e in relayed:
+        title = f"<title>{xml_text(peers[e.a].name)} ↔ {xml_text(peers[e.b].name)}: direct tunnel</title>"
+        if route.straight:
+            out.append(
+                f'<line class="{cls}" data-a="{e.a}" data-b="{e.b}" x1="{_f(route.x1)}" y1="{_f(route.y1)}" '
+                f'x2="{_f(route.x2)}" y2="{_f(route.y2)}">{title}</line>'
+            )
+        else:
+            out.append(
+                f'<path class="{cls} topo-bent" data-a="{e.a}" data-b="{e.b}" d="{_d(route)}" fill="none">'
+                f"{title}</path>"
+            )
+    for route in drawn.relayed:
+        e = route.edge
         assert e.via is not None
-        d, lx, ly = curves[e]
         via = peers[e.via].name
         title = f"{xml_text(peers[e.a].name)} ↔ {xml_text(peers[e.b].name)}: relayed through {xml_text(via)}"
         out.append(
-            f'<path class="topo-edge topo-relayed" data-a="{e.a}" data-b="{e.b}" data-via="{e.via}" d="{d}" '
-            f'fill="none" stroke-dasharray="6 4"><title>{title}</title></path>'
-        )
-        text = truncate(f"via {via}", CELL_WIDTH, SMALL_FONT)
-        labels.append(
-            f'<text class="topo-via" x="{_f(lx)}" y="{_f(ly)}" text-anchor="middle" '
-            f'font-size="{_f(SMALL_FONT)}">{xml_text(text)}</text>'
+            f'<path class="topo-edge topo-relayed" data-a="{e.a}" data-b="{e.b}" data-via="{e.via}" '
+            f'd="{_d(route)}" fill="none" stroke-dasharray="6 4"><title>{title}</title></path>'
         )
     out.append("</g>")
 
@@ -440,8 +664,16 @@ def render_svg(
     for pid in sorted(cells, key=lambda i: (cells[i].ring, i)):
         out.append(_node(peers[pid], cells[pid], pid in stale, pid == relay_id, href))
     out.append("</g>")
-    if labels:
-        out.append('<g class="topo-labels">' + "".join(labels) + "</g>")
+    if drawn.labels:
+        out.append(
+            '<g class="topo-labels">'
+            + "".join(
+                f'<text class="topo-via" x="{_f(lb.x)}" y="{_f(lb.y)}" text-anchor="middle" '
+                f'font-size="{_f(SMALL_FONT)}">{xml_text(lb.text)}</text>'
+                for lb in drawn.labels
+            )
+            + "</g>"
+        )
     out.append("</svg>")
     return TopologyDrawing(
         svg="\n".join(out),
@@ -449,9 +681,9 @@ def render_svg(
         height=height,
         peers=len(peers),
         direct_total=direct_total,
-        direct_drawn=len(direct),
+        direct_drawn=len(drawn.direct),
         relayed_total=relayed_total,
-        relayed_drawn=len(relayed),
+        relayed_drawn=len(drawn.relayed),
         notes=tuple(notes),
     )
 
@@ -459,6 +691,8 @@ def render_svg(
 def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int], str] | None) -> str:
     kind = {"mikrotik": "MikroTik", "server": "Server", "client": "Client"}[p.kind]
     facts = [f"{p.name} — {kind}{' hub' if p.is_hub else ''}", f"tunnel {p.tunnel_ip}"]
+    if p.tunnel_ip6 is not None:
+        facts.append(f"tunnel {p.tunnel_ip6}")
     facts.append(f"endpoint {p.endpoint}" if p.endpoint else "no endpoint (CGNAT)")
     if is_relay:
         facts.append("relays for peers without a direct tunnel")
@@ -534,4 +768,18 @@ def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int
     return f"<g {attrs}>{body}</g>"
 
 
-__all__ = ["Cell", "Layout", "TopologyDrawing", "layout", "render_svg", "select_edges", "truncate", "xml_text"]
+__all__ = [
+    "Cell",
+    "Label",
+    "Layout",
+    "Plan",
+    "Route",
+    "TopologyDrawing",
+    "layout",
+    "plan",
+    "render_svg",
+    "route_clearance",
+    "select_edges",
+    "truncate",
+    "xml_text",
+]

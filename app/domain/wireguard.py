@@ -95,8 +95,10 @@ def _hooks(peer: PeerSpec, view: PeerView) -> tuple[list[str], list[str]]:
         down.append(f"{tool} {spec.replace('{op}', '-D')}")
 
     routed = sorted((s for s in peer.subnets if s.routed), key=lambda s: (s.cidr.version, s.cidr))
-    v6 = any(s.cidr.version == 6 for s in routed) or (
-        view.relays and any(n.version == 6 for sec in view.sections for n in sec.allowed_ips)
+    v6 = (
+        any(s.cidr.version == 6 for s in routed)
+        or (view.relays and any(n.version == 6 for sec in view.sections for n in sec.allowed_ips))
+        or any(svc.shared_ip6 is not None and svc.local_ip6 is not None for svc in peer.services)
     )
     if view.forwards:
         up.append("sysctl -w net.ipv4.ip_forward=1")
@@ -136,6 +138,23 @@ def _hooks(peer: PeerSpec, view: PeerView) -> tuple[list[str], list[str]]:
                 ver,
                 f"-t nat {{op}} POSTROUTING -d {svc.local_ip} -p {proto} --dport {svc.local_port} "
                 f"-m conntrack --ctstate DNAT --ctorigdst {svc.shared_ip} -j MASQUERADE",
+            )
+    for svc in services:
+        # The IPv6 mirror of the rules above: the same port on the shared IPv6 address, DNAT'ed to
+        # the service's IPv6 target, with the same narrowed masquerade for a host on the LAN.
+        if svc.shared_ip6 is None or svc.local_ip6 is None:
+            continue
+        proto = _checked(svc.protocol, _PROTO_OK, "protocol")
+        rule(
+            6,
+            f"-t nat {{op}} PREROUTING -i %i -d {svc.shared_ip6} -p {proto} --dport {svc.shared_port} "
+            f"-j DNAT --to-destination {_hostport(svc.local_ip6, svc.local_port)}",
+        )
+        if svc.local_ip6 != peer.tunnel_ip6:
+            rule(
+                6,
+                f"-t nat {{op}} POSTROUTING -d {svc.local_ip6} -p {proto} --dport {svc.local_port} "
+                f"-m conntrack --ctstate DNAT --ctorigdst {svc.shared_ip6} -j MASQUERADE",
             )
     down.reverse()
     return up, down
@@ -201,9 +220,12 @@ class _Renderer:
 
     def body(self, peer: PeerSpec, view: PeerView) -> str:
         wan = self.wan
+        address = f"{peer.tunnel_ip}/{wan.tunnel_cidr.prefixlen}"
+        if peer.tunnel_ip6 is not None and wan.tunnel_cidr6 is not None:
+            address += f", {peer.tunnel_ip6}/{wan.tunnel_cidr6.prefixlen}"
         lines = [
             "[Interface]",
-            f"Address = {peer.tunnel_ip}/{wan.tunnel_cidr.prefixlen}",
+            f"Address = {address}",
             f"ListenPort = {int(peer.listen_port)}",
         ]
         if peer.private_key is None:

@@ -75,7 +75,7 @@ class Job(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
     actor: Mapped[str] = mapped_column(String(254), default="system")
     trigger: Mapped[str] = mapped_column(String(16), default="manual")  # manual | auto | schedule
     progress: Mapped[int] = mapped_column(default=0)
-    step: Mapped[str] = mapped_column(String(200), default="waiting for a worker")
+    step: Mapped[str] = mapped_column(String(200), default="queued")
     log: Mapped[list[str]] = mapped_column(JSON, default=list)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -35,6 +35,9 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
     tunnel_cidr: Mapped[str] = mapped_column(String(43), default="10.0.0.0/24")
     services_cidr: Mapped[str] = mapped_column(String(43), default="10.0.5.0/24")
     nat_pool_cidr: Mapped[str] = mapped_column(String(43), default="172.16.0.0/12")
+    # The optional IPv6 overlay: a ULA such as fd10:77::/64, and an IPv6 services range.
+    tunnel_cidr6: Mapped[str | None] = mapped_column(String(43), default=None)
+    services_cidr6: Mapped[str | None] = mapped_column(String(43), default=None)
     topology: Mapped[str] = mapped_column(String(16), default="mesh")
     interface_name: Mapped[str] = mapped_column(String(15), default="wg-wan-overlay")
     listen_port: Mapped[int] = mapped_column(default=51820)
@@ -68,6 +71,8 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
         UniqueConstraint("wan_id", "tunnel_ip"),
         UniqueConstraint("wan_id", "name"),
         Index("ix_peer_wan_id_tunnel_ip_num", "wan_id", "tunnel_ip_num"),
+        # The same for IPv6 (NULL, on an IPv4-only WAN, never collides).
+        UniqueConstraint("wan_id", "tunnel_ip6"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -80,6 +85,7 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
     tunnel_ip: Mapped[str] = mapped_column(String(15))
     # The tunnel IP as an integer, kept by the `set` listener below: peer lists sort by it in SQL.
     tunnel_ip_num: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    tunnel_ip6: Mapped[str | None] = mapped_column(String(39), default=None)
     listen_port: Mapped[int] = mapped_column(default=51820)
     endpoint_host: Mapped[str | None] = mapped_column(String(253), default=None)
     endpoint_port: Mapped[int | None] = mapped_column(default=None)
@@ -174,6 +180,7 @@ class Service(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made 
     __tablename__ = "service"
     __table_args__ = (
         UniqueConstraint("wan_id", "shared_ip", "shared_port", "protocol"),
+        UniqueConstraint("wan_id", "shared_ip6", "shared_port", "protocol"),
         UniqueConstraint("peer_id", "name"),
     )
 
@@ -186,6 +193,9 @@ class Service(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made 
     local_port: Mapped[int] = mapped_column()
     shared_ip: Mapped[str] = mapped_column(String(15))
     shared_port: Mapped[int] = mapped_column()
+    # Published over IPv6 too: shared_ip6 (in the WAN's IPv6 services range) → local_ip6.
+    local_ip6: Mapped[str | None] = mapped_column(String(39), default=None)
+    shared_ip6: Mapped[str | None] = mapped_column(String(39), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     peer: Mapped[Peer] = relationship(back_populates="services")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask_login import current_user
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import AuditEntry, Peer, Service, Subnet, Wan
@@ -50,7 +54,24 @@ def record_update(
         record_network("update", row, f"{label}: {names} changed", changed)
 
 
+# Who a background job acts for: entries it records (a deploy marking a peer applied…) are credited
+# to the user who asked for the job, not to "system".
+_acting_for: ContextVar[tuple[int | None, str] | None] = ContextVar("wirewan_audit_actor", default=None)
+
+
+@contextmanager
+def acting_for(user_id: int | None, name: str) -> Iterator[None]:
+    token = _acting_for.set((user_id, name))
+    try:
+        yield
+    finally:
+        _acting_for.reset(token)
+
+
 def _actor() -> tuple[int | None, str]:
+    job_actor = _acting_for.get()
+    if job_actor is not None:
+        return job_actor
     try:
         if current_user and current_user.is_authenticated:
             return current_user.id, current_user.email
@@ -82,3 +103,42 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+# --- reading the log ------------------------------------------------------------------------------
+
+ROUTER_CALL = "router-call"
+AUDIT_KINDS = ("action", "router")
+PER_PAGE_DEFAULT = 50
+PER_PAGE_MAX = 500
+
+
+def wan_entries(wan_id: int, kind: str, page: int, per_page: int) -> tuple[list[AuditEntry], int]:
+    """One page (from 1) of a WAN's entries, newest first, and how many there are in all.
+
+    `kind` "action" is what people did (every entry but raw router calls); "router" is the calls
+    WireWAN made to the WAN's routers on their behalf.
+    """
+    where = [AuditEntry.wan_id == wan_id]
+    where.append(AuditEntry.action == ROUTER_CALL if kind == "router" else AuditEntry.action != ROUTER_CALL)
+    total = db.session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
+    rows = db.session.scalars(
+        select(AuditEntry).where(*where).order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return list(rows), total
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "created_at": entry.created_at.isoformat() + "Z",
+        "user_id": entry.user_id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "kind": "router" if entry.action == ROUTER_CALL else "action",
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "wan_id": entry.wan_id,
+        "summary": entry.summary,
+        "details": entry.details,
+    }

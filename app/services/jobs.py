@@ -10,7 +10,9 @@ queues one more.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ from app.extensions import db, job_queue, redis_connection
 from app.models import Job, Peer
 from app.models.base import utcnow
 from app.models.jobs import JobKind, JobStatus
+from app.services import audit
 
 # Redis keys carry the queue name: peer ids are only unique within one database, and instances (or
 # test runs) sharing a Redis must not skip each other's auto-deploys.
@@ -85,8 +88,29 @@ def create(kind: JobKind | str, peer: Peer, params: dict[str, Any] | None = None
     job.append_log(f"queued by {actor}")
     db.session.add(job)
     db.session.flush()
+    # Every job is an action in the WAN's log, credited to whoever asked for it.
+    audit.record(
+        kind.value.replace("_", "-"),
+        "peer",
+        peer.id,
+        wan_id=peer.wan_id,
+        summary=f"{kind.label} of router '{peer.name}' requested"
+        + (" (automatic, after a change)" if trigger != "manual" else ""),
+        details={"job_id": job.id},
+        actor=(user_id, job.actor),
+    )
     db.session.info.setdefault(STAGED, []).append(job.id)
     return job
+
+
+def workers_listening() -> bool | None:
+    """Whether any RQ worker with a live heartbeat listens on our queue; None when Redis cannot say."""
+    from rq import Worker
+
+    try:
+        return Worker.count(queue=job_queue()) > 0
+    except Exception:  # noqa: BLE001 — Redis down: the page says the queue is unreachable elsewhere
+        return None
 
 
 def has_staged() -> bool:
@@ -105,7 +129,7 @@ def enqueue_staged() -> list[int]:
             rq_job = job_queue().enqueue_call(
                 JobKind(job.kind).function,
                 args=(job.id,),
-                job_id=f"wirewan-job-{job.id}",
+                job_id=rq_job_id(job.id),
                 timeout=JOB_TIMEOUT,
                 result_ttl=3600,
                 failure_ttl=86400,
@@ -118,6 +142,17 @@ def enqueue_staged() -> list[int]:
             continue
         job.rq_id = rq_job.id
     return ids
+
+
+def rq_job_id(job_id: int) -> str:
+    """RQ's id for a Job row. Job ids repeat across databases (instances or test runs sharing one
+    Redis), so the queue name is part of it, as it is of every other Redis key of ours: a second
+    instance's job 7 must not overwrite this one's. RQ allows only [A-Za-z0-9_-] in ids, and the row
+    keeps 64 characters: a long or unusual queue name is replaced by a digest of it."""
+    queue = str(current_app.config["RQ_QUEUE"])
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", queue):
+        queue = hashlib.sha256(queue.encode()).hexdigest()[:16]
+    return f"wirewan-{queue}-job-{job_id}"
 
 
 def discard_staged() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app import crypto
 from app.domain import bulk, conflicts, keys, validation
-from app.domain.addressing import parse_ipv4_address
+from app.domain.addressing import parse_ipv4_address, parse_ipv6_address
 from app.domain.errors import ConflictError
 from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
 from app.extensions import db
@@ -32,6 +32,7 @@ PEER_FIELDS = (
     "endpoint",
     "listen_port",
     "tunnel_ip",
+    "tunnel_ip6",
     "has_port_forward",
     "public_key",
     "keepalive",
@@ -51,6 +52,7 @@ SUMMARY_FIELDS = (
     "is_hub",
     "hub_priority",
     "tunnel_ip",
+    "tunnel_ip6",
     "listen_port",
     "endpoint_host",
     "endpoint_port",
@@ -86,6 +88,7 @@ def peer_values(peer: Peer) -> dict[str, Any]:
         "endpoint": peer.endpoint,
         "listen_port": peer.listen_port,
         "tunnel_ip": peer.tunnel_ip,
+        "tunnel_ip6": peer.tunnel_ip6,
         "has_port_forward": peer.has_port_forward,
         "keepalive": peer.keepalive,
         "mikrotik_host": peer.mt_host,
@@ -138,6 +141,10 @@ def _parse(wan: Wan, data: Mapping[str, Any], peer: Peer | None) -> dict[str, An
     out["keepalive"] = c(validation.validate_keepalive, keepalive) if keepalive is not None else None
     tunnel_ip = optional_text(merged.get("tunnel_ip"))
     out["tunnel_ip"] = c(parse_ipv4_address, tunnel_ip, "tunnel_ip", "Tunnel IP") if tunnel_ip is not None else None
+    tunnel_ip6 = optional_text(merged.get("tunnel_ip6"))
+    out["tunnel_ip6"] = (
+        c(parse_ipv6_address, tunnel_ip6, "tunnel_ip6", "Tunnel IPv6") if tunnel_ip6 is not None else None
+    )
     endpoint = None
     if out["listen_port"] is not None:
         endpoint = c(validation.parse_endpoint, merged.get("endpoint"), out["listen_port"])
@@ -213,7 +220,8 @@ def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
     _check_name_free(wan, values["name"], None)
     spec = wan_spec(wan)
     tunnel_ip = conflicts.assign_tunnel_ip(spec, values["tunnel_ip"])
-    peer = Peer(wan=wan, tunnel_ip=str(tunnel_ip))
+    tunnel_ip6 = conflicts.assign_tunnel_ip6(spec, values["tunnel_ip6"])
+    peer = Peer(wan=wan, tunnel_ip=str(tunnel_ip), tunnel_ip6=str(tunnel_ip6) if tunnel_ip6 is not None else None)
     if values["public_key"]:
         peer.public_key, peer.private_key_enc = values["public_key"], None
     else:
@@ -224,7 +232,11 @@ def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
     db.session.add(peer)
     db.session.flush()
     audit.record_network(
-        "create", peer, f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}", {"after": summary(peer)}
+        "create",
+        peer,
+        f"peer '{peer.name}' ({peer.kind}) added at {peer.tunnel_ip}"
+        + (f" and {peer.tunnel_ip6}" if peer.tunnel_ip6 else ""),
+        {"after": summary(peer)},
     )
     return peer
 
@@ -239,6 +251,9 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
     if values["tunnel_ip"] is not None and str(values["tunnel_ip"]) != peer.tunnel_ip:
         tunnel_ip = conflicts.assign_tunnel_ip(wan_spec(wan), values["tunnel_ip"], exclude_peer_id=peer.id)
         peer.tunnel_ip = str(tunnel_ip)
+    if values["tunnel_ip6"] is not None and str(values["tunnel_ip6"]) != peer.tunnel_ip6:
+        tunnel_ip6 = conflicts.assign_tunnel_ip6(wan_spec(wan), values["tunnel_ip6"], exclude_peer_id=peer.id)
+        peer.tunnel_ip6 = str(tunnel_ip6) if tunnel_ip6 is not None else None
     if values["public_key"] and values["public_key"] != peer.public_key:
         # A new public key from the user means the device holds the private key from now on.
         peer.public_key, peer.private_key_enc = values["public_key"], None

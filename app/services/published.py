@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.domain import conflicts, validation
-from app.domain.addressing import parse_address, parse_ipv4_address
+from app.domain.addressing import parse_address, parse_ipv4_address, parse_ipv6_address
 from app.extensions import db
 from app.models import Peer, Service
 from app.services import audit, changes
@@ -14,7 +14,7 @@ from app.services.inputs import Collector, optional_text
 from app.services.specs import wan_spec
 from app.services.tx import lock_wan
 
-SERVICE_FIELDS = ("name", "protocol", "local_ip", "local_port", "shared_ip", "shared_port")
+SERVICE_FIELDS = ("name", "protocol", "local_ip", "local_port", "shared_ip", "shared_port", "local_ip6", "shared_ip6")
 
 
 def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
@@ -31,6 +31,12 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
     shared_port = (
         c(validation.validate_port, shared_port_text, "shared_port", "Shared port") if shared_port_text else None
     )
+    local_ip6_text = optional_text(data.get("local_ip6"))
+    local_ip6 = c(parse_ipv6_address, local_ip6_text, "local_ip6", "Local IPv6") if local_ip6_text is not None else None
+    shared_ip6_text = optional_text(data.get("shared_ip6"))
+    shared_ip6 = (
+        c(parse_ipv6_address, shared_ip6_text, "shared_ip6", "Shared IPv6") if shared_ip6_text is not None else None
+    )
     c.check()
     decision = conflicts.check_service(
         wan_spec(peer.wan),
@@ -41,6 +47,8 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
         shared_ip,
         shared_port,
         name=name,
+        local_ip6=local_ip6,
+        shared_ip6=shared_ip6,
     )
     service = Service(
         wan_id=peer.wan_id,
@@ -51,6 +59,8 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
         local_port=local_port,
         shared_ip=str(decision.shared_ip),
         shared_port=decision.shared_port,
+        local_ip6=str(local_ip6) if local_ip6 is not None else None,
+        shared_ip6=str(decision.shared_ip6) if decision.shared_ip6 is not None else None,
     )
     db.session.add(service)
     db.session.flush()
@@ -58,7 +68,8 @@ def add_service(peer: Peer, data: Mapping[str, Any]) -> Service:
         "create",
         service,
         f"peer '{peer.name}' publishes {name} {protocol} {local_ip}:{local_port} "
-        f"as {service.shared_ip}:{service.shared_port}",
+        f"as {service.shared_ip}:{service.shared_port}"
+        + (f" and [{service.shared_ip6}]:{service.shared_port}" if service.shared_ip6 else ""),
     )
     return service
 

@@ -63,6 +63,7 @@ def load_spec(
         select(
             Wan.id, Wan.name, Wan.tunnel_cidr, Wan.services_cidr, Wan.nat_pool_cidr, Wan.topology,
             Wan.interface_name, Wan.listen_port, Wan.keepalive, Wan.mtu, Wan.mgmt_cidrs, Wan.dns, Wan.psk_seed_enc,
+            Wan.tunnel_cidr6, Wan.services_cidr6,
         ).where(Wan.id == wan_id)
     ).first()  # fmt: skip
     if wan is None:
@@ -81,7 +82,7 @@ def load_spec(
     for row in s.execute(
         select(
             Service.id, Service.peer_id, Service.name, Service.protocol, Service.local_ip, Service.local_port,
-            Service.shared_ip, Service.shared_port,
+            Service.shared_ip, Service.shared_port, Service.local_ip6, Service.shared_ip6,
         ).join(Peer, Peer.id == Service.peer_id).where(Peer.wan_id == wan_id).order_by(Service.id)
     ):  # fmt: skip
         services.setdefault(row.peer_id, []).append(
@@ -93,6 +94,8 @@ def load_spec(
                 local_port=row.local_port,
                 shared_ip=_address(row.shared_ip),
                 shared_port=row.shared_port,
+                local_ip6=_address(row.local_ip6) if row.local_ip6 else None,  # type: ignore[arg-type]
+                shared_ip6=_address(row.shared_ip6) if row.shared_ip6 else None,  # type: ignore[arg-type]
             )
         )
     peers = []
@@ -101,7 +104,7 @@ def load_spec(
             Peer.id, Peer.uuid, Peer.name, Peer.kind, Peer.tunnel_ip, Peer.listen_port, Peer.public_key,
             Peer.private_key_enc, Peer.is_hub, Peer.hub_priority, Peer.endpoint_host, Peer.endpoint_port,
             Peer.has_port_forward, Peer.keepalive, Peer.mt_host, Peer.mt_port, Peer.mt_use_tls, Peer.mt_verify_cert,
-            Peer.mt_username, Peer.mt_password_enc, Peer.mt_auto_deploy, Peer.enabled,
+            Peer.mt_username, Peer.mt_password_enc, Peer.mt_auto_deploy, Peer.tunnel_ip6, Peer.enabled,
         ).where(Peer.wan_id == wan_id).order_by(Peer.id)
     ):  # fmt: skip
         secrets = all_secrets or p.id in secrets_for
@@ -136,6 +139,7 @@ def load_spec(
                 services=tuple(services.get(p.id, ())),
                 mikrotik=mikrotik,
                 enabled=p.enabled,
+                tunnel_ip6=_address(p.tunnel_ip6) if p.tunnel_ip6 else None,  # type: ignore[arg-type]
             )
         )
     return WanSpec(
@@ -154,4 +158,6 @@ def load_spec(
         peers=tuple(peers),
         # The PSKs are in the configs rendered with secrets (and in their hashes): loaded with any.
         psk_seed=crypto.decrypt(wan.psk_seed_enc) if wan.psk_seed_enc and (secrets_for or all_secrets) else None,
+        tunnel_cidr6=_network(wan.tunnel_cidr6) if wan.tunnel_cidr6 else None,  # type: ignore[arg-type]
+        services_cidr6=_network(wan.services_cidr6) if wan.services_cidr6 else None,  # type: ignore[arg-type]
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from sqlalchemy import select
@@ -11,12 +12,14 @@ from sqlalchemy import select
 from app import crypto
 from app.domain import addressing, conflicts, keys, validation
 from app.domain.errors import ConflictError, ValidationError
+from app.domain.model import WanSpec
 from app.domain.routeros.rules import default_interface_name
 from app.extensions import db
 from app.models import Wan
 from app.services import audit, changes
-from app.services.inputs import Collector, as_bool, text_list
+from app.services.inputs import Collector, as_bool, optional_text, text_list
 from app.services.specs import wan_spec
+from app.services.tx import lock_wan
 
 WAN_FIELDS = (
     "name",
@@ -31,6 +34,8 @@ WAN_FIELDS = (
     "mgmt_cidrs",
     "dns",
     "preshared_keys",
+    "tunnel_cidr6",
+    "services_cidr6",
 )
 DEFAULTS: dict[str, Any] = {
     "tunnel_cidr": "10.0.0.0/24",
@@ -43,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "mgmt_cidrs": [],
     "dns": [],
     "preshared_keys": False,
+    "tunnel_cidr6": None,
+    "services_cidr6": None,
 }
 
 
@@ -69,6 +76,13 @@ def _parse(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any
     ):
         net = c(addressing.parse_ipv4_network_strict, merged.get(field), field, label)
         out[field] = net
+    for field, label in (("tunnel_cidr6", "IPv6 tunnel range"), ("services_cidr6", "IPv6 services range")):
+        raw = optional_text(merged.get(field))
+        out[field] = c(addressing.parse_ula_range, raw, field, label) if raw is not None else None
+    if out["services_cidr6"] is not None and optional_text(merged.get("tunnel_cidr6")) is None:
+        c.errors.append(
+            ValidationError("An IPv6 services range needs an IPv6 tunnel range; set that first.", "services_cidr6")
+        )
     mgmt = c(text_list, merged.get("mgmt_cidrs"), "mgmt_cidrs") or []
     out["mgmt_cidrs"] = [
         str(n) for n in (c(addressing.parse_network_strict, m, "mgmt_cidrs", "Management CIDR") for m in mgmt) if n
@@ -90,6 +104,15 @@ def _check_name_free(name: str, wan_id: int | None) -> None:
         raise ConflictError(f"A WAN named '{name}' already exists; pick another name.", "name")
 
 
+def _stored(value: Any) -> Any:
+    return str(value) if isinstance(value, IPv4Network | IPv6Network) else value
+
+
+def suggested_tunnel_cidr6() -> str:
+    """A random /64 of fd00::/8 (RFC 4193) for the WAN form to offer."""
+    return str(addressing.suggest_ula64(secrets.randbits(40)))
+
+
 def create_wan(data: Mapping[str, Any]) -> Wan:
     if not data.get("interface_name"):
         # Unique per WAN, so one router can serve several WANs (each its own interface); WANs
@@ -98,9 +121,15 @@ def create_wan(data: Mapping[str, Any]) -> Wan:
         name = str(data.get("name") or "").strip()
         data = {**data, "interface_name": default_interface_name(name, taken)}
     values = _parse(data, DEFAULTS)
-    conflicts.check_wan_ranges(values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"])
+    conflicts.check_wan_ranges(
+        values["tunnel_cidr"],
+        values["services_cidr"],
+        values["nat_pool_cidr"],
+        tunnel_cidr6=values["tunnel_cidr6"],
+        services_cidr6=values["services_cidr6"],
+    )
     _check_name_free(values["name"], None)
-    wan = Wan(**{k: (str(v) if isinstance(v, IPv4Network) else v) for k, v in values.items()})
+    wan = Wan(**{k: _stored(v) for k, v in values.items()})
     _sync_psk_seed(wan)
     db.session.add(wan)
     db.session.flush()
@@ -112,13 +141,21 @@ def update_wan(wan: Wan, data: Mapping[str, Any]) -> Wan:
     changes.touched(wan.id)
     before = _summary(wan)
     values = _parse(data, before)
+    spec = wan_spec(wan)
     conflicts.check_wan_ranges(
-        values["tunnel_cidr"], values["services_cidr"], values["nat_pool_cidr"], wan=wan_spec(wan)
+        values["tunnel_cidr"],
+        values["services_cidr"],
+        values["nat_pool_cidr"],
+        wan=spec,
+        tunnel_cidr6=values["tunnel_cidr6"],
+        services_cidr6=values["services_cidr6"],
     )
     _check_name_free(values["name"], wan.id)
     for key, value in values.items():
-        setattr(wan, key, str(value) if isinstance(value, IPv4Network) else value)
+        setattr(wan, key, _stored(value))
     _sync_psk_seed(wan)
+    if values["tunnel_cidr6"] != spec.tunnel_cidr6:
+        _number_peers6(wan, spec, values["tunnel_cidr6"])
     audit.record_update(wan, f"WAN '{wan.name}'", before, _summary(wan))
     return wan
 
@@ -139,6 +176,16 @@ def rotate_psks(wan: Wan) -> Wan:
     wan.psk_seed_enc = crypto.encrypt(keys.generate_psk_seed())
     audit.record_network("rotate-psks", wan, f"WAN '{wan.name}': every preshared key replaced")
     return wan
+
+
+def _number_peers6(wan: Wan, spec: WanSpec, tunnel_cidr6: IPv6Network | None) -> None:
+    """Give every peer an address in the new IPv6 tunnel range (or take them away), in the same
+    transaction as the range itself: every config changes, so every peer goes stale."""
+    lock_wan(wan.id)
+    numbers = conflicts.number_peers6(spec, tunnel_cidr6) if tunnel_cidr6 is not None else {}
+    for peer in wan.peers:
+        addr = numbers.get(peer.id)
+        peer.tunnel_ip6 = str(addr) if addr is not None else None
 
 
 def delete_wan(wan: Wan) -> None:

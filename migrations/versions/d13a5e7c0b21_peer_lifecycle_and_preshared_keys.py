@@ -1,7 +1,7 @@
 """peer lifecycle (enabled, expires_at) and preshared keys
 
 Revision ID: d13a5e7c0b21
-Revises: 5ec0a1d2b3c4
+Revises: b6d1e0a7c914
 Create Date: 2026-12-06 21:15:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "d13a5e7c0b21"
-down_revision = "5ec0a1d2b3c4"
+down_revision = "b6d1e0a7c914"
 branch_labels = None
 depends_on = None
 

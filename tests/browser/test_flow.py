@@ -4,7 +4,10 @@ Register the first admin → create a WAN → add a hub, a server, a client and 
 overlapping LAN and see the conflict under the field → switch to Client and see the callout → resolve
 with Auto-NAT → download a .conf → add a peer and see the stale badge → download again, badge gone →
 deploy to the simulated router and watch the job page reach done → open the topology page.
-Each key page is saved at 1280×800 and 390×844 under test-output/screenshots/.
+Then what issue 15 asked for: the header and stale banner update in place after "Get config", the
+Auto-NAT box re-runs the live check, a client form without router-only fields, copy buttons, the masked
+config preview, the audit log's tabs, the phone menu, and every page in light and dark mode.
+Each key page is saved at 1280×800 and 390×844, light and dark, under test-output/screenshots/.
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ def expect(locator: Any) -> Any:
     return pw_expect(locator)
 
 
+BACKGROUND = "() => getComputedStyle(document.body).backgroundColor"
+
+
 class Shots:
-    """Full-page screenshots at both viewports; each also checks the page does not overflow sideways."""
+    """Full-page screenshots at both viewports, light and dark; each also checks the page does not
+    overflow sideways and that dark mode (prefers-color-scheme) really darkens it."""
 
     def __init__(self, page: Any, folder: Path) -> None:
         self.page = page
@@ -38,15 +45,26 @@ class Shots:
         self.taken: list[Path] = []
 
     def __call__(self, name: str) -> None:
-        for label, (width, height) in VIEWPORTS.items():
-            self.page.set_viewport_size({"width": width, "height": height})
-            overflow = self.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 1, f"{name} at {width}px is {overflow}px wider than the screen"
-            path = self.folder / f"{name}-{label}-{width}x{height}.png"
-            self.page.screenshot(path=str(path), full_page=True)
-            self.taken.append(path)
+        for scheme in ("light", "dark"):
+            self.page.emulate_media(color_scheme=scheme)
+            background = self.page.evaluate(BACKGROUND)
+            assert (background == "rgb(14, 20, 28)") == (scheme == "dark"), (name, scheme, background)
+            for label, (width, height) in VIEWPORTS.items():
+                self.page.set_viewport_size({"width": width, "height": height})
+                overflow = self.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 1, f"{name} at {width}px is {overflow}px wider than the screen"
+                path = self.folder / f"{name}-{label}-{scheme}-{width}x{height}.png"
+                self.page.screenshot(path=str(path), full_page=True)
+                self.taken.append(path)
+        self.page.emulate_media(color_scheme="light")
         width, height = VIEWPORTS["desktop"]
         self.page.set_viewport_size({"width": width, "height": height})
+
+    def phone(self) -> None:
+        self.page.set_viewport_size(dict(zip(("width", "height"), VIEWPORTS["phone"], strict=True)))
+
+    def desktop(self) -> None:
+        self.page.set_viewport_size(dict(zip(("width", "height"), VIEWPORTS["desktop"], strict=True)))
 
 
 def add_peer(page: Any, wan_url: str, name: str, kind: str = "server", **fields: Any) -> int:
@@ -83,6 +101,19 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     page.fill("#confirm", PASSWORD)
     page.get_by_role("button", name="Create admin account").click()
     expect(page.locator(".flash-success")).to_contain_text("You are the admin")
+    # A favicon, and on a phone a top bar of one row whose menu opens the navigation.
+    expect(page.locator('link[rel="icon"]')).to_have_attribute("href", "/static/favicon.svg")
+    shot.phone()
+    bar = page.locator("header.topbar")
+    assert bar.bounding_box()["height"] < 60
+    expect(page.locator("#main-nav")).to_be_hidden()
+    page.locator("label.nav-toggle-label").click()
+    expect(page.locator("#main-nav")).to_be_visible()
+    expect(page.locator("#main-nav").get_by_role("link", name="Jobs")).to_be_visible()
+    page.locator("label.nav-toggle-label").click()
+    expect(page.locator("#main-nav")).to_be_hidden()
+    shot.desktop()
+    expect(page.locator("#main-nav")).to_be_visible()
 
     # --- a WAN and four peers ----------------------------------------------------------------------
     page.get_by_role("link", name="New WAN").first.click()
@@ -122,13 +153,22 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     callout = page.locator("#client-callout")
     expect(callout).to_be_visible()
     expect(callout).to_contain_text("reaches every routed LAN")
+    expect(callout).not_to_contain_text("below")
+    # A phone needs no hub role, endpoint, listen port, port-forward or "routed".
+    for field in ("#is_hub", "#endpoint", "#listen_port", "#has_port_forward", "#subnet_routed"):
+        expect(page.locator(field)).to_be_hidden()
+    expect(page.locator("#tunnel_ip")).to_be_visible()
     shot("peer-form-client-callout")
+    shot.phone()
+    kind_box = page.locator("#kind").bounding_box()
+    assert kind_box["x"] + kind_box["width"] <= VIEWPORTS["phone"][0], "the Type select is cut off"
+    shot.desktop()
     page.select_option("#kind", "server")
     expect(callout).to_have_count(0)
+    expect(page.locator("#endpoint")).to_be_visible()
 
+    # Ticking Auto-NAT re-runs the live check at once: no need to type in the field again.
     page.check("#subnet_auto_nat")
-    page.fill("#subnet", "")
-    page.locator("#subnet").press_sequentially("192.168.88.0/24", delay=5)
     expect(page.locator("#subnet-messages .warning")).to_contain_text("other peers will reach it as 172.16.0.0/24")
     expect(page.locator("#subnet-messages .error")).to_have_count(0)
     page.get_by_role("button", name="Add peer").click()
@@ -138,9 +178,22 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     # --- a .conf, then a new peer makes it stale, a new download clears it ---------------------------
     page.goto(f"/peers/{vps}")
     expect(page.locator("#stale-banner")).to_contain_text("Config not applied yet")
+    expect(page.locator("h1 .badge-new")).to_have_text("Not applied")
+    # The config preview, private key masked; the public key's copy button.
+    page.locator("#config-preview summary").click()
+    expect(page.locator("#config-preview-text")).to_contain_text("PrivateKey = <hidden>")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = page.locator('button[data-copy-target="#public-key"]')
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("() => navigator.clipboard.readText()") == page.locator("#public-key").inner_text()
+    shot("peer-preview")
+    # "Get config" updates the header and the banner in place: no reload.
     assert "[Interface]" in download_config(page, "Get config")
+    expect(page.locator(".banner-stale")).to_have_count(0)
+    expect(page.locator("h1 .badge-new")).to_have_count(0)
     page.reload()
-    expect(page.locator("#stale-banner")).to_have_count(0)
+    expect(page.locator(".banner-stale")).to_have_count(0)
 
     add_peer(page, wan_url, "phone", kind="client")
     page.goto(f"/peers/{vps}")
@@ -149,12 +202,23 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     expect(page.locator("#stale-banner pre.diff")).to_contain_text("+[Peer]")
     shot("peer-stale")
     assert "[Interface]" in download_config(page, "Get updated config")
-    page.reload()
-    expect(page.locator("#stale-banner")).to_have_count(0)
+    expect(page.locator(".banner-stale")).to_have_count(0)
     expect(page.locator("h1 .badge-stale")).to_have_count(0)
+
+    # A client's page keeps "Add network" and "Publish service" under Advanced.
+    page.goto(wan_url)
+    page.locator("#peers-table").get_by_role("link", name="phone").click()
+    expect(page.get_by_role("button", name="Add network")).to_be_hidden()
+    expect(page.get_by_role("button", name="Publish")).to_be_hidden()
+    page.locator("#subnet-advanced summary").click()
+    expect(page.get_by_role("button", name="Add network")).to_be_visible()
+    shot("peer-client")
 
     page.goto(wan_url)
     expect(page.locator("#peers-table tbody tr")).to_have_count(6)
+    # branch is NATed, office is not: the page says which prefix is unreachable from whom, and the fix.
+    unreachable = page.locator("#conflicts .conflict-list li", has_text="unreachable from 'branch'")
+    expect(unreachable).to_contain_text("Auto-NAT 192.168.88.0/24 on 'office' too")
     shot("wan")
 
     # --- deploy to the simulated router through the queue -------------------------------------------
@@ -164,6 +228,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     deploy = router.get_by_role("button", name=re.compile(r"^Deploy approved plan \(\d+ changes?\)$"))
     expect(deploy).to_be_visible(timeout=30_000)
     deploy.click()
+    expect(page.locator("#router-job .job-status-head")).to_contain_text("Deploy")
     job_link = page.locator("#router-job .job-status-head a", has_text="job #")
     expect(job_link).to_be_visible()
     job_link.click()
@@ -172,11 +237,46 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     status = page.locator(".job-status").first
     expect(status.locator(".badge-job-succeeded")).to_be_visible(timeout=45_000)
     expect(status.locator("progress.job-progress")).to_have_attribute("value", "100")
+    expect(page.locator(".job-no-worker")).to_have_count(0)  # a worker runs: never "No worker is running"
     shot("job-done")
     assert any(r.get("comment", "").startswith("WAN-Overlay-Manager:") for r in stack.sim.rows("/interface/wireguard"))
 
     page.goto(f"/peers/{office}")
     expect(page.locator("#router .router-state")).to_contain_text("deployed config is current")
+
+    # --- the audit log: actions apart from router calls, credited to the admin who clicked -----------------
+    page.goto(wan_url)
+    page.get_by_role("link", name="Audit log").click()
+    actions = page.locator(".audit-table")
+    expect(actions).to_contain_text("Preflight of router 'office' requested")
+    expect(actions).to_contain_text("Deploy of router 'office' requested")
+    expect(actions.locator("tbody tr", has_text="Deploy of router").first).to_contain_text(EMAIL)
+    expect(actions).not_to_contain_text("router-call")
+    shot("audit-actions")
+    page.get_by_role("link", name=re.compile(r"^Router calls")).click()
+    expect(page.locator(".audit-table tbody tr").first).to_contain_text(EMAIL)
+    expect(page.locator(".audit-table")).to_contain_text("/interface/wireguard")
+    shot("audit-router-calls")
+
+    # --- jobs and users on a phone: dates and the role select are not squeezed -------------------------
+    page.goto("/jobs")
+    shot.phone()
+    clipped = page.evaluate(
+        "() => [...document.querySelectorAll('.job-table td.when')].filter(td => td.scrollWidth > td.clientWidth).length"
+    )
+    assert clipped == 0
+    # Nor does the card clip the table (its wrapper would scroll sideways).
+    wrap = page.evaluate(
+        "() => { const w = document.querySelector('#job-table'); return w.scrollWidth - w.clientWidth; }"
+    )
+    assert wrap <= 1, f"the jobs table is {wrap}px wider than its card"
+    shot.desktop()
+    shot("jobs")
+    page.goto("/users/")
+    shot.phone()
+    assert page.locator(".users-table select").first.bounding_box()["width"] >= 100
+    shot.desktop()
+    shot("users")
 
     # --- the topology page ------------------------------------------------------------------------------
     page.goto(wan_url)
@@ -198,4 +298,4 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     expect(page.locator("#last-jobs tbody tr").first).to_contain_text("Deploy")
     shot("dashboard")
 
-    assert len(shot.taken) == 14 and all(p.stat().st_size > 5_000 for p in shot.taken)
+    assert len(shot.taken) == 4 * 13 and all(p.stat().st_size > 5_000 for p in shot.taken)

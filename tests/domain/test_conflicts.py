@@ -237,8 +237,9 @@ def test_ipv6_subnets() -> None:
     assert check_subnet(wan, 3, ip_network("2001:db8:2::/48"), True, False).nat_cidr is None
     err = conflict_of(check_subnet, wan, 3, ip_network("2001:db8:1:5::/64"), True, True)
     assert err.message == (
-        "2001:db8:1:5::/64 is IPv6 and the NAT pool 172.16.0.0/12 is IPv4, so it cannot be NAT'd; mark it "
-        "not routed or renumber it."
+        "2001:db8:1:5::/64 is IPv6, and WireWAN does not NAT IPv6 (no NAT66): IPv6 prefixes, ULAs included, "
+        "are meant to be unique. Re-address this LAN (for a ULA, a fresh random /64 from fd00::/8) or mark it "
+        "not routed."
     )
     assert isinstance(err, ConflictError) and err.fixes == ("not_routed", "renumber")
 

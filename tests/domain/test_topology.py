@@ -321,7 +321,9 @@ def test_nat_subnet_is_seen_under_its_translation() -> None:
             1,
             net("192.168.1.0/24"),
             "192.168.1.0/24 of peer 'a' is unreachable from 'b': it overlaps b's own LAN "
-            "192.168.1.0/24. Fix: NAT one side (Auto-NAT) or mark one not routed.",
+            "192.168.1.0/24. b's LAN is published to the others as 172.16.0.0/24, but inside b that range "
+            "is its own. Fix: Auto-NAT 192.168.1.0/24 on 'a' too (b then reaches it under its translation), "
+            "or mark one not routed.",
         ),
     )
 
@@ -452,3 +454,24 @@ def test_ipv6_lans_are_routed_and_sorted_after_v4() -> None:
     )
     topo = build_topology(wan)
     assert section(topo, 2, 1).allowed_ips == nets("10.0.0.1/32", "192.168.1.0/24", "2001:db8:1::/64")
+
+
+def test_with_both_overlapping_lans_natted_nothing_is_unreachable() -> None:
+    # The demo WAN after Auto-NAT on both sides: no conflict is left to report.
+    wan = wan_of(
+        peer(1, "a", subnets=(subnet(1, "192.168.1.0/24", nat="172.16.1.0/24"),)),
+        peer(2, "b", subnets=(subnet(2, "192.168.1.0/24", nat="172.16.0.0/24"),)),
+        peer(3, "c"),
+    )
+    topo = build_topology(wan)
+    assert topo.unreachable == ()
+    assert section(topo, 2, 1).allowed_ips == nets("10.0.0.1/32", "172.16.1.0/24")
+
+
+def test_without_nat_on_either_side_the_fix_names_both_lans() -> None:
+    wan = wan_of(
+        peer(1, "a", subnets=(subnet(1, "192.168.1.0/24"),)),
+        peer(2, "b", subnets=(subnet(2, "192.168.1.0/25"),)),
+    )
+    messages = [u.message for u in build_topology(wan).unreachable]
+    assert messages and all("Auto-NAT both LANs" in m for m in messages)

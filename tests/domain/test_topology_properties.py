@@ -6,7 +6,7 @@ The oracle here is written independently of app/domain/topology.py, from DESIGN.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,13 +26,18 @@ LANS = [
     "2001:db8::/64",
     "2001:db8::/48",
     "10.0.0.0/22",  # overlaps the tunnel and services ranges: refused at save, must stay consistent
+    "fd20::/64",
+    "fd20::/56",
+    "fd10:77::/48",  # overlaps the IPv6 tunnel and services ranges of a dual-stack WAN
 ]
+TUNNEL6, SERVICES6 = ip_network("fd10:77::/64"), ip_network("fd10:77:0:5::/64")
 NATS = ["172.16.0.0/24", "172.16.1.0/24", "172.16.2.0/24"]
 
 
 @st.composite
 def wans(draw: st.DrawFn) -> WanSpec:
     n = draw(st.integers(1, 7))
+    dual = draw(st.booleans())
     hosts = draw(st.lists(st.integers(1, 60), min_size=n, max_size=n, unique=True))
     peers = []
     sid = 0
@@ -48,6 +53,7 @@ def wans(draw: st.DrawFn) -> WanSpec:
         services = []
         for _ in range(draw(st.integers(0, 1))):
             sid += 1
+            over6 = dual and draw(st.booleans())
             services.append(
                 ServiceSpec(
                     sid,
@@ -57,6 +63,8 @@ def wans(draw: st.DrawFn) -> WanSpec:
                     22,
                     ip_address(f"10.0.5.{draw(st.integers(1, 4))}"),
                     2200 + sid,
+                    local_ip6=IPv6Address(f"fd10:77::{host}") if over6 else None,
+                    shared_ip6=IPv6Address(f"fd10:77:0:5::{draw(st.integers(1, 4))}") if over6 else None,
                 )
             )
         peers.append(
@@ -75,9 +83,18 @@ def wans(draw: st.DrawFn) -> WanSpec:
                 keepalive=draw(st.none() | st.integers(0, 60)),
                 subnets=tuple(subnets),
                 services=tuple(services),
+                # Dual stack: mostly ::host, sometimes an address another peer has too (refused at
+                # save, must stay consistent).
+                tunnel_ip6=IPv6Address(f"fd10:77::{draw(st.sampled_from([host, host, 1]))}") if dual else None,
             )
         )
-    return wan_of(*peers, topology=draw(st.sampled_from(TOPOLOGIES)), keepalive=draw(st.sampled_from([0, 25])))
+    return wan_of(
+        *peers,
+        topology=draw(st.sampled_from(TOPOLOGIES)),
+        keepalive=draw(st.sampled_from([0, 25])),
+        tunnel_cidr6=TUNNEL6 if dual else None,
+        services_cidr6=SERVICES6 if dual else None,
+    )
 
 
 # --- independent oracle --------------------------------------------------------------------------
@@ -85,8 +102,11 @@ def wans(draw: st.DrawFn) -> WanSpec:
 
 def advertised(p: PeerSpec) -> set[IPNetwork]:
     out: set[IPNetwork] = {ip_network(p.tunnel_ip)}
+    if p.tunnel_ip6 is not None:
+        out.add(ip_network(p.tunnel_ip6))
     out |= {s.nat_cidr or s.cidr for s in p.subnets if s.routed}
     out |= {ip_network(s.shared_ip) for s in p.services}
+    out |= {ip_network(s.shared_ip6) for s in p.services if s.shared_ip6 is not None}
     return out
 
 
@@ -130,7 +150,7 @@ def check(wan: WanSpec, topo: TopologyResult) -> None:
     by_id = {p.id: p for p in wan.peers}
     relay = oracle_relay(wan)
     assert relay_peer_id(wan) == relay
-    aggregates = {wan.tunnel_cidr, wan.services_cidr}
+    aggregates = {r for r in (wan.tunnel_cidr, wan.services_cidr, wan.tunnel_cidr6, wan.services_cidr6) if r}
     assert list(topo.views) == [p.id for p in sorted(wan.peers, key=lambda p: (p.tunnel_ip, p.id))]
 
     for x in wan.peers:
@@ -206,9 +226,12 @@ def check(wan: WanSpec, topo: TopologyResult) -> None:
                 assert {a.id, b.id} <= {s.peer_id for s in rv.sections}
                 assert rv.relays and rv.forwards
                 for one, other in ((a, b), (b, a)):
-                    target = ip_network(other.tunnel_ip)
-                    if (other.id, target) not in {(u.peer_id, u.prefix) for u in rv.unreachable}:
-                        assert [s.peer_id for s in resolve(rv.sections, target)] == [other.id], one
+                    for addr in (other.tunnel_ip, other.tunnel_ip6):
+                        if addr is None:
+                            continue
+                        target = ip_network(addr)
+                        if (other.id, target) not in {(u.peer_id, u.prefix) for u in rv.unreachable}:
+                            assert [s.peer_id for s in resolve(rv.sections, target)] == [other.id], one
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

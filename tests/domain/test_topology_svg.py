@@ -7,7 +7,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from ipaddress import IPv4Network
 
-from app.domain.model import PeerSpec, WanSpec
+import pytest
+
+from app.domain.model import PeerKind, PeerSpec, WanSpec
 from app.domain.topology import build_topology
 from app.domain.topology_svg import (
     CELL_WIDTH,
@@ -16,7 +18,9 @@ from app.domain.topology_svg import (
     SMALL_FONT,
     TopologyDrawing,
     layout,
+    plan,
     render_svg,
+    route_clearance,
 )
 from tests.domain.test_topology import peer, subnet, wan_of
 
@@ -131,7 +135,11 @@ def test_relayed_paths_are_dashed_and_labelled_with_the_relay() -> None:
     assert relayed[0].get("stroke-dasharray")
     labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "topo-via"]
     assert labels == ["via hub"]
-    direct = [el for el in root.iter(f"{SVG}line") if "topo-edge" in (el.get("class") or "")]
+    direct = [
+        el
+        for el in root.iter()
+        if "topo-edge" in (el.get("class") or "").split() and "topo-relayed" not in (el.get("class") or "")
+    ]
     assert all(el.get("stroke-dasharray") is None for el in direct)
     assert len(direct) == len([e for e in build_topology(wan).edges if e.via is None])
 
@@ -179,8 +187,9 @@ def test_hub_in_the_centre_servers_inside_clients_outside() -> None:
     hub = cells[1]
     xs = [c.x for c in cells.values()]
     ys = [c.y for c in cells.values()]
-    assert math.isclose(hub.x, (min(xs) + max(xs)) / 2, abs_tol=1)
-    assert math.isclose(hub.y, (min(ys) + max(ys)) / 2, abs_tol=1)
+    # The hub is the rings' centre: nearer the middle of the drawing than any other peer.
+    mid = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+    assert min(cells, key=lambda pid: math.dist((cells[pid].x, cells[pid].y), mid)) == 1
 
     def dist(pid: int) -> float:
         return math.hypot(cells[pid].x - hub.x, cells[pid].y - hub.y)
@@ -244,3 +253,130 @@ def test_small_wans_draw_every_edge() -> None:
     peers: list[PeerSpec] = [peer(i, f"p{i}") for i in range(1, 9)]
     drawing = draw(wan_of(*peers))
     assert drawing.direct_drawn == drawing.direct_total == 28 and drawing.notes == ()
+
+
+# --- geometry on generated WANs --------------------------------------------------------------------
+# The drawing must read: no two nodes (with their labels) overlap, no edge runs within a node's
+# radius of a node it does not join, no two labels overlap and everything lies in the view box.
+
+KINDS: tuple[PeerKind, ...] = ("server", "mikrotik", "client")
+
+
+def generated(topology: str, n: int, *, hubs: int = 0, cgnat_every: int = 0) -> WanSpec:
+    peers = []
+    for i in range(1, n + 1):
+        kind = KINDS[i % 3] if i > hubs else "server"
+        cgnat = i > hubs and (kind == "client" or (cgnat_every and i % cgnat_every == 0))
+        subnets = (subnet(i, f"10.{100 + i // 250}.{i % 250}.0/24"),) if kind == "mikrotik" else ()
+        peers.append(
+            peer(
+                i,
+                f"{'hub' if i <= hubs else kind}-{i}",
+                kind=kind,
+                ip=f"10.0.{i // 250}.{i % 250 + 1}",
+                endpoint=not cgnat,
+                hub=i <= hubs,
+                subnets=subnets,
+            )
+        )
+    wan = wan_of(*peers, topology=topology)  # type: ignore[arg-type]
+    return replace(wan, tunnel_cidr=IPv4Network("10.0.0.0/22"))
+
+
+GENERATED = {
+    "mesh-3": lambda: generated("mesh", 3),
+    "mesh-4": lambda: generated("mesh", 4),
+    "mesh-4-servers": lambda: wan_of(*(peer(i, f"p{i}") for i in range(1, 5))),
+    "mesh-10": lambda: generated("mesh", 10),
+    "mesh-30": lambda: generated("mesh", 30),
+    "hub-spoke-3": lambda: generated("hub_spoke", 3, hubs=1),
+    "hub-spoke-50": lambda: generated("hub_spoke", 50, hubs=1),
+    "hub-spoke-200": lambda: generated("hub_spoke", 200, hubs=1),
+    "hybrid-cgnat-8": lambda: generated("hybrid", 8, hubs=1, cgnat_every=4),
+    "hybrid-cgnat-20": lambda: generated("hybrid", 20, hubs=1, cgnat_every=3),
+    "hybrid-2-hubs-40": lambda: generated("hybrid", 40, hubs=2, cgnat_every=5),
+    "issue-hub-spoke": lambda: wan_of(
+        peer(1, "hq", hub=True),
+        peer(2, "homeb", kind="mikrotik", subnets=(subnet(2, "192.168.2.0/24"),)),
+        peer(3, "alice-phone", kind="client", endpoint=False),
+        topology="hub_spoke",
+    ),
+    # The demo WAN as ./run.sh demo seeds it: a mesh whose relay (office) takes the centre.
+    "demo-mesh": lambda: wan_of(
+        peer(1, "office", kind="mikrotik", subnets=(subnet(1, "192.168.88.0/24"),)),
+        peer(2, "branch", kind="mikrotik", subnets=(subnet(2, "192.168.88.0/24", nat="172.16.0.0/24"),)),
+        peer(3, "vps"),
+        peer(4, "laptop", kind="client", endpoint=False),
+    ),
+    "demo": lambda: wan_of(
+        peer(1, "vps", hub=True),
+        peer(2, "office", kind="mikrotik", subnets=(subnet(2, "192.168.88.0/24"),)),
+        peer(
+            3, "branch", kind="mikrotik", endpoint=False, subnets=(subnet(3, "192.168.88.0/24", nat="172.16.0.0/24"),)
+        ),
+        peer(4, "laptop", kind="client", endpoint=False),
+        topology="hybrid",
+    ),
+}
+
+
+def boxes_overlap(p: tuple[float, float, float, float], q: tuple[float, float, float, float]) -> bool:
+    return p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_generated_wans_draw_readably(name: str) -> None:
+    wan = GENERATED[name]()
+    drawn, _, _, _ = plan(wan, build_topology(wan))
+    cells = drawn.layout.cells
+    assert len(cells) == len(wan.peers)
+    # No two nodes (glyph and labels) overlap; no two glyphs even come close.
+    assert _overlapping(cells) == []
+    glyphs = list(cells.values())
+    for i, a in enumerate(glyphs):
+        for b in glyphs[i + 1 :]:
+            assert math.hypot(a.gx - b.gx, a.gy - b.gy) > a.r + b.r, (a.peer_id, b.peer_id)
+    # No edge passes within a node's radius of a node it does not join.
+    routes = (*drawn.direct, *drawn.relayed)
+    for route in routes:
+        assert route_clearance(route, glyphs) >= 0, (name, route.edge)
+    # No two labels overlap: node labels (the cells) and the relayed paths' "via" labels.
+    label_boxes = [c.box for c in glyphs] + [lb.box for lb in drawn.labels]
+    for i, p in enumerate(label_boxes):
+        for q in label_boxes[i + 1 :]:
+            assert not boxes_overlap(p, q)
+    # Everything fits the view box.
+    width, height = drawn.layout.width, drawn.layout.height
+    for left, top, right, bottom in label_boxes:
+        assert left >= 0 and top >= 0 and right <= width and bottom <= height
+    for route in routes:
+        for x, y in route.polyline():
+            assert 0 <= x <= width and 0 <= y <= height
+    # The SVG says the same and stays well-formed.
+    root = parse(draw(wan).svg)
+    assert root.get("viewBox") == f"0 0 {int(width)} {int(height)}"
+
+
+def test_four_peers_do_not_stand_on_one_line() -> None:
+    for name in ("mesh-4", "mesh-4-servers", "demo", "demo-mesh"):
+        cells = layout(GENERATED[name]()).cells
+        xs = {round(c.gx) for c in cells.values()}
+        ys = {round(c.gy) for c in cells.values()}
+        assert len(xs) > 1 and len(ys) > 1, name
+        # Not even three of them on one line.
+        glyphs = [(c.gx, c.gy) for c in cells.values()]
+        for i, a in enumerate(glyphs):
+            for j, b in enumerate(glyphs[i + 1 :], i + 1):
+                for c in glyphs[j + 1 :]:
+                    area = abs((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])) / 2
+                    side = max(math.dist(a, b), math.dist(a, c), math.dist(b, c))
+                    assert 2 * area / side > 30, (name, a, b, c)  # the triangle is more than a sliver
+
+
+def test_a_hub_tunnel_never_runs_through_another_peer() -> None:
+    # The issue's picture: hq–alice-phone drawn straight through homeb.
+    wan = GENERATED["issue-hub-spoke"]()
+    drawn, _, _, _ = plan(wan, build_topology(wan))
+    phone = [r for r in drawn.direct if {r.edge.a, r.edge.b} == {1, 3}]
+    assert len(phone) == 1
+    assert route_clearance(phone[0], drawn.layout.cells.values()) >= 0

@@ -11,12 +11,13 @@ import hashlib
 import os
 import re
 from dataclasses import replace
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from app.domain.model import WanSpec
+from app.domain.model import PeerSpec, WanSpec
 from app.domain.topology import build_topology
 from app.domain.wireguard import (
     BYOK_COMMENT,
@@ -101,6 +102,36 @@ def scenarios() -> dict[str, WanSpec]:
             keepalive=0,
             dns=(ip_address("10.0.0.1"), ip_address("2001:db8::53")),
         ),
+        # Dual stack (issue 14): a hub relays a CGNAT pair, a site routes a v4 and a v6 LAN, the hub
+        # publishes a LAN service over both families and one on itself over IPv4 only.
+        "dual_stack": dual(
+            peer(
+                1,
+                "hub",
+                hub=True,
+                subnets=(subnet(1, "192.168.1.0/24", routed=False), subnet(2, "fd20:1::/64", routed=False)),
+                services=(
+                    replace(
+                        service(1, "10.0.5.1", 80, "192.168.1.10", 8080),
+                        local_ip6=ip_address("fd20:1::10"),
+                        shared_ip6=ip_address("fd10:78::1"),
+                    ),
+                    service(2, "10.0.5.2", 2222, "10.0.0.1", 22),
+                ),
+            ),
+            peer(2, "site", kind="mikrotik", subnets=(subnet(3, "192.168.2.0/24"), subnet(4, "fd20:2::/64"))),
+            peer(3, "laptop", kind="client", endpoint=False),
+            peer(4, "phone", kind="client", endpoint=False),
+            topology="hub_spoke",
+        ),
+        # A dual-stack mesh of servers: the relay forwards both families; a v4-only LAN owner
+        # forwards IPv4 only.
+        "dual_stack_mesh": dual(
+            peer(1, "srv1"),
+            peer(2, "srv2", subnets=(subnet(1, "192.168.2.0/24"),)),
+            peer(3, "cg", endpoint=False),
+            peer(4, "cg2", kind="client", endpoint=False),
+        ),
         # a and b both route 192.168.1.0/24 without NAT (refused at save; stays consistent).
         "unreachable_overlap": wan_of(
             peer(1, "a", subnets=(subnet(1, "192.168.1.0/24"),)),
@@ -108,6 +139,16 @@ def scenarios() -> dict[str, WanSpec]:
             peer(3, "c", kind="client"),
         ),
     }
+
+
+def dual(*peers: PeerSpec, **kw: Any) -> WanSpec:
+    """A dual-stack WAN: fd10:77::/64 tunnel range (peer n gets ::n), fd10:78::/64 services."""
+    return wan_of(
+        *(replace(p, tunnel_ip6=ip_address(f"fd10:77::{p.id}")) for p in peers),
+        tunnel_cidr6=ip_network("fd10:77::/64"),
+        services_cidr6=ip_network("fd10:78::/64"),
+        **kw,
+    )
 
 
 CASES = [(name, p.id, p.name) for name, wan in scenarios().items() for p in wan.peers]

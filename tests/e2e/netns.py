@@ -46,20 +46,22 @@ from pathlib import Path
 INTERNET = "198.18.0"  # 198.18.0.0/24 on the "internet" bridge (RFC 2544 benchmarking range)
 CGNAT_PUBLIC = f"{INTERNET}.254"
 CGNAT_INSIDE = "100.64.0"  # the carrier's private side (RFC 6598 shared address space)
-TOOLS = ("ip", "wg", "wg-quick", "wireguard-go", "iptables", "ping", "curl")
+TOOLS = ("ip", "wg", "wg-quick", "wireguard-go", "iptables", "ip6tables", "ping", "curl")
 TTL_RE = re.compile(r"\bttl=(\d+)")
-FROM_RE = re.compile(r"^From (\S+) .*Time to live exceeded", re.MULTILINE)
+# IPv4: "Time to live exceeded"; IPv6: "Time exceeded: Hop limit".
+FROM_RE = re.compile(r"^From (\S+?):? .*(?:Time to live exceeded|Time exceeded: Hop limit)", re.MULTILINE)
 PRIVATE_KEY_RE = re.compile(r"^(PrivateKey\s*=\s*)\S+", re.MULTILINE)
 
 ECHO_SERVER = r"""
-import http.server, sys
+import http.server, socket, sys
 
 BODY = open(sys.argv[3], encoding="utf-8").read()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        data = f"{BODY}\nclient={self.client_address[0]}\n".encode()
+        client = self.client_address[0].removeprefix("::ffff:")  # IPv4 on a dual-stack socket
+        data = f"{BODY}\nclient={client}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
@@ -70,7 +72,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    # "::" listens on IPv6 and (dual-stack socket) IPv4 alike.
+    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+
+
+Server((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
 """
 
 
@@ -143,6 +150,10 @@ class Network:
         # No ICMP rate limit in our namespaces: a fresh namespace starts without ICMP credit, and
         # first_hop() relies on a relay's "Time to live exceeded" coming back at once.
         self.run(name, "sysctl", "-qw", "net.ipv4.icmp_ratemask=0")
+        # The same for ICMPv6 ("Time exceeded: Hop limit"), and no duplicate address detection: a
+        # tunnel's IPv6 address is usable as soon as wg-quick added it.
+        self.run(name, "sysctl", "-qw", "net.ipv6.icmp.ratelimit=0")
+        self.run(name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
         return name
 
     def _veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
@@ -239,7 +250,8 @@ class Network:
                bind, str(port), str(body_file)]  # fmt: skip
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.servers.append(proc)
-        url = f"http://{'127.0.0.1' if bind == '0.0.0.0' else bind}:{port}/"
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(bind, f"[{bind}]" if ":" in bind else bind)
+        url = f"http://{host}:{port}/"
         deadline = time.monotonic() + 5
         while True:
             if self.run(node, "curl", "-sf", "-m", "1", "-o", "/dev/null", url, check=False).returncode == 0:
@@ -304,7 +316,7 @@ class Network:
         deadline = time.monotonic() + within
         while True:
             started = time.monotonic()
-            proc = self.run(node, "ping", "-n", "-c1", "-W1", dst, check=False)
+            proc = self.run(node, "ping", *_family(dst), "-n", "-c1", "-W1", dst, check=False)
             match = TTL_RE.search(proc.stdout)
             if proc.returncode == 0 and match:
                 return int(match.group(1))
@@ -321,7 +333,7 @@ class Network:
             assert node.ns in self.namespaces
         procs = [
             (node.name, dst, subprocess.Popen(
-                ["ip", "netns", "exec", node.ns, "ping", "-n", "-q", "-c1", f"-W{wait}", dst],
+                ["ip", "netns", "exec", node.ns, "ping", *_family(dst), "-n", "-q", "-c1", f"-W{wait}", dst],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
             for node, dst in probes
@@ -333,7 +345,7 @@ class Network:
         else the relay in between (its "Time to live exceeded")."""
         deadline = time.monotonic() + within
         while True:
-            proc = self.run(node, "ping", "-n", "-c1", "-W0.5", "-t1", dst, check=False)
+            proc = self.run(node, "ping", *_family(dst), "-n", "-c1", "-W0.5", "-t1", dst, check=False)
             match = FROM_RE.search(proc.stdout)
             if match:
                 return match.group(1)
@@ -398,6 +410,11 @@ class Network:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.namespaces.clear()
         return problems
+
+
+def _family(dst: str) -> tuple[str, ...]:
+    """`ping -6` for an IPv6 destination (its hop limit then shows as ttl=)."""
+    return ("-6",) if ":" in dst else ()
 
 
 def reachable_matrix(

@@ -55,7 +55,7 @@ def test_a_job_reaches_rq_only_when_its_transaction_commits(app: Flask, router_w
         kept = lifecycle.create(JobKind.CLEAR, router(app, router_wan))
         commit()
         assert [job.kind for job in db.session.query(Job)] == ["clear"]
-        assert kept.rq_id == f"wirewan-job-{kept.id}"
+        assert kept.rq_id == lifecycle.rq_job_id(kept.id)
         assert queued_ids(app) == [kept.rq_id]
 
 
@@ -138,7 +138,7 @@ def test_the_reaper_ends_queued_jobs_the_queue_lost(app: Flask, router_wan: dict
         commit()  # really enqueued: RQ holds it
         lost, fresh = lifecycle.create(JobKind.VERIFY, peer), lifecycle.create(JobKind.PREFLIGHT, peer)
         lifecycle.discard_staged()  # as if Redis had been restarted after the enqueue
-        lost.rq_id = f"wirewan-job-{lost.id}"
+        lost.rq_id = lifecycle.rq_job_id(lost.id)
         held.created_at = lost.created_at = utcnow() - timedelta(minutes=5)
         commit()
         assert lifecycle.reap_abandoned(stale_after_seconds=60) == 1

@@ -85,6 +85,111 @@ DEFCONF_FILTER: list[dict[str, str]] = [
     },
 ]
 
+# RouterOS 7's default IPv6 firewall (defconf), which drops much more than the IPv4 one: any input
+# not from the LAN list, bad addresses, ICMPv6 with hop limit 1 in forward, and every forward not
+# from the LAN list.
+DEFCONF_BAD_IPV6: list[tuple[str, str]] = [
+    ("::/128", "defconf: unspecified address"),
+    ("::1/128", "defconf: lo"),
+    ("fec0::/10", "defconf: site-local"),
+    ("::ffff:0.0.0.0/96", "defconf: ipv4-mapped"),
+    ("::/96", "defconf: ipv4 compat"),
+    ("100::/64", "defconf: discard only "),
+    ("2001:db8::/32", "defconf: documentation"),
+    ("2001:10::/28", "defconf: ORCHID"),
+    ("3ffe::/16", "defconf: 6bone"),
+]
+
+DEFCONF_FILTER6: list[dict[str, str]] = [
+    {
+        "chain": "input",
+        "action": "accept",
+        "connection-state": "established,related,untracked",
+        "comment": "defconf: accept established,related,untracked",
+    },
+    {"chain": "input", "action": "drop", "connection-state": "invalid", "comment": "defconf: drop invalid"},
+    {"chain": "input", "action": "accept", "protocol": "icmpv6", "comment": "defconf: accept ICMPv6"},
+    {
+        "chain": "input",
+        "action": "accept",
+        "protocol": "udp",
+        "dst-port": "33434-33534",
+        "comment": "defconf: accept UDP traceroute",
+    },
+    {
+        "chain": "input",
+        "action": "accept",
+        "protocol": "udp",
+        "dst-port": "546",
+        "src-address": "fe80::/10",
+        "comment": "defconf: accept DHCPv6-Client prefix delegation.",
+    },
+    {"chain": "input", "action": "accept", "protocol": "udp", "dst-port": "500,4500", "comment": "defconf: accept IKE"},
+    {"chain": "input", "action": "accept", "protocol": "ipsec-ah", "comment": "defconf: accept ipsec AH"},
+    {"chain": "input", "action": "accept", "protocol": "ipsec-esp", "comment": "defconf: accept ipsec ESP"},
+    {
+        "chain": "input",
+        "action": "accept",
+        "ipsec-policy": "in,ipsec",
+        "comment": "defconf: accept all that matches ipsec policy",
+    },
+    {
+        "chain": "input",
+        "action": "drop",
+        "in-interface-list": "!LAN",
+        "comment": "defconf: drop everything else not coming from LAN",
+    },
+    {
+        "chain": "forward",
+        "action": "accept",
+        "connection-state": "established,related,untracked",
+        "comment": "defconf: accept established,related,untracked",
+    },
+    {"chain": "forward", "action": "drop", "connection-state": "invalid", "comment": "defconf: drop invalid"},
+    {
+        "chain": "forward",
+        "action": "drop",
+        "src-address-list": "bad_ipv6",
+        "comment": "defconf: drop packets with bad src ipv6",
+    },
+    {
+        "chain": "forward",
+        "action": "drop",
+        "dst-address-list": "bad_ipv6",
+        "comment": "defconf: drop packets with bad dst ipv6",
+    },
+    {
+        "chain": "forward",
+        "action": "drop",
+        "protocol": "icmpv6",
+        "hop-limit": "equal:1",
+        "comment": "defconf: rfc4890 drop hop-limit=1",
+    },
+    {"chain": "forward", "action": "accept", "protocol": "icmpv6", "comment": "defconf: accept ICMPv6"},
+    {"chain": "forward", "action": "accept", "protocol": "139", "comment": "defconf: accept HIP"},
+    {
+        "chain": "forward",
+        "action": "accept",
+        "protocol": "udp",
+        "dst-port": "500,4500",
+        "comment": "defconf: accept IKE",
+    },
+    {"chain": "forward", "action": "accept", "protocol": "ipsec-ah", "comment": "defconf: accept ipsec AH"},
+    {"chain": "forward", "action": "accept", "protocol": "ipsec-esp", "comment": "defconf: accept ipsec ESP"},
+    {
+        "chain": "forward",
+        "action": "accept",
+        "ipsec-policy": "in,ipsec",
+        "comment": "defconf: accept all that matches ipsec policy",
+    },
+    {
+        "chain": "forward",
+        "action": "drop",
+        "in-interface-list": "!LAN",
+        "comment": "defconf: drop everything else not coming from LAN",
+    },
+]
+
 DEFCONF_NAT: list[dict[str, str]] = [
     {
         "chain": "srcnat",
@@ -205,6 +310,10 @@ def apply_defconf(state: RouterState, users: list[tuple[str, str, str]]) -> None
             state.add("/ip/firewall/filter", rule)
         for rule in DEFCONF_NAT:
             state.add("/ip/firewall/nat", rule)
+        for address, comment in DEFCONF_BAD_IPV6:
+            state.add("/ipv6/firewall/address-list", {"list": "bad_ipv6", "address": address, "comment": comment})
+        for rule in DEFCONF_FILTER6:
+            state.add("/ipv6/firewall/filter", rule)
         for name, port_no, disabled in SERVICES:
             state.tables["/ip/service"].append(
                 {

@@ -211,6 +211,15 @@ def _validate_address(state: RouterState, row: Row, old: Row | None) -> None:
             raise RosError("failure: already have such address")
 
 
+def _validate_address6(state: RouterState, row: Row, old: Row | None) -> None:
+    _require_interface(state, row.get("interface", ""), "interface")
+    if ":" not in row.get("address", ""):
+        raise RosError("failure: invalid value for argument address")  # ⚠ wording
+    for other in state.table("/ipv6/address"):
+        if other.get(".id") != row.get(".id") and other.get("address") == row["address"]:
+            raise RosError("failure: already have such address")
+
+
 def _validate_route(state: RouterState, row: Row, old: Row | None) -> None:
     if row.get("gateway", "") == "" and row.get("blackhole") != "true":
         # v7 accepts a gateway-less route only as a blackhole.
@@ -295,6 +304,38 @@ def _compute_address(state: RouterState, row: Row) -> Row:
 
 def _compute_route(state: RouterState, row: Row) -> Row:
     return state.route_view(row)
+
+
+def _compute_address6(state: RouterState, row: Row) -> Row:
+    iface = row.get("interface", "")
+    valid = iface in state.interface_names()
+    return {"actual-interface": iface if valid else "", "invalid": "false" if valid else "true"}
+
+
+def _compute_route6(state: RouterState, row: Row) -> Row:
+    """IPv6 routes: ``active`` = enabled, gateway an existing interface (our routes) or a
+    blackhole, and best distance for its dst and table. No connected routes are modelled."""
+
+    def usable(r: Row) -> bool:
+        if r.get("disabled") == "true":
+            return False
+        return r.get("blackhole") == "true" or r.get("gateway", "") in state.interface_names()
+
+    key = (row.get("routing-table", "main"), row.get("dst-address"))
+    rivals = [
+        r
+        for r in state.tables["/ipv6/route"]
+        if (r.get("routing-table", "main"), r.get("dst-address")) == key and usable(r)
+    ]
+    best = min((int(r.get("distance", "1")) for r in rivals), default=None)
+    active = usable(row) and best is not None and int(row.get("distance", "1")) == best
+    dynamic = row.get("dynamic") == "true"
+    return {
+        "active": "true" if active else "false",
+        "inactive": "true" if (not active and row.get("disabled") != "true") else "false",
+        "static": "false" if dynamic else "true",
+        "dynamic": "true" if dynamic else "false",
+    }
 
 
 def _compute_firewall(state: RouterState, row: Row) -> Row:
@@ -570,6 +611,69 @@ def build_menus() -> dict[str, Menu]:
             ordered=True,
             validate=_validate_firewall,
             computed=_compute_firewall,
+        ),
+        Menu(
+            "/ipv6/address",
+            fields(
+                F("address", V.norm_interface_address, required=True),
+                F("interface", required=True),
+                F("advertise", BOOL, default="true"),
+                F("eui-64", BOOL, default="false"),
+                F("no-dad", BOOL, default="false"),
+                F("from-pool"),
+                ro("actual-interface"),
+                ro("invalid"),
+                ro("dynamic"),
+                F("disabled", BOOL, default="false"),
+                F("comment"),
+            ),
+            validate=_validate_address6,
+            computed=_compute_address6,
+        ),
+        Menu(
+            "/ipv6/route",
+            fields(
+                F("dst-address", V.norm_prefix, default="::/0"),
+                F("gateway"),
+                F("distance", distance, default="1"),
+                F("routing-table", name_norm, default="main"),
+                F("scope", lambda v: V.norm_int(v, 0, 255), default="30"),
+                F("target-scope", lambda v: V.norm_int(v, 0, 255), default="10"),
+                F("check-gateway", choice("bfd", "bfd-multihop", "ping", "none")),
+                F("blackhole", BOOL),
+                F("vrf-interface"),
+                F("suppress-hw-offload", BOOL, default="false"),
+                F("comment"),
+                F("disabled", BOOL, default="false"),
+                ro("active"),
+                ro("dynamic"),
+                ro("static"),
+                ro("inactive"),
+            ),
+            validate=_validate_route,
+            computed=_compute_route6,
+        ),
+        Menu(
+            "/ipv6/firewall/filter",
+            fields(
+                *FIREWALL_COMMON,
+                F("action", choice(*FILTER_ACTIONS), default="accept"),
+                F("reject-with"),
+                F("hop-limit"),
+            ),
+            ordered=True,
+            validate=_validate_firewall,
+            computed=_compute_firewall,
+        ),
+        Menu(
+            "/ipv6/firewall/address-list",
+            fields(
+                F("list", required=True),
+                F("address", required=True),
+                F("comment"),
+                F("disabled", BOOL, default="false"),
+                ro("dynamic"),
+            ),
         ),
         Menu(
             "/ip/service",

@@ -87,6 +87,7 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("peers.create_peer", "GET"): EDIT,
     ("peers.create_peer", "POST"): EDIT,
     ("peers.detail", "GET"): READ,
+    ("peers.state", "GET"): READ,  # issue 15: the header badges and stale banner, refreshed in place
     ("peers.edit_peer", "GET"): EDIT,
     ("peers.edit_peer", "POST"): EDIT,
     ("peers.delete_peer", "POST"): EDIT,
@@ -115,6 +116,7 @@ MATRIX: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("api.list_wans", "GET"): READ,
     ("api.create_wan", "POST"): EDIT,
     ("api.get_wan", "GET"): READ,
+    ("api.wan_audit", "GET"): READ,  # issue 15: the audit log, paged
     ("api.update_wan", "PATCH"): EDIT,
     ("api.delete_wan", "DELETE"): EDIT,
     ("api.wan_conflicts", "GET"): READ,
@@ -455,8 +457,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
 INLINE = [
     (re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I), "inline <script>"),
     (re.compile(r"<style\b", re.I), "<style> element"),
-    (re.compile(r"\sstyle\s*=", re.I), "style= attribute"),
-    (re.compile(r"\son[a-z]+\s*=", re.I), "on*= handler"),
+    # Attributes inside a tag (text such as a systemd unit's "OnBootSec=" is not a handler).
+    (re.compile(r"<[^>]*\sstyle\s*=", re.I), "style= attribute"),
+    (re.compile(r"<[^>]*\son[a-z]+\s*=", re.I), "on*= handler"),
     (re.compile(r"hx-on", re.I), "hx-on handler (needs eval)"),
     (re.compile(r"javascript:", re.I), "javascript: URL"),
 ]

@@ -101,7 +101,7 @@ class Target:
 
 
 WAN_FIELDS = ("name", "tunnel_cidr", "services_cidr", "nat_pool_cidr", "topology", "interface_name",
-              "listen_port", "keepalive", "mtu", "mgmt_cidrs", "dns")  # fmt: skip
+              "listen_port", "keepalive", "mtu", "mgmt_cidrs", "dns", "tunnel_cidr6")  # fmt: skip
 PEER_FIELDS = (
     "name", "kind", "is_hub", "hub_priority", "endpoint", "listen_port", "tunnel_ip", "has_port_forward",
     "public_key", "keepalive", "mikrotik.host", "mikrotik.port", "mikrotik.use_tls", "mikrotik.verify_cert",
@@ -386,6 +386,7 @@ VALID: dict[tuple[str, str], tuple[Any, Any]] = {
     ("wan", "mtu"): ("1400", 1400),
     ("wan", "mgmt_cidrs"): (["192.0.2.0/24"], ["192.0.2.0/24"]),
     ("wan", "dns"): (["192.0.2.53"], ["192.0.2.53"]),
+    ("wan", "tunnel_cidr6"): ("fd10:77::/64", "fd10:77::/64"),
     ("peer", "name"): ("p9", "p9"),
     ("peer", "kind"): ("mikrotik", "mikrotik"),
     ("peer", "is_hub"): ("true", True),
@@ -404,7 +405,8 @@ VALID: dict[tuple[str, str], tuple[Any, Any]] = {
     ("peer", "mikrotik.use_tls"): ("true", True),
     ("peer", "mikrotik.verify_cert"): ("true", True),
     ("peer", "mikrotik.username"): ("api", "api"),
-    ("peer", "mikrotik.password"): ("pw2", None),
+    # Not base64: a random public key in the same answer can never contain it by chance.
+    ("peer", "mikrotik.password"): ("router-pw#2", None),
     ("peer", "mikrotik.auto_deploy"): ("true", True),
     ("subnet", "cidr"): ("192.168.50.0/24", "192.168.50.0/24"),
     ("subnet", "routed"): ("false", False),

@@ -1,4 +1,4 @@
-"""The JSON API (../shared/API.md). Bearer tokens or a browser session with CSRF."""
+"""The JSON API (docs/api.md). Bearer tokens or a browser session with CSRF."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the JSON API, generated from the code (issue 7).
 
 apispec builds the document; the marshmallow schemas below exist only to describe the JSON shapes
-(../shared/API.md) and are never used to load or validate a request: the views keep their own
+(docs/api.md) and are never used to load or validate a request: the views keep their own
 parsing and error bodies. Each view carries its operation (summary, body, query parameters,
 responses) through :func:`documented`; :func:`build_spec` walks the Flask URL map, so a path, its
 path parameters and its methods always come from the routes themselves. A view under /api/ without
@@ -115,6 +115,14 @@ class WanSchema(Schema):
     )
     services_cidr = fields.String(required=True, metadata=_d("IPv4 range of published services' shared IPs."))
     nat_pool_cidr = fields.String(required=True, metadata=_d("IPv4 range Auto-NAT takes translations from."))
+    tunnel_cidr6 = fields.String(
+        required=True,
+        allow_none=True,
+        metadata=_d("IPv6 (ULA) range of the tunnel addresses; null for an IPv4-only overlay.", example="fd10:77::/64"),
+    )
+    services_cidr6 = fields.String(
+        required=True, allow_none=True, metadata=_d("IPv6 (ULA) range of published services' shared IPv6 addresses.")
+    )
     topology = fields.String(required=True, validate=validate.OneOf(TOPOLOGIES))
     interface_name = fields.String(required=True)
     listen_port = fields.Integer(required=True)
@@ -147,6 +155,10 @@ class ServiceSchema(Schema):
     local_port = fields.Integer(required=True)
     shared_ip = fields.String(required=True, metadata=_d("Where the overlay reaches the service."))
     shared_port = fields.Integer(required=True)
+    local_ip6 = fields.String(required=True, allow_none=True, metadata=_d("The service's IPv6 target, or null."))
+    shared_ip6 = fields.String(
+        required=True, allow_none=True, metadata=_d("Where the overlay reaches the service over IPv6, or null.")
+    )
 
 
 class PeerMikrotikSchema(Schema):
@@ -225,6 +237,9 @@ class PeerSchema(Schema):
     is_hub = fields.Boolean(required=True)
     hub_priority = fields.Integer(required=True, allow_none=True)
     tunnel_ip = fields.String(required=True)
+    tunnel_ip6 = fields.String(
+        required=True, allow_none=True, metadata=_d("Its address in the IPv6 tunnel range; null on an IPv4-only WAN.")
+    )
     listen_port = fields.Integer(required=True)
     endpoint = fields.String(required=True, allow_none=True, metadata=_d("host:port, or null (no endpoint)."))
     has_port_forward = fields.Boolean(required=True)
@@ -265,6 +280,7 @@ class TopologyNodeSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(PEER_KINDS))
     is_hub = fields.Boolean(required=True)
     tunnel_ip = fields.String(required=True)
+    tunnel_ip6 = fields.String(required=True, allow_none=True)
     cgnat = fields.Boolean(required=True)
     stale = fields.Boolean(required=True)
 
@@ -322,6 +338,20 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(required=True, allow_none=True)
 
 
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    user_id = fields.Integer(required=True, allow_none=True, metadata=_d("null for the system or a deleted user."))
+    actor = fields.String(required=True, metadata=_d("Who: the user's e-mail, or 'auto-deploy (…)' / 'system'."))
+    action = fields.String(required=True, metadata=_d("What: create, update, delete, deploy, revert, router-call, …"))
+    kind = fields.String(required=True, validate=validate.OneOf(("action", "router")))
+    object_type = fields.String(required=True, metadata=_d("wan, peer, subnet, service, user, api_token, …"))
+    object_id = fields.Integer(required=True, allow_none=True)
+    wan_id = fields.Integer(required=True, allow_none=True)
+    summary = fields.String(required=True)
+    details = fields.Dict(required=True, allow_none=True, metadata=_d("Before/after values, job id; no secrets."))
+
+
 class JobAcceptedSchema(Schema):
     job_id = fields.Integer(required=True)
     status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
@@ -336,6 +366,17 @@ class _WanFields(Schema):
     tunnel_cidr = fields.String(metadata=_d("IPv4 network, host bits clear.", example="10.0.0.0/24"))
     services_cidr = fields.String(metadata=_d("IPv4 network.", example="10.0.5.0/24"))
     nat_pool_cidr = fields.String(metadata=_d("IPv4 network.", example="172.16.0.0/12"))
+    tunnel_cidr6 = fields.String(
+        allow_none=True,
+        metadata=_d(
+            "IPv6 unique local range (fc00::/7, /48 to /120) for a dual-stack overlay; null or absent keeps "
+            "the overlay IPv4 only. Setting it numbers every peer (lowest first, first hub first).",
+            example="fd10:77::/64",
+        ),
+    )
+    services_cidr6 = fields.String(
+        allow_none=True, metadata=_d("IPv6 unique local range for published services; needs tunnel_cidr6.")
+    )
     topology = fields.String(validate=validate.OneOf(TOPOLOGIES))
     interface_name = fields.String(
         validate=validate.Length(1, INTERFACE_NAME_MAX), metadata=_d("[A-Za-z0-9._-]", example="wg-wan-overlay")
@@ -392,6 +433,9 @@ class _PeerFields(Schema):
     )
     listen_port = fields.Integer(validate=PORT, metadata=_d("Defaults to the WAN's."))
     tunnel_ip = fields.String(allow_none=True, metadata=_d("Inside the tunnel range; null picks the lowest free."))
+    tunnel_ip6 = fields.String(
+        allow_none=True, metadata=_d("Inside the IPv6 tunnel range; null picks the lowest free (dual-stack WANs).")
+    )
     has_port_forward = fields.Boolean()
     public_key = fields.String(
         allow_none=True, metadata=_d("The device's own WireGuard public key; null lets WireWAN generate a pair.")
@@ -435,6 +479,11 @@ class ServiceCreateSchema(Schema):
     local_port = fields.Integer(required=True, validate=PORT)
     shared_ip = fields.String(allow_none=True, metadata=_d("In the services range; null picks one."))
     shared_port = fields.Integer(allow_none=True, validate=PORT, metadata=_d("null keeps local_port."))
+    local_ip6 = fields.String(
+        allow_none=True,
+        metadata=_d("IPv6 target (the peer's tunnel IPv6 or on its IPv6 LAN); publishes it over IPv6 too."),
+    )
+    shared_ip6 = fields.String(allow_none=True, metadata=_d("In the IPv6 services range; null picks one."))
 
 
 class DeploySchema(Schema):
@@ -469,6 +518,7 @@ SCHEMAS: tuple[type[Schema], ...] = (
     UnreachableSchema,
     JobSchema,
     JobAcceptedSchema,
+    AuditEntrySchema,
     DeploySchema,
     ExportSchema,
     ImportSchema,
@@ -624,7 +674,9 @@ def api_rules(app: Flask) -> list[Any]:
 
 
 DESCRIPTION = """\
-The WireWAN JSON API: the same services as the browser UI. Contract: shared/API.md.
+The WireWAN JSON API: the same services as the browser UI. Its guide lives in the repository:
+docs/api.md (authentication, errors, paging, downloads, jobs) and docs/concepts.md (what WANs, peer
+kinds, relays, Auto-NAT and staleness mean).
 
 **Authentication.** Send `Authorization: Bearer <token>` (tokens are made on the account page or with
 `flask --app wsgi token create --email E --name N`). A logged-in browser session (the `session` cookie)

@@ -225,6 +225,7 @@ def wan_topology(wan_id: int) -> Any:
             "kind": p.kind,
             "is_hub": p.is_hub,
             "tunnel_ip": p.tunnel_ip,
+            "tunnel_ip6": p.tunnel_ip6,
             "cgnat": p.cgnat,
             "stale": p.id in stale,
         }
@@ -273,6 +274,55 @@ def wan_configs_zip(wan_id: int) -> Any:
     data = configs.configs_zip(wan)
     commit()  # the audit entry of the download
     return zip_attachment(wan, data)
+
+
+@bp.get("/wan/<int:wan_id>/audit")
+@documented(
+    "A WAN's audit log, newest first, one page at a time",
+    tags=["Networks"],
+    description=(
+        "kind=action: what people did (changes, downloads, the jobs they asked for), each with who, when and "
+        "which object; kind=router: every call made to the WAN's routers (secrets redacted). The total number "
+        "of entries of that kind is in the X-Total-Count header."
+    ),
+    query=[
+        query_param("kind", {"type": "string", "enum": list(audit.AUDIT_KINDS), "default": "action"}, "Which log."),
+        query_param("page", {"type": "integer", "minimum": 1, "default": 1}, "Page number, from 1."),
+        query_param(
+            "per_page",
+            {"type": "integer", "minimum": 1, "maximum": audit.PER_PAGE_MAX, "default": audit.PER_PAGE_DEFAULT},
+            "Entries per page.",
+        ),
+    ],
+    responses={
+        200: {
+            **json_response(oa.AuditEntrySchema, "The page's entries.", many=True),
+            "headers": {
+                "X-Total-Count": {
+                    "schema": {"type": "integer"},
+                    "required": True,
+                    "description": "Entries of this kind in all.",
+                }
+            },
+        }
+    },
+    errors=(400, 404),
+)
+def wan_audit(wan_id: int) -> Any:
+    _wan_or_404(wan_id)
+    kind = request.args.get("kind", "action")
+    if kind not in audit.AUDIT_KINDS:
+        raise MalformedRequest(f"kind must be one of {', '.join(audit.AUDIT_KINDS)}.", "kind")
+    page = request.args.get("page", 1, type=int) or 1
+    per_page = request.args.get("per_page", audit.PER_PAGE_DEFAULT, type=int) or audit.PER_PAGE_DEFAULT
+    if page < 1 or page > 10**9:
+        raise MalformedRequest("page must be a whole number from 1.", "page")
+    if not 1 <= per_page <= audit.PER_PAGE_MAX:
+        raise MalformedRequest(f"per_page must be from 1 to {audit.PER_PAGE_MAX}.", "per_page")
+    entries, total = audit.wan_entries(wan_id, kind, page, per_page)
+    resp = jsonify([audit.entry_json(e) for e in entries])
+    resp.headers["X-Total-Count"] = str(total)
+    return resp
 
 
 # --- peers -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""JSON shapes of ../shared/API.md. Never a private key or router password."""
+"""JSON shapes of docs/api.md. Never a private key or router password."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def wan_json(wan: Wan, peer_count: int | None = None) -> dict[str, Any]:
         "tunnel_cidr": wan.tunnel_cidr,
         "services_cidr": wan.services_cidr,
         "nat_pool_cidr": wan.nat_pool_cidr,
+        "tunnel_cidr6": wan.tunnel_cidr6,
+        "services_cidr6": wan.services_cidr6,
         "topology": wan.topology,
         "interface_name": wan.interface_name,
         "listen_port": wan.listen_port,
@@ -44,6 +46,8 @@ def service_json(service: Service) -> dict[str, Any]:
         "local_port": service.local_port,
         "shared_ip": service.shared_ip,
         "shared_port": service.shared_port,
+        "local_ip6": service.local_ip6,
+        "shared_ip6": service.shared_ip6,
     }
 
 

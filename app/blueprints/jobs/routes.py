@@ -27,6 +27,7 @@ from app.models import Job, Peer, Wan
 from app.models.base import utcnow
 from app.models.jobs import CHANGING_KINDS, JOB_STATUSES, JobKind
 from app.permissions import editor_required
+from app.services import jobs as jobs_service
 from app.services import mikrotik, queries
 from app.services.inputs import id_arg
 from app.services.queries import JobFilters, approval, deployment_history, router_panel
@@ -125,6 +126,7 @@ def _job_context(job: Job) -> dict[str, Any]:
         "wan": db.session.get(Wan, job.wan_id) if job.wan_id else None,
         "can_edit": current_user.can_edit,
         "approval": approval(job) if job.kind == JobKind.PREFLIGHT else None,
+        **_worker_context(job),
     }
 
 
@@ -146,7 +148,13 @@ def _fragment(template: str, job: Job, **context: Any) -> Any:
 @bp.get("/jobs/<int:job_id>/status")
 @login_required
 def status(job_id: int) -> Any:
-    return _fragment("jobs/_status.html", _job_or_404(job_id), inline=request.args.get("inline") == "1")
+    job = _job_or_404(job_id)
+    return _fragment("jobs/_status.html", job, inline=request.args.get("inline") == "1", **_worker_context(job))
+
+
+def _worker_context(job: Job) -> dict[str, Any]:
+    """For a queued job: whether a worker is there to take it (asked of RQ's worker heartbeats)."""
+    return {"no_worker": job.status == "queued" and jobs_service.workers_listening() is False}
 
 
 @bp.get("/jobs/<int:job_id>/log")

@@ -22,6 +22,7 @@ class PeerForm(FlaskForm):
     has_port_forward = BooleanField("Has port-forward upstream")
     listen_port = StringField("Listen port")
     tunnel_ip = StringField("Tunnel IP")
+    tunnel_ip6 = StringField("Tunnel IPv6")
     keepalive = StringField("PersistentKeepalive override (s)")
     public_key = StringField("Public key (only if the device keeps its own private key)")
     mikrotik_host = StringField("Management host")
@@ -53,3 +54,5 @@ class ServiceForm(FlaskForm):
     local_port = StringField("Local port")
     shared_ip = StringField("Shared IP (empty = next free)")
     shared_port = StringField("Shared port (empty = local port)")
+    local_ip6 = StringField("Local IPv6 (publishes over IPv6 too)")
+    shared_ip6 = StringField("Shared IPv6 (empty = next free)")

@@ -79,8 +79,25 @@ def detail(peer_id: int) -> Any:
         "peers/detail.html",
         stale=stale,
         changes=configs.changes_since_applied(peer, config) if stale else "",
+        preview=configs.masked(config.text),
         **peer_page_context(peer),
         **_router_context(peer, stale),
+    )
+
+
+@bp.get("/peers/<int:peer_id>/state")
+@login_required
+def state(peer_id: int) -> Any:
+    """The header's state badges, and the stale banner out of band: refreshed after a download."""
+    peer = peer_or_404(peer_id)
+    config = configs.peer_config(peer)
+    stale = configs.is_stale(peer, config.sha256)
+    return render_template(
+        "peers/_state_oob.html",
+        stale=stale,
+        changes=configs.changes_since_applied(peer, config) if stale else "",
+        oob=True,
+        **peer_page_context(peer),
     )
 
 
@@ -112,7 +129,10 @@ def download_config(peer_id: int) -> Any:
     config = configs.peer_config(peer, "mikrotik-script" if peer.kind == "mikrotik" else "wireguard")
     configs.mark_applied(peer, config, "download-config")
     commit()
-    return attachment(peer, config)
+    resp = attachment(peer, config)
+    # The page's copy of the peer's state refreshes itself on this event (see peers/_state.html).
+    resp.headers["HX-Trigger"] = "config-applied"
+    return resp
 
 
 @bp.post("/peers/<int:peer_id>/qr")
@@ -128,7 +148,7 @@ def show_qr(peer_id: int) -> Any:
     except configs.ConfigTooLargeForQr as exc:
         db.session.rollback()
         return render_template("errors/error.html", code=422, title="Too large for a QR code", message=str(exc)), 422
-    page = render_template("peers/qr.html", peer=peer, svg=svg)
+    page = render_template("peers/qr.html", peer=peer, svg=svg, config_text=config.text)
     configs.mark_applied(peer, config, "show-qr")
     commit()
     return no_store(make_response(page))

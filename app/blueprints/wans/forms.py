@@ -19,6 +19,8 @@ class WanForm(FlaskForm):
     tunnel_cidr = StringField("Tunnel range", default="10.0.0.0/24")
     services_cidr = StringField("Shared services range", default="10.0.5.0/24")
     nat_pool_cidr = StringField("NAT pool", default="172.16.0.0/12")
+    tunnel_cidr6 = StringField("IPv6 tunnel range (dual stack)")
+    services_cidr6 = StringField("IPv6 shared services range")
     # Empty on create: the service derives `wg-<WAN name>`, unique per WAN (one router, several WANs).
     interface_name = StringField("Interface name", default="", description="Empty: wg-<WAN name>")
     listen_port = StringField("Default listen port", default="51820")

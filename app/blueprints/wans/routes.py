@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import select
 
 from app.blueprints.ops.routes import source_names
 from app.blueprints.wans.forms import WanForm
@@ -19,8 +18,9 @@ from app.domain.model import PEER_KINDS
 from app.extensions import db
 from app.forms import form_data, show_errors
 from app.htmx import hx_redirect, is_htmx, page_or_partial
-from app.models import AuditEntry, Wan
+from app.models import Wan
 from app.permissions import editor_required
+from app.services import audit as audit_service
 from app.services import configs, queries, transfer, wans
 from app.services import peers as peer_service
 from app.services import status as status_service
@@ -55,8 +55,10 @@ def create_wan() -> Any:
             else:
                 flash(f"WAN '{wan.name}' created. Add its first peers.", "success")
                 return redirect(url_for("wans.detail", wan_id=wan.id), code=303)
-        return render_template("wans/form.html", form=form, wan=None), 422
-    return render_template("wans/form.html", form=form, wan=None)
+        return render_template(
+            "wans/form.html", form=form, wan=None, suggested_cidr6=wans.suggested_tunnel_cidr6()
+        ), 422
+    return render_template("wans/form.html", form=form, wan=None, suggested_cidr6=wans.suggested_tunnel_cidr6())
 
 
 @bp.get("/<int:wan_id>")
@@ -145,7 +147,7 @@ def edit_wan(wan_id: int) -> Any:
     if request.method == "GET":
         form.mgmt_cidrs.data = "\n".join(wan.mgmt_cidrs or [])
         form.dns.data = ", ".join(wan.dns or [])
-        return render_template("wans/form.html", form=form, wan=wan)
+        return render_template("wans/form.html", form=form, wan=wan, suggested_cidr6=wans.suggested_tunnel_cidr6())
     if form.validate_on_submit():
         try:
             commit_with_retry(lambda: wans.update_wan(_wan_or_404(wan_id), form_data(form, wans.WAN_FIELDS)))
@@ -154,7 +156,7 @@ def edit_wan(wan_id: int) -> Any:
         else:
             flash("WAN settings saved.", "success")
             return redirect(url_for("wans.detail", wan_id=wan_id), code=303)
-    return render_template("wans/form.html", form=form, wan=wan), 422
+    return render_template("wans/form.html", form=form, wan=wan, suggested_cidr6=wans.suggested_tunnel_cidr6()), 422
 
 
 @bp.post("/<int:wan_id>/delete")
@@ -190,11 +192,34 @@ def mark_all_applied(wan_id: int) -> Any:
 @bp.get("/<int:wan_id>/audit")
 @login_required
 def audit(wan_id: int) -> Any:
+    """The WAN's log in two tabs: what people did ("action") and the calls made to routers ("router")."""
     wan = _wan_or_404(wan_id)
-    entries = db.session.scalars(
-        select(AuditEntry).where(AuditEntry.wan_id == wan_id).order_by(AuditEntry.id.desc()).limit(500)
-    ).all()
-    return render_template("wans/audit.html", wan=wan, entries=entries)
+    kind = request.args.get("kind", "action")
+    if kind not in audit_service.AUDIT_KINDS:
+        kind = "action"
+    per_page = audit_service.PER_PAGE_DEFAULT
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    entries, total = audit_service.wan_entries(wan_id, kind, page, per_page)
+    pages = max(1, -(-total // per_page))
+    if page > pages:
+        page = pages
+        entries, total = audit_service.wan_entries(wan_id, kind, page, per_page)
+    other = "router" if kind == "action" else "action"
+    _, other_total = audit_service.wan_entries(wan_id, other, 1, 1)
+    counts = {kind: total, other: other_total}
+    peer_names = {p.id: p.name for p in wan.peers}
+    return render_template(
+        "wans/audit.html",
+        wan=wan,
+        entries=entries,
+        kind=kind,
+        page=page,
+        pages=pages,
+        total=total,
+        counts=counts,
+        per_page=per_page,
+        peer_names=peer_names,
+    )
 
 
 # --- live checks: small fragments rendered under a field while the user types ----------------------

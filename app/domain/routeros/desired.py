@@ -27,16 +27,20 @@ from app.domain.topology import PeerView, TopologyResult, build_topology
 WG = "/interface/wireguard"
 WG_PEERS = "/interface/wireguard/peers"
 ADDRESS = "/ip/address"
+ADDRESS6 = "/ipv6/address"
 ROUTE = "/ip/route"
 ROUTE6 = "/ipv6/route"
 FILTER = "/ip/firewall/filter"
+FILTER6 = "/ipv6/firewall/filter"
 NAT = "/ip/firewall/nat"
 USER = "/user"
 SERVICE = "/ip/service"
 
 # Menus whose rows WireWAN tags with MANAGED_COMMENT_PREFIX; a tagged row there that is not desired is
 # stale. `/user` and `/ip/service` rows are never tagged (they are ensured by name).
-TAGGED_MENUS: tuple[str, ...] = (WG, WG_PEERS, ADDRESS, ROUTE, ROUTE6, FILTER, NAT)
+TAGGED_MENUS: tuple[str, ...] = (WG, WG_PEERS, ADDRESS, ADDRESS6, ROUTE, ROUTE6, FILTER, FILTER6, NAT)
+# Menus only a dual-stack WAN uses (read and planned only when wanted, or when they hold our tags).
+IPV6_MENUS: tuple[str, ...] = (ADDRESS6, ROUTE6, FILTER6)
 ROUTE_MENUS: tuple[str, ...] = (ROUTE, ROUTE6)
 
 # Bootstrap step (seed README, steps 0–10) of each menu; plan.py orders operations by it.
@@ -46,9 +50,11 @@ STEP_OF_MENU: Mapping[str, int] = {
     WG: 1,
     WG_PEERS: 2,
     ADDRESS: 4,
+    ADDRESS6: 4,
     ROUTE: 5,
     ROUTE6: 5,
     FILTER: 7,
+    FILTER6: 7,
     NAT: 9,
 }
 
@@ -64,9 +70,11 @@ RESET_DEFAULTS: Mapping[str, Mapping[str, str]] = {
         "disabled": "false",
     },
     ADDRESS: {"disabled": "false"},
+    ADDRESS6: {"disabled": "false"},
     ROUTE: {"disabled": "false"},
     ROUTE6: {"disabled": "false"},
     FILTER: {"disabled": "false"},
+    FILTER6: {"disabled": "false"},
     NAT: {"disabled": "false"},
 }
 
@@ -398,6 +406,9 @@ class RouterFacts(NamedTuple):
     routes: tuple[str, ...]  # every prefix reached over the overlay beyond the tunnel range, sorted
     nat: tuple[NatFacts, ...]
     services: tuple[ServiceFacts, ...]
+    # The IPv6 tunnel address on a dual-stack WAN. Last and left out of the hash when None, so an
+    # IPv4-only router's staleness hash is what it was before dual stack existed.
+    address6: AddressFacts | None = None
     # Each section's preshared key, in section order; empty when the WAN has none (left out of the
     # hash then, so WANs without PSKs keep the hashes they had).
     psks: tuple[str, ...] = ()
@@ -445,6 +456,8 @@ class RouterHasher:
         self._allowed: dict[int, str] = {}
         t = wan.tunnel_cidr
         self._tunnel = (int(t.network_address), int(t.broadcast_address))
+        t6 = wan.tunnel_cidr6
+        self._tunnel6 = (int(t6.network_address), int(t6.broadcast_address)) if t6 is not None else (1, 0)
 
     def _info(self, net: IPNetwork) -> tuple[IPNetwork, tuple[int, int, int], int, int, str]:
         got = self._net.get(id(net))
@@ -469,6 +482,7 @@ class RouterHasher:
         """Every prefix reached over the overlay that the connected tunnel route does not cover, clear
         of every own LAN (never route our own LAN away), unique, in address order; on integers."""
         t_lo, t_hi = self._tunnel
+        t6_lo, t6_hi = self._tunnel6 if peer.tunnel_ip6 is not None else (1, 0)
         own = [(s.cidr.version, int(s.cidr.network_address), int(s.cidr.broadcast_address)) for s in peer.subnets]
         seen: set[int] = set()
         routes = []
@@ -481,6 +495,8 @@ class RouterHasher:
                 version, lo, hi = info[1][0], info[2], info[3]
                 if version == 4 and t_lo <= lo and hi <= t_hi:
                     continue
+                if version == 6 and t6_lo <= lo and hi <= t6_hi:
+                    continue  # the connected route of the IPv6 tunnel address covers it
                 if any(v == version and lo <= o_hi and o_lo <= hi for v, o_lo, o_hi in own):
                     continue
                 routes.append(info)
@@ -543,6 +559,11 @@ class RouterHasher:
                 ServiceFacts(v.id, v.protocol, str(v.shared_ip), v.shared_port, str(v.local_ip), v.local_port)
                 for v in peer.services
             ),
+            address6=(
+                AddressFacts(str(peer.tunnel_ip6), wan.tunnel_cidr6.prefixlen)
+                if peer.tunnel_ip6 is not None and wan.tunnel_cidr6 is not None
+                else None
+            ),
             psks=tuple(wan.psk(peer, wan.peer(section.peer_id)) or "" for section in view.sections)
             if wan.psk_seed is not None
             else (),
@@ -550,8 +571,14 @@ class RouterHasher:
 
     def hash(self, peer_id: int) -> str:
         facts = self.facts(peer_id)
-        items = list(facts) if facts.psks else list(facts)[:-1]
-        canon = json.dumps([self.VERSION, *items], separators=(",", ":"))
+        # address6 and psks are last and left out when empty, so IPv4-only routers without PSKs keep
+        # the hashes they had.
+        values: list[object] = [*facts[:-2]]
+        if facts.address6 is not None:
+            values.append(facts.address6)
+        if facts.psks:
+            values.append(["psk", *facts.psks])
+        canon = json.dumps([self.VERSION, *values], separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -688,6 +715,16 @@ def build_desired(
             title=f"tunnel address {address.tunnel_ip}",
         )
     )
+    if facts.address6 is not None:
+        address6 = facts.address6
+        res.append(
+            Resource(
+                ADDRESS6,
+                managed_key("address6", facts.peer_id, facts.wan_id),
+                {"address": f"{address6.tunnel_ip}/{address6.prefixlen}", "interface": wg, "advertise": "false"},
+                title=f"tunnel address {address6.tunnel_ip}",
+            )
+        )
 
     # Step 5: routes at distance 10 for everything else reached over the overlay.
     routes = [ip_network(text) for text in facts.routes]
@@ -735,6 +772,42 @@ def build_desired(
             title=f"accept forward to {wg}",
         ),
     ]
+
+    # The same accepts in the IPv6 firewall on a dual-stack WAN. The defconf IPv6 filter drops far
+    # more than the IPv4 one (everything not from the LAN list, bad addresses, hop limit 1): the
+    # accepts go before its first drop of each chain too.
+    if facts.address6 is not None:
+        filters6 = [
+            Resource(
+                FILTER6,
+                managed_key(key, facts.peer_id, facts.wan_id),
+                props,
+                f"before-first-drop:{props['chain']}",
+                title=f"IPv6: {title}",
+            )
+            for key, props, title in (
+                (
+                    "allow-handshake6",
+                    {"chain": "input", "action": "accept", "protocol": "udp", "dst-port": str(iface.listen_port)},
+                    f"accept WireGuard handshakes on udp/{iface.listen_port}",
+                ),
+                ("allow-input6", {"chain": "input", "action": "accept", "in-interface": wg}, f"accept input from {wg}"),
+                (
+                    "allow-forward-in6",
+                    {"chain": "forward", "action": "accept", "in-interface": wg},
+                    f"accept forward from {wg}",
+                ),
+                (
+                    "allow-forward-out6",
+                    {"chain": "forward", "action": "accept", "out-interface": wg},
+                    f"accept forward to {wg}",
+                ),
+            )
+        ]
+        # Each family's input accepts, then each family's forward accepts (the script's steps 7, 8).
+        first_forward = next(i for i, r in enumerate(res) if r.menu == FILTER and r.props["chain"] == "forward")
+        res[first_forward:first_forward] = filters6[:2]
+        res += filters6[2:]
 
     # Step 9: NAT. The netmap pair of every NAT'd subnet this peer owns. Its srcnat half goes to
     # the top of srcnat so it always precedes the no-masquerade accept below (which would

@@ -47,7 +47,7 @@ MASK = "***"
 # Values written quoted even when they would be safe bare: they are (or may be) user text.
 FORCE_QUOTE = frozenset({"comment", "public-key", "private-key", "password", "endpoint-address"})
 DURATION_PROPS = frozenset({"persistent-keepalive"})
-BOOL_PROPS = frozenset({"disabled", "dynamic", "invalid", "running", "active", "static", "connect"})
+BOOL_PROPS = frozenset({"disabled", "dynamic", "invalid", "running", "active", "static", "connect", "advertise"})
 _DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
 
 

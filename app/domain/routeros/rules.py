@@ -16,7 +16,9 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from app.domain.model import IPAddress, IPNetwork
 from app.domain.routeros.desired import (
     ADDRESS,
+    ADDRESS6,
     FILTER,
+    FILTER6,
     ROUTE,
     ROUTE6,
     SERVICE,
@@ -30,7 +32,7 @@ from app.domain.routeros.plan import ActualState, Op, Plan
 
 # Changes that can cut the path WireWAN manages the router through; a deploy containing one is
 # commit-confirmed (an undo is armed on the router first and disarmed once WireWAN gets back in).
-RISKY_MENUS = frozenset({USER, SERVICE, WG, FILTER, ADDRESS, ROUTE, ROUTE6})
+RISKY_MENUS = frozenset({USER, SERVICE, WG, FILTER, FILTER6, ADDRESS, ADDRESS6, ROUTE, ROUTE6})
 
 INTERFACE_NAME_MAX = 15  # Linux IFNAMSIZ - 1; RouterOS refuses longer WireGuard interface names
 

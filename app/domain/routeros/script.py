@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from app.domain.model import MANAGED_COMMENT_PREFIX
 from app.domain.routeros.desired import (
     ADDRESS,
+    ADDRESS6,
     FILTER,
+    FILTER6,
     NAT,
     ROUTE,
     ROUTE6,
@@ -52,11 +54,11 @@ def _step(res: Resource) -> int:
         return 1
     if res.menu == WG_PEERS:
         return 2
-    if res.menu == ADDRESS:
+    if res.menu in (ADDRESS, ADDRESS6):
         return 4
     if res.menu in (ROUTE, ROUTE6):
         return 5
-    if res.menu == FILTER:
+    if res.menu in (FILTER, FILTER6):
         return 7 if res.props.get("chain") == "input" else 8
     if res.menu == NAT:
         return 10 if "service-" in res.key else 9
@@ -82,11 +84,12 @@ def _where(res: Resource) -> str:
     return "find where " + " ".join(f"{k}={quote(v)}" for k, v in res.match.items())
 
 
-def _var(placement: str) -> tuple[str, str]:
+def _var(placement: str, menu: str) -> tuple[str, str]:
     """(variable name, find expression) for a placement like `before-first-drop:input`."""
     kind, _, chain = placement.partition(":")
     if kind == "before-first-drop":
-        return f"{chain}Drop", f"find where chain={chain} action=drop dynamic=no"
+        family = "6" if menu == FILTER6 else ""
+        return f"{chain}Drop{family}", f"find where chain={chain} action=drop dynamic=no"
     if kind == "before-first-masquerade":
         return f"{chain}Masq", f"find where chain={chain} action=masquerade dynamic=no"
     if kind == "top":
@@ -111,7 +114,7 @@ def _resource_lines(res: Resource, declared: set[str]) -> list[str]:
         return [f":if ([:len [{where}]] > 0) do={{", INDENT + set_line, "}"]
     add_line = f"add {_words(res.add_props())}"
     if res.placement:
-        var, expr = _var(res.placement)
+        var, expr = _var(res.placement, res.menu)
         if var not in declared:
             lines.append(f":local {var} [{expr}]")
             declared.add(var)

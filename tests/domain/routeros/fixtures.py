@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from app.domain.model import MikrotikSpec, PeerSpec, ServiceSpec, SubnetSpec, WanSpec
 from app.domain.routeros.desired import DesiredState, build_desired
@@ -91,6 +91,21 @@ def mesh_wan(*peers: PeerSpec, **changes: object) -> WanSpec:
         peers=peers or (mikrotik_x(), remote_a(), remote_b()),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def dual_stack_wan() -> WanSpec:
+    """The mesh on a dual-stack overlay (fd10:77::/64, peer n at ::n): the MikroTik also hosts an
+    IPv6 LAN, vps-a routes one, home-b (CGNAT) has only its tunnel addresses."""
+    x = mikrotik_x(
+        tunnel_ip6=IPv6Address("fd10:77::1"),
+        subnets=(*mikrotik_x().subnets, SubnetSpec(id=13, cidr=ip_network("fd20:1::/64"))),
+    )
+    a = remote_a(
+        tunnel_ip6=IPv6Address("fd10:77::2"),
+        subnets=(*remote_a().subnets, SubnetSpec(id=32, cidr=ip_network("fd30::/64"))),
+    )
+    b = remote_b(tunnel_ip6=IPv6Address("fd10:77::3"))
+    return mesh_wan(x, a, b, tunnel_cidr6=IPv6Network("fd10:77::/64"))
 
 
 def desired_x(wan: WanSpec | None = None, source: IPv4Address | None = MGMT_SOURCE) -> DesiredState:

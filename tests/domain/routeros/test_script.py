@@ -15,7 +15,7 @@ from app.domain.model import MikrotikSpec
 from app.domain.routeros.desired import build_desired
 from app.domain.routeros.script import render_script
 
-from .fixtures import MGMT_SOURCE, mesh_wan, mikrotik_x, remote_a, remote_b
+from .fixtures import MGMT_SOURCE, dual_stack_wan, mesh_wan, mikrotik_x, remote_a, remote_b
 from .golden_util import GOLDEN, check_golden
 
 
@@ -41,6 +41,8 @@ SCRIPTS = {
     "mesh_nat.rsc": lambda: _script(services=()),
     # ... plus a published service (dst-nat + masquerade).
     "mesh_service.rsc": lambda: _script(),
+    # Dual stack: /ipv6/address, IPv6 routes, IPv6 filter accepts before the defconf v6 drops.
+    "dual_stack.rsc": lambda: render_script(build_desired(dual_stack_wan(), 1), "homelab", "office-mikrotik"),
     # Brought-own key (no private-key), API over TLS, management CIDRs set, WireWAN's own address.
     "byo_key_tls.rsc": lambda: render_script(
         build_desired(

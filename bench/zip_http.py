@@ -1,0 +1,197 @@
+"""configs.zip over HTTP, as a user gets it (issue 15): a 200-peer mesh saved in a real database,
+the app served by a real HTTP server in this process, `GET /api/wan/{id}/configs.zip` fetched
+with a bearer token; median of several fetches after one warm-up, and a profile of one request
+split into load (rows → WanSpec), decrypt (private keys), render (topology + text), zip and the
+rest (auth, response).
+
+    .venv/bin/python -m bench.zip_http                # median of 5 fetches of a 200-peer mesh
+    .venv/bin/python -m bench.zip_http --peers 300 --fetches 7 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+
+SECRETS = {
+    "SECRET_KEY": "bench-secret-key-bench-secret-key",
+    "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
+    "ENCRYPTION_SALT": "bench-salt-0123456789",
+}
+HOME_LANS = ("192.168.1.0/24", "192.168.0.0/24", "192.168.88.0/24")
+
+
+def build_app(folder: Path) -> Any:
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
+            "INSTANCE_PATH": str(folder / "instance"),
+            "RQ_QUEUE": "bench-zip",
+            "BCRYPT_ROUNDS": 4,
+            **SECRETS,
+        }
+    )
+
+
+def populate(app: Any, peers: int) -> tuple[int, str]:
+    """A mesh like bench.configs.build_mesh (servers, CGNAT laptops, LANs, Auto-NAT'd home LANs), saved
+    through the services; returns (WAN id, an operator's API token)."""
+    from app.models import Wan
+    from app.services import accounts, subnets, wans
+    from app.services import peers as peer_service
+    from app.services.tx import commit
+
+    with app.app_context():
+        db.create_all()
+        user = accounts.create_user("bench@example.com", "correct-horse-battery", "operator")
+        token = accounts.create_token(user, "bench")
+        wan = wans.create_wan({"name": "bench", "tunnel_cidr": "10.0.0.0/22" if peers > 250 else "10.0.0.0/24"})
+        commit()
+        for i in range(peers):
+            cgnat = i % 4 == 3
+            data = {"name": f"peer-{i:03d}", "kind": "client" if cgnat else "server"}
+            if not cgnat:
+                data["endpoint"] = f"203.0.{113 + i // 250}.{i % 250 + 1}"
+            peer = peer_service.create_peer(db.session.get(Wan, wan.id), data)
+            if i % 5 in (0, 2):
+                subnets.add_subnet(peer, f"10.{100 + i // 256}.{i % 256}.0/24")
+            if i % 10 == 1:
+                subnets.add_subnet(peer, HOME_LANS[(i // 10) % len(HOME_LANS)], auto_nat=True)
+            commit()
+        return wan.id, token
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def fetch(url: str, token: str) -> bytes:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+        return bytes(resp.read())
+
+
+def measure(peers: int, fetches: int, profile: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="wirewan-bench-zip-") as tmp:
+        app = build_app(Path(tmp))
+        started = time.perf_counter()
+        wan_id, token = populate(app, peers)
+        print(f"  {peers}-peer mesh saved in {time.perf_counter() - started:.1f} s (not timed below)")
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_port}/api/wan/{wan_id}/configs.zip"
+        try:
+            data = fetch(url, token)  # warm-up: imports, the cipher's key derivation, caches
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+            times = []
+            for _ in range(fetches):
+                t0 = time.perf_counter()
+                fetch(url, token)
+                times.append(time.perf_counter() - t0)
+            phases = phase_times(app, wan_id, fetches)
+            if profile:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                fetch_in_process(app, wan_id, token)
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        finally:
+            server.shutdown()
+            with app.app_context():
+                db.engine.dispose()
+    return {
+        "files": len(names),
+        "bytes": len(data),
+        "times": times,
+        "median": statistics.median(times),
+        "phases": phases,
+    }
+
+
+def phase_times(app: Any, wan_id: int, reps: int) -> dict[str, float]:
+    """Median time of each step of the request, in-process: load (rows → WanSpec), decrypt (the same
+    with every private key), topology, render (text and hash of every config), zip."""
+    from app.domain.topology import build_topology
+    from app.models import Wan
+    from app.services import configs
+    from app.services.specs import load_spec
+
+    samples: dict[str, list[float]] = {}
+    with app.app_context():
+        wan = db.session.get(Wan, wan_id)
+        ids = {p.id for p in wan.peers}
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            load_spec(wan_id)
+            t1 = time.perf_counter()
+            spec = load_spec(wan_id, secrets_for=ids)
+            t2 = time.perf_counter()
+            assert spec is not None
+            topology = build_topology(spec)
+            t3 = time.perf_counter()
+            rendered = configs.render_all(spec, topology, sorted(ids))
+            t4 = time.perf_counter()
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+                for pid, r in rendered.items():
+                    zf.writestr(f"{pid}.conf", r.text)
+            t5 = time.perf_counter()
+            for name, value in (("load", t1 - t0), ("decrypt", t2 - t1 - (t1 - t0)), ("topology", t3 - t2),
+                                ("render", t4 - t3), ("zip", t5 - t4)):  # fmt: skip
+                samples.setdefault(name, []).append(value)
+        db.session.rollback()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def phase_line(r: dict[str, Any]) -> str:
+    phases = r["phases"]
+    rest = r["median"] - sum(phases.values())
+    parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in phases.items())
+    return f"  median phases in-process: {parts}; the rest (auth, marking, audit, HTTP) ~{rest * 1000:.0f} ms"
+
+
+def fetch_in_process(app: Any, wan_id: int, token: str) -> None:
+    client = app.test_client()
+    resp = client.get(f"/api/wan/{wan_id}/configs.zip", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200, resp.status_code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peers", type=int, default=200)
+    parser.add_argument("--fetches", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="cProfile one request (in-process)")
+    args = parser.parse_args()
+    r = measure(args.peers, args.fetches, args.profile)
+    print(
+        f"configs.zip over HTTP, {args.peers}-peer mesh: {r['files']} files, {r['bytes']:,} bytes; "
+        f"median of {args.fetches}: {r['median'] * 1000:.0f} ms (min {min(r['times']) * 1000:.0f} ms)"
+    )
+    print(phase_line(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
