@@ -173,6 +173,8 @@ def check_body(body: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "dns": [str(addressing.parse_address(a, "dns", "DNS server")) for a in _list(wan.get("dns", []), "wan.dns")],
         "preshared_keys": _bool(wan.get("preshared_keys", False), "wan.preshared_keys"),
+        "tunnel_cidr6": _ula(wan.get("tunnel_cidr6"), "tunnel_cidr6", "IPv6 tunnel range"),
+        "services_cidr6": _ula(wan.get("services_cidr6"), "services_cidr6", "IPv6 services range"),
     }
     peers = []
     names: set[str] = set()
@@ -195,6 +197,9 @@ def check_body(body: Mapping[str, Any]) -> dict[str, Any]:
                 validation.validate_int, p.get("hub_priority"), "hub_priority", "Hub priority", 0, 1000
             ),
             "tunnel_ip": str(addressing.parse_ipv4_address(p.get("tunnel_ip"), "tunnel_ip", "Tunnel IP")),
+            "tunnel_ip6": _opt(
+                lambda v: str(addressing.parse_ipv6_address(v, "tunnel_ip6", "Tunnel IPv6")), p.get("tunnel_ip6")
+            ),
             "listen_port": listen_port,
             "endpoint_host": endpoint_host,
             "endpoint_port": _opt(validation.validate_port, p.get("endpoint_port"), "endpoint", "Endpoint port"),
@@ -265,6 +270,10 @@ def check_secrets(secrets: Mapping[str, Any], peers: list[dict[str, Any]]) -> di
         password = _opt(validation.validate_password, got.get("mikrotik_password"))
         out["peers"][peer["uuid"]] = {"private_key": private, "mikrotik_password": password}
     return out
+
+
+def _ula(value: object, field: str, label: str) -> str | None:
+    return None if value is None else str(addressing.parse_ula_range(value, field, label))
 
 
 def _uuid(value: object, where: str) -> str:

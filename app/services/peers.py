@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
@@ -13,7 +14,7 @@ from app import crypto
 from app.domain import bulk, conflicts, keys, validation
 from app.domain.addressing import parse_ipv4_address, parse_ipv6_address
 from app.domain.errors import ConflictError
-from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME
+from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME, PeerSpec
 from app.extensions import db
 from app.models import Peer, Subnet, Wan
 from app.services import audit, changes
@@ -312,15 +313,26 @@ def import_csv(wan: Wan, text: str) -> list[Peer]:
     """Create every peer of a CSV table, or none (the caller commits; a CsvError leaves nothing)."""
     changes.touched(wan.id)
     lock_wan(wan.id)
-    planned = preview_csv(wan, text)
+    spec = wan_spec(wan)
+    planned = bulk.plan_import(spec, text)
     created = []
     for row in planned:
+        # Dual-stack WANs: the lowest free IPv6 tunnel address, as the form gives (the spec grows
+        # with each row so two rows never share one).
+        tunnel_ip6 = conflicts.assign_tunnel_ip6(spec, None)
+        if tunnel_ip6 is not None:
+            placeholder = PeerSpec(
+                id=-row.line, uuid="", name=row.name, kind=row.kind, tunnel_ip=row.tunnel_ip, listen_port=0,
+                public_key="", tunnel_ip6=tunnel_ip6,
+            )  # fmt: skip
+            spec = replace(spec, peers=(*spec.peers, placeholder))
         private, public = keys.generate_keypair()
         peer = Peer(
             wan_id=wan.id,
             name=row.name,
             kind=row.kind,
             tunnel_ip=str(row.tunnel_ip),
+            tunnel_ip6=str(tunnel_ip6) if tunnel_ip6 is not None else None,
             listen_port=wan.listen_port,
             public_key=public,
             private_key_enc=crypto.encrypt(private),

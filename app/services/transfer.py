@@ -24,7 +24,7 @@ from app.services.specs import load_wan
 
 WAN_EXPORT_FIELDS = (
     "name", "tunnel_cidr", "services_cidr", "nat_pool_cidr", "topology", "interface_name", "listen_port",
-    "keepalive", "mtu", "mgmt_cidrs", "dns", "preshared_keys",
+    "keepalive", "mtu", "mgmt_cidrs", "dns", "preshared_keys", "tunnel_cidr6", "services_cidr6",
 )  # fmt: skip
 
 
@@ -47,6 +47,7 @@ def export_wan(wan_id: int, passphrase: str) -> dict[str, Any]:
                 "is_hub": p.is_hub,
                 "hub_priority": p.hub_priority,
                 "tunnel_ip": p.tunnel_ip,
+                "tunnel_ip6": p.tunnel_ip6,
                 "listen_port": p.listen_port,
                 "endpoint_host": p.endpoint_host,
                 "endpoint_port": p.endpoint_port,
@@ -140,6 +141,7 @@ def import_wan(document: object, passphrase: object, name: object = None) -> Wan
             is_hub=p["is_hub"],
             hub_priority=p["hub_priority"],
             tunnel_ip=p["tunnel_ip"],
+            tunnel_ip6=p["tunnel_ip6"],
             listen_port=p["listen_port"],
             endpoint_host=p["endpoint_host"],
             endpoint_port=p["endpoint_port"],

@@ -285,3 +285,22 @@ def test_import_into_the_same_instance_under_another_name(app: Flask, api: Any) 
         assert config(app, peers[name]).split("\n", 1)[1] == config(app, copies[name]).split("\n", 1)[1]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Peer)) == 8
+
+
+def test_dual_stack_export_import_and_csv_import(app: Flask, api: Any) -> None:
+    wan = make_wan(api, tunnel_cidr6="fd10:77::/64", preshared_keys=True)
+    a = make_peer(api, wan["id"], "a", endpoint="203.0.113.1")
+    resp = api.post(f"/api/peers/wan/{wan['id']}/import", data="name,kind,endpoint,lans\nb,client,,\nc,client,,\n",
+                    content_type="text/csv")  # fmt: skip
+    assert resp.status_code == 201
+    six = [a["tunnel_ip6"], *(p["tunnel_ip6"] for p in resp.get_json())]
+    assert len(set(six)) == 3 and all(ip and ip.startswith("fd10:77::") for ip in six)
+    document = api.post(f"/api/wan/{wan['id']}/export", json={"passphrase": PASSPHRASE}).get_json()
+    copy_id = api.post(
+        "/api/wan/import", json={"document": document, "passphrase": PASSPHRASE, "name": "v6copy"}
+    ).get_json()["id"]
+    originals = {p["name"]: p["id"] for p in api.get(f"/api/peers/wan/{wan['id']}").get_json()}
+    copies = {p["name"]: p["id"] for p in api.get(f"/api/peers/wan/{copy_id}").get_json()}
+    for name in ("a", "b", "c"):
+        assert "fd10:77::" in config(app, copies[name])
+        assert config(app, originals[name]).split("\n", 1)[1] == config(app, copies[name]).split("\n", 1)[1]
