@@ -192,7 +192,8 @@ def test_pages_show_the_dot_the_age_and_the_source_and_refresh_themselves(
     assert "status-unknown" in laptop_row and "not seen yet" in laptop_row
     assert 'hx-trigger="every 30s"' in wan_page
     fragment = operator_browser.get(f"/wans/{lab['wan']['id']}", headers={"HX-Request": "true"})
-    assert fragment.get_data(as_text=True).lstrip().startswith("<table")  # the table refreshes alone
+    # The peer list (table and pager, with the URL's search and page) refreshes alone.
+    assert fragment.get_data(as_text=True).lstrip().startswith('<div id="peers-list"')
 
     peer_page = operator_browser.get(f"/peers/{vps['id']}").get_data(as_text=True)
     assert 'id="peer-status"' in peer_page and "<svg" in peer_page and "reported" in peer_page
