@@ -38,9 +38,16 @@ def test_rotation_psks_and_disabling_reach_the_auto_deploy_router(
 
     assert api.patch(f"/api/wan/{auto_router['wan']['id']}", json={"preshared_keys": True}).status_code == 200
     run_jobs()
-    # A peer added now gets a new entry on the router, written with the pair's PSK. (Entries that
-    # existed before the option was turned on: see the report; the plan does not rewrite a secret
-    # the router does not show.)
+    # The entries already on the router get their pair's PSK in place (a `set`: sessions survive);
+    # the router shows this API user sensitive values, so a missing key is unset, not hidden.
+    with app.app_context():
+        text = configs.peer_config(db.session.get(Peer, server["id"])).text
+    section = text.split("# office\n", 1)[1].split("[Peer]", 1)[0]
+    server_psk = next(line.split(" = ")[1] for line in section.splitlines() if line.startswith("PresharedKey"))
+    entries = {r.get("public-key"): r for r in wg_peers(sim)}
+    assert entries[rotated["public_key"]].get("preshared-key") == server_psk
+    assert all(r.get("preshared-key") for r in entries.values()), entries
+    # A peer added now gets a new entry on the router, written with the pair's PSK.
     edge = api.post(
         f"/api/peers/wan/{auto_router['wan']['id']}",
         json={"name": "edge", "kind": "server", "endpoint": "203.0.113.20"},

@@ -315,14 +315,23 @@ def is_ours(desired: DesiredState, row: Row, names: set[str] | None = None) -> b
     return names is not None and any(row.get(p) in names for p in INTERFACE_REFS)
 
 
-def diff_props(res: Resource, row: Row) -> tuple[dict[str, str], dict[str, str], list[str]]:
+def secrets_visible(actual: ActualState) -> bool:
+    """Whether this API user is shown sensitive values (RouterOS's `sensitive` policy): then a secret
+    missing from a row is unset, not hidden. The WireGuard interface always has a private key, so it
+    tells which."""
+    return any("private-key" in row for row in actual.get(WG, ()))
+
+
+def diff_props(
+    res: Resource, row: Row, *, secrets_shown: bool = False
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """(wanted values, current values, skipped secrets) of the properties that differ."""
     defaults = RESET_DEFAULTS.get(res.menu, {})
     want: dict[str, str] = {}
     have: dict[str, str] = {}
     skipped: list[str] = []
     for prop, value in res.compared_props().items():
-        if prop in SECRET_PROPS and prop not in row:
+        if prop in SECRET_PROPS and prop not in row and not secrets_shown:
             skipped.append(prop)  # hidden from this API user: cannot compare, never rewrite blindly
             continue
         current = row.get(prop, defaults.get(prop))
@@ -430,6 +439,7 @@ class _Builder:
     conflicts: list[str] = field(default_factory=list)
 
     index: RowIndex | None = None
+    secrets_shown: bool = False
 
     def rows(self, menu: str) -> Sequence[Row]:
         return self.actual.get(menu, ())
@@ -505,7 +515,7 @@ class _Builder:
                     ),
                 )
             )
-        want, have, skipped = diff_props(res, row)
+        want, have, skipped = diff_props(res, row, secrets_shown=self.secrets_shown)
         if res.tagged and row.get("comment") != res.key:
             # An old-format tag: re-tag in place (a set keeps the row, so no session drops).
             want["comment"] = res.key
@@ -667,7 +677,8 @@ def plan(desired: DesiredState, actual: RawActual) -> Plan:
 
     :param actual: rows per menu as read from the router (raw librouteros rows are fine).
     """
-    return _Builder(desired, parse_actual(actual)).build()
+    parsed = parse_actual(actual)
+    return _Builder(desired, parsed, secrets_shown=secrets_visible(parsed)).build()
 
 
 def state_lines(desired: DesiredState) -> list[str]:

@@ -15,6 +15,7 @@ from app.domain.routeros.plan import (
     diff_props,
     misplaced,
     parse_actual,
+    secrets_visible,
     stale_rows,
 )
 
@@ -47,6 +48,7 @@ def verify(desired: DesiredState, actual: Mapping[str, Iterable[Mapping[str, obj
     """
     rows_by_menu = parse_actual(actual)
     index = RowIndex(rows_by_menu)
+    shown = secrets_visible(rows_by_menu)
     out: list[Drift] = []
     for res in desired.resources:
         rows = rows_by_menu.get(res.menu, [])
@@ -55,7 +57,7 @@ def verify(desired: DesiredState, actual: Mapping[str, Iterable[Mapping[str, obj
             out.append(Drift("missing", res.menu, res.key, f"{res.title or res.key} is not on the router"))
             continue
         row = found[0]
-        want, _have, _skipped = diff_props(res, row)
+        want, _have, _skipped = diff_props(res, row, secrets_shown=shown)
         details = [f"{p}: {_show(p, row.get(p))} -> {_show(p, v)}" for p, v in want.items()]
         if res.tagged and row.get("comment") != res.key:
             details.append(f"tag: {row.get('comment')} -> {res.key} (old format; the next deploy re-tags it)")

@@ -426,3 +426,33 @@ def test_parse_actual_normalises_librouteros_values() -> None:
     ]
     assert rows["/ip/route"] == [{"dst-address": "fd00::/64", "dynamic": "true"}]
     assert parse_actual(rows) == rows
+
+
+def test_turning_psks_on_sets_them_on_existing_entries_unless_the_router_hides_secrets() -> None:
+    """A peer entry without `preshared-key` is unset when the API user sees sensitive values (the
+    interface shows its private key), and hidden when it does not: set in place, or left alone."""
+    import base64
+    from dataclasses import replace
+
+    from app.domain.routeros.plan import WG, WG_PEERS
+
+    state = _converged()
+    with_psk = build_desired(
+        replace(mesh_wan(mikrotik_x(), remote_a(), remote_b()), psk_seed=base64.b64encode(bytes(range(32))).decode()),
+        1,
+        management_source=MGMT_SOURCE,
+    )
+    p = plan(with_psk, state)
+    assert [(op.action, op.menu, sorted(op.props)) for op in p.ops] == [
+        ("set", WG_PEERS, ["preshared-key"]),
+        ("set", WG_PEERS, ["preshared-key"]),
+    ]
+    assert "preshared-key=***" in p.ops[0].cli()  # masked in every plan line
+    assert plan(with_psk, apply_ops(state, p.ops)).empty
+
+    hidden = {menu: [dict(r) for r in rows] for menu, rows in state.items()}
+    for row in hidden[WG]:
+        row.pop("private-key", None)
+    p = plan(with_psk, hidden)
+    assert not [op for op in p.ops if op.menu == WG_PEERS]
+    assert any("preshared-key" in w and "not readable" in w for w in p.warnings)
