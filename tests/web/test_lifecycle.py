@@ -231,7 +231,12 @@ def test_export_import_into_a_fresh_instance_is_byte_identical(
     assert document["format"] == "wirewan-wan" and document["version"] == 1
     assert "pa$$" not in text and "PrivateKey" not in text and "private_key" not in text
 
-    other = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'other.db'}", ENCRYPTION_KEY="another-key")
+    # Another instance: its own SQLite file (without the PostgreSQL run's per-schema connect options).
+    other = make_app(
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'other.db'}",
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 15}},
+        ENCRYPTION_KEY="another-key",
+    )
     with other.app_context():
         db.create_all()
     make_user(other, "op@example.com", "operator")
