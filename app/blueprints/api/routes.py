@@ -99,7 +99,7 @@ def list_wans() -> Any:
     "Create a WAN",
     tags=["Networks"],
     description="Only `name` is required; the rest default to 10.0.0.0/24, 10.0.5.0/24, 172.16.0.0/12, mesh, "
-    "wg-wan-overlay, 51820, keepalive 25, MTU 1420.",
+    "an interface named wg-<WAN name> (unique per WAN), 51820, keepalive 25, MTU 1420.",
     body=oa.WanCreateSchema,
     responses={201: json_response(oa.WanSchema, "Created.", location=True)},
     errors=(400, 403, 409, 413, 422),
