@@ -242,7 +242,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     assert any(r.get("comment", "").startswith("WAN-Overlay-Manager:") for r in stack.sim.rows("/interface/wireguard"))
 
     page.goto(f"/peers/{office}")
-    expect(page.locator("#router .router-state")).to_contain_text("deployed config is current")
+    expect(page.locator("#router .router-sync")).to_have_text("in sync")
 
     # --- the audit log: actions apart from router calls, credited to the admin who clicked -----------------
     page.goto(wan_url)
@@ -291,10 +291,21 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     svg.locator(f'a.topo-node[data-peer-id="{office}"]').click()
     expect(page).to_have_url(re.compile(rf"/peers/{office}$"))
 
-    # --- the dashboard -----------------------------------------------------------------------------------
+    # --- the dashboard: one vocabulary, and each count counts what its words say ---------------------------
+    # A new peer makes vps (applied) and office (deployed) stale; it has never applied a config itself.
+    add_peer(page, wan_url, "tablet", kind="client")
+    page.goto(f"/peers/{office}")
+    expect(page.locator("#router .router-sync")).to_have_text("changes pending")
     page.goto("/")
     row = page.locator("#dashboard tbody tr").first
     expect(row).to_contain_text("lab")
+    # hub, laptop, branch, phone, tablet never applied; vps and office applied an older config.
+    expect(page.locator("#total-not-applied")).to_have_text(re.compile(r"^\s*5\s*peers not applied\s*$"))
+    expect(page.locator("#total-stale")).to_have_text(re.compile(r"^\s*2\s*peers stale\s*$"))
+    expect(page.locator("#total-routers-pending")).to_have_text(re.compile(r"^\s*1\s*router with changes pending\s*$"))
+    expect(page.locator("#dashboard-words")).to_contain_text("not applied when it never downloaded or deployed one")
+    expect(page.locator("main")).not_to_contain_text("deploys pending")
+    expect(page.locator("main")).not_to_contain_text("stale configs")
     expect(page.locator("#last-jobs tbody tr").first).to_contain_text("Deploy")
     shot("dashboard")
 

@@ -193,6 +193,13 @@ def test_deploy_of_an_outdated_plan_is_refused_with_a_message(app, admin_browser
         assert db.session.scalar(select(func.count(Job.id)).where(Job.kind == "deploy")) == 0
 
 
+def router_sync(page: str) -> str:
+    """The Router section's state badge: in sync, changes pending or not deployed."""
+    found = re.findall(r'class="badge [a-z-]+ router-sync"[^>]*>([^<]+)<', page)
+    assert len(found) == 1, found
+    return found[0]
+
+
 def test_router_buttons_show_their_job_inline(app, operator_browser, run_jobs, router_id):
     page = text(operator_browser.get(f"/peers/{router_id}"))
     section = page[page.index('id="router"') :]
@@ -200,7 +207,7 @@ def test_router_buttons_show_their_job_inline(app, operator_browser, run_jobs, r
         assert f'hx-post="/peers/{router_id}/router/{action}"' in section
     assert 'hx-target="#router-job"' in section
     assert "run Preflight first, then deploy the plan it shows" in section
-    assert "pending changes: Deploy" in section and "auto-deploy off" in section
+    assert router_sync(section) == "not deployed" and "auto-deploy off" in section
     assert 'disabled title="Nothing to revert to' in section  # no deployment yet
     assert 'hx-trigger="job-finished from:body"' in section
 
@@ -232,7 +239,7 @@ def test_router_buttons_show_their_job_inline(app, operator_browser, run_jobs, r
     section = operator_browser.get(f"/peers/{router_id}/router", headers={"HX-Request": "true"})
     assert section.headers.get("HX-Refresh") == "true"
     page = text(operator_browser.get(f"/peers/{router_id}"))
-    assert "deployed config is current" in page and "pending changes: Deploy" not in page
+    assert router_sync(page) == "in sync"
 
     # Without htmx every button answers 303 to the job page.
     assert job_id_from(operator_browser.post(f"/peers/{router_id}/router/verify")) > job_id
@@ -272,7 +279,7 @@ def test_deployment_history_diffs_the_changed_endpoint(app, admin_browser, api, 
     server = router_wan["server"]["id"]
     assert api.patch(f"/api/peers/{server}", json={"endpoint": "203.0.113.99"}).status_code == 200
     page = text(admin_browser.get(f"/peers/{router_id}"))
-    assert "pending changes: Deploy" in page
+    assert router_sync(page) == "changes pending"
     _, second = preflight_and_deploy(app, admin_browser, run_jobs, router_id)
 
     assert "Nothing to revert to" not in text(admin_browser.get(f"/peers/{router_id}"))

@@ -1,4 +1,5 @@
-"""The dashboard: per WAN peers, stale configs, pending and failed deploys, conflicts; the last jobs."""
+"""The dashboard: per WAN peers not applied and stale, routers with changes pending, jobs queued and
+running, failed deploys, conflicts; the last jobs. Each count counts what its words say."""
 
 from __future__ import annotations
 
@@ -52,14 +53,66 @@ def test_empty_install(admin_browser):
     assert "No WANs yet" in body and "No jobs yet" in body
 
 
-def test_counts_peers_and_stale_configs(app, admin_browser, wan_id):
+# The columns of a WAN's row.
+WAN, TOPOLOGY, PEERS, NOT_APPLIED, STALE, ROUTERS_PENDING, QUEUED, RUNNING, FAILED, CONFLICTS = range(10)
+
+
+def tile(body: str, name: str) -> str:
+    match = re.search(rf'id="total-{name}"><span class="stat-n">([^<]*)</span><span class="stat-label">([^<]*)<', body)
+    assert match, name
+    return f"{match.group(1)} {match.group(2)}"
+
+
+def test_never_applied_peers_are_not_applied_not_stale(app, admin_browser, wan_id):
     body = admin_browser.get("/").get_data(as_text=True)
-    # WAN, topology, peers, stale, pending, failed, conflicts, link
-    assert row(body, wan_id)[:7] == ["acme", "mesh", "3", "3", "0", "0", "0"]
+    assert row(body, wan_id)[: RUNNING + 1] == ["acme", "mesh", "3", "3", "0", "—", "0", "0"]
+    assert tile(body, "not-applied") == "3 peers not applied" and tile(body, "stale") == "0 peers stale"
     assert admin_browser.post(f"/peers/{peer_id(app, 'laptop')}/config").status_code == 200
     body = admin_browser.get("/").get_data(as_text=True)
-    assert row(body, wan_id)[3] == "2"
+    assert row(body, wan_id)[NOT_APPLIED] == "2" and row(body, wan_id)[STALE] == "0"
     assert f'href="/wans/{wan_id}/topology"' in body
+
+
+def test_seeded_wan_counts_each_state_by_its_word(app, admin_browser, wan_id):
+    """hq never applied; branch applied then made stale; router r1 deployed (marked) before a change,
+    r2 after it; one job queued and one running."""
+    for name in ("r1", "r2"):
+        assert (
+            add_peer(admin_browser, wan_id, name=name, kind="mikrotik", endpoint=f"{name}.example.net").status_code
+            == 303
+        )
+    for name in ("branch", "r1"):
+        assert admin_browser.post(f"/peers/{peer_id(app, name)}/mark-applied").status_code == 303
+    assert add_peer(admin_browser, wan_id, name="phone", kind="client").status_code == 303  # the change
+    assert admin_browser.post(f"/peers/{peer_id(app, 'r2')}/mark-applied").status_code == 303
+    add_job(app, peer_id(app, "r1"), "deploy", "queued")
+    add_job(app, peer_id(app, "r2"), "verify", "running")
+
+    body = admin_browser.get("/").get_data(as_text=True)
+    cells = row(body, wan_id)
+    assert cells[PEERS] == "6"
+    assert cells[NOT_APPLIED] == "3"  # hq, laptop, phone: never applied, so not "stale"
+    assert cells[STALE] == "2"  # branch and r1 applied a config that is no longer current
+    assert cells[ROUTERS_PENDING] == "1"  # r1; r2 is in sync
+    assert (cells[QUEUED], cells[RUNNING], cells[FAILED]) == ("1", "1", "0")
+    assert tile(body, "not-applied") == "3 peers not applied"
+    assert tile(body, "stale") == "2 peers stale"
+    assert tile(body, "routers-pending") == "1 router with changes pending"
+    assert tile(body, "jobs") == "1 · 1 jobs queued · running"
+    assert "deploys pending" not in body.lower() and "stale configs" not in body.lower()
+
+    # The same words on each router's page.
+    r1 = admin_browser.get(f"/peers/{peer_id(app, 'r1')}").get_data(as_text=True)
+    r2 = admin_browser.get(f"/peers/{peer_id(app, 'r2')}").get_data(as_text=True)
+    assert re.search(r'router-sync"[^>]*>changes pending<', r1) and re.search(r'router-sync"[^>]*>in sync<', r2)
+
+
+def test_routers_never_deployed_are_said_apart(app, admin_browser, wan_id):
+    assert add_peer(admin_browser, wan_id, name="r1", kind="mikrotik", endpoint="r1.example.net").status_code == 303
+    cells = row(admin_browser.get("/").get_data(as_text=True), wan_id)
+    assert cells[ROUTERS_PENDING] == "0 (1 not deployed)"
+    page = admin_browser.get(f"/peers/{peer_id(app, 'r1')}").get_data(as_text=True)
+    assert re.search(r'router-sync"[^>]*>not deployed<', page)
 
 
 def test_pending_and_failed_deploys_and_the_last_jobs(app, admin_browser, wan_id):
@@ -72,12 +125,12 @@ def test_pending_and_failed_deploys_and_the_last_jobs(app, admin_browser, wan_id
     newest = add_job(app, branch, "verify", "succeeded")
     body = admin_browser.get("/").get_data(as_text=True)
     cells = row(body, wan_id)
-    assert cells[4] == "1"  # the queued deploy
+    assert (cells[QUEUED], cells[RUNNING]) == ("1", "1")  # the queued deploy, the running preflight
     # hq's latest deploy is queued (its failed one is older): only routers whose latest deploy failed count.
-    assert cells[5] == "0"
+    assert cells[FAILED] == "0"
     add_job(app, hq, "deploy", "abandoned")
     cells = row(admin_browser.get("/").get_data(as_text=True), wan_id)
-    assert cells[5] == "1"
+    assert cells[FAILED] == "1"
     jobs = re.findall(r'<tr id="last-job-(\d+)">', body)
     assert jobs[0] == str(newest) and len(jobs) == 6
     assert 'href="/jobs/?wan_id=' in body
@@ -100,7 +153,7 @@ def test_conflicts_are_counted(app, admin_browser, wan_id):
         db.session.add(Subnet(wan_id=branch.wan_id, peer_id=branch.id, cidr="192.168.1.0/24", routed=True))
         db.session.commit()
     cells = row(admin_browser.get("/").get_data(as_text=True), wan_id)
-    assert int(cells[6]) >= 1
+    assert int(cells[CONFLICTS]) >= 1
 
 
 def test_huge_wans_skip_the_stale_count(app, admin_browser, wan_id, monkeypatch):
@@ -113,8 +166,9 @@ def test_huge_wans_skip_the_stale_count(app, admin_browser, wan_id, monkeypatch)
 
     monkeypatch.setattr(dashboard, "wan_configs", refuse)
     body = admin_browser.get("/").get_data(as_text=True)
-    assert row(body, wan_id)[3] == "—"
-    assert "Stale configs are counted here for WANs of up to 2 peers" in body
+    cells = row(body, wan_id)
+    assert cells[STALE] == "—" and cells[NOT_APPLIED] == "3"  # never applied needs no rendering
+    assert "Stale peers and routers with changes pending are counted here for WANs of up to 2 peers" in body
 
 
 def test_viewers_see_the_dashboard(app, wan_id):

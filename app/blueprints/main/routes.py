@@ -24,16 +24,24 @@ bp = Blueprint("main", __name__)
 # it to the WAN page and says so, so the home page stays fast however large the install grows.
 STALE_COUNT_MAX_PEERS = 300
 LAST_JOBS = 10
-PENDING = ("queued", "running")
 FAILED = ("failed", "abandoned")
 
 
 @dataclass(frozen=True)
 class WanRow:
+    """One WAN's counts, each named by the word the badges use (docs/concepts.md, "Staleness"):
+    peers are applied / not applied / stale, routers in sync / changes pending / not deployed, jobs
+    queued / running."""
+
     wan: Wan
     peers: int
-    stale: int | None  # None: not counted here (WAN above STALE_COUNT_MAX_PEERS)
-    pending_deploys: int
+    not_applied: int  # peers that never applied a config (cheap: no rendering needed)
+    stale: int | None  # applied, but not the current config; None: not counted (huge WAN)
+    routers: int
+    routers_pending: int | None  # routers deployed once whose current config differs; None as above
+    routers_not_deployed: int
+    jobs_queued: int
+    jobs_running: int
     failed_deploys: int
     conflicts: int
     worst: str  # "critical" or "warning"
@@ -43,12 +51,19 @@ def _per_wan(query: Any) -> dict[int, int]:
     return {wan_id: n for wan_id, n in db.session.execute(query).all() if wan_id is not None}
 
 
-def _deploy_counts() -> tuple[dict[int, int], dict[int, int]]:
-    """Per WAN: deploys queued or running, and routers whose latest deploy failed or was abandoned."""
-    pending = _per_wan(
-        select(Job.wan_id, func.count(Job.id))
-        .where(Job.kind == JobKind.DEPLOY, Job.status.in_(PENDING))
-        .group_by(Job.wan_id)
+@dataclass(frozen=True)
+class JobCounts:
+    queued: dict[int, int]
+    running: dict[int, int]
+    failed_deploys: dict[int, int]
+
+
+def _job_counts() -> JobCounts:
+    """Per WAN: jobs of any kind queued, jobs running, and routers whose latest deploy failed or was
+    abandoned."""
+    queued, running = (
+        _per_wan(select(Job.wan_id, func.count(Job.id)).where(Job.status == status).group_by(Job.wan_id))
+        for status in ("queued", "running")
     )
     latest = (
         select(func.max(Job.id).label("id"))
@@ -62,17 +77,23 @@ def _deploy_counts() -> tuple[dict[int, int], dict[int, int]]:
         .where(Job.status.in_(FAILED))
         .group_by(Job.wan_id)
     )
-    return pending, failed
+    return JobCounts(queued, running, failed)
 
 
-def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow:
+def wan_row(wan: Wan, jobs: JobCounts) -> WanRow:
     loaded = load_wan(wan.id)
     assert loaded is not None
+    routers = [p for p in loaded.peers if p.kind == "mikrotik"]
+    never_applied = {p.id for p in loaded.peers if p.applied_config_hash is None}
     stale: int | None = None
+    routers_pending: int | None = None
     unreachable = 0
     if len(loaded.peers) <= STALE_COUNT_MAX_PEERS:
         rendered = wan_configs(loaded)
-        stale = len(rendered.stale_ids(loaded.peers))
+        # stale_ids also holds the never-applied peers: those are "not applied", counted apart.
+        out_of_date = rendered.stale_ids(loaded.peers) - never_applied
+        stale = len(out_of_date)
+        routers_pending = sum(1 for p in routers if p.id in out_of_date)
         unreachable = len(rendered.unreachable)
         found = rendered.conflicts
     else:
@@ -81,9 +102,14 @@ def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow
     return WanRow(
         wan=loaded,
         peers=len(loaded.peers),
+        not_applied=len(never_applied),
         stale=stale,
-        pending_deploys=pending.get(wan.id, 0),
-        failed_deploys=failed.get(wan.id, 0),
+        routers=len(routers),
+        routers_pending=routers_pending,
+        routers_not_deployed=sum(1 for p in routers if p.id in never_applied),
+        jobs_queued=jobs.queued.get(wan.id, 0),
+        jobs_running=jobs.running.get(wan.id, 0),
+        failed_deploys=jobs.failed_deploys.get(wan.id, 0),
         conflicts=len(found) + unreachable,
         worst=worst,
     )
@@ -92,15 +118,19 @@ def wan_row(wan: Wan, pending: dict[int, int], failed: dict[int, int]) -> WanRow
 @bp.get("/")
 @login_required
 def index() -> Any:
-    pending, failed = _deploy_counts()
-    rows = [wan_row(wan, pending, failed) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
+    jobs = _job_counts()
+    rows = [wan_row(wan, jobs) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
     last_jobs = db.session.scalars(select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
     wan_names = {row.wan.id: row.wan.name for row in rows}
     live = status_service.wan_counts(utcnow() - timedelta(hours=24))
     totals = {
         "peers": sum(r.peers for r in rows),
+        "not_applied": sum(r.not_applied for r in rows),
         "stale": sum(r.stale or 0 for r in rows),
-        "pending": sum(r.pending_deploys for r in rows),
+        "routers": sum(r.routers for r in rows),
+        "routers_pending": sum(r.routers_pending or 0 for r in rows),
+        "queued": sum(r.jobs_queued for r in rows),
+        "running": sum(r.jobs_running for r in rows),
         "failed": sum(r.failed_deploys for r in rows),
         "conflicts": sum(r.conflicts for r in rows),
     }
