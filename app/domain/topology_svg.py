@@ -18,6 +18,13 @@ and the canvas grows to hold every curve and label. Edges: solid for direct
 tunnels, dashed and labelled "via <relay>" for paths through a relay. When one kind of edge is too
 numerous to read (a 200-peer mesh has ~20,000 tunnels) it is left out and the drawing says so; edges
 touching a hub or the relay are always drawn.
+
+Beyond CLUSTER_ABOVE spokes (peers that are neither hub nor relay) the largest groups of spokes of
+one kind (clients, servers, routers; CGNAT or not) are drawn as one *cluster* node each ("142
+clients"), largest first, until at most CLUSTER_ABOVE spokes are left to draw one by one: the hubs,
+the relay and the smaller groups stay readable nodes. A cluster's edges stand for its members' (one
+line per cluster and peer); a caption in the picture says which spokes are clustered and that the
+WAN page lists them. `cluster_above=None` draws every peer (the page's "Draw every peer").
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from html import escape
 
 from app.domain.model import PeerSpec, WanSpec
@@ -50,6 +57,8 @@ NAT_SHOWN = 2  # NAT'd LANs written under a peer; more are counted
 # Beyond these counts a category of edges is not drawn (and the drawing says so).
 MAX_RELAYED_DRAWN = 60
 MAX_OTHER_DIRECT_DRAWN = 400
+CLUSTER_ABOVE = 60  # spokes drawn one by one at most; beyond, groups of one kind become clusters
+CLUSTER_NOUNS = {"client": "clients", "server": "servers", "mikrotik": "routers"}
 
 ROLE_HUB, ROLE_CORE, ROLE_EDGE = "hub", "core", "edge"
 
@@ -116,6 +125,7 @@ class TopologyDrawing:
     relayed_total: int
     relayed_drawn: int
     notes: tuple[str, ...]
+    clusters: tuple[tuple[str, str], ...] = ()  # (kind, label) of each cluster drawn
 
 
 def role(peer: PeerSpec, relay_id: int | None) -> str:
@@ -126,14 +136,25 @@ def role(peer: PeerSpec, relay_id: int | None) -> str:
     return ROLE_EDGE
 
 
-def badges(peer: PeerSpec, stale: bool) -> list[str]:
+NOT_APPLIED, STALE = "not applied", "stale"
+
+
+def config_state(peer_id: int, stale_ids: Collection[int], not_applied_ids: Collection[int]) -> str | None:
+    """The peer's badge in the words of the rest of the UI: never applied, applied but out of date,
+    or None (applied). `stale_ids` may hold the never-applied peers too."""
+    if peer_id in not_applied_ids:
+        return NOT_APPLIED
+    return STALE if peer_id in stale_ids else None
+
+
+def badges(peer: PeerSpec, state: str | None) -> list[str]:
     out = []
     if peer.kind == "mikrotik":
         out.append("MikroTik")
     if peer.cgnat:
         out.append("CGNAT")
-    if stale:
-        out.append("stale")
+    if state is not None:
+        out.append(state)
     return out
 
 
@@ -174,8 +195,8 @@ def glyph_radius(r: str) -> float:
     return HUB_R if r == ROLE_HUB else GLYPH_R
 
 
-def cell_height(peer: PeerSpec, r: str, stale: bool) -> float:
-    rows = len(badge_rows(badges(peer, stale)))
+def cell_height(peer: PeerSpec, r: str, state: str | None) -> float:
+    rows = len(badge_rows(badges(peer, state)))
     return (
         2 * glyph_radius(r)
         + 4
@@ -252,7 +273,9 @@ def _sort_key(p: PeerSpec) -> tuple[int, int, int]:
     return (kind_order, int(p.tunnel_ip), p.id)
 
 
-def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None = None) -> Layout:
+def layout(
+    wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None = None, not_applied_ids: Collection[int] = ()
+) -> Layout:
     """Cells for every peer, by role, on concentric rings; deterministic."""
     groups: dict[str, list[PeerSpec]] = {ROLE_HUB: [], ROLE_CORE: [], ROLE_EDGE: []}
     for p in wan.peers:
@@ -268,7 +291,9 @@ def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None =
                 (groups[ROLE_CORE] if groups[ROLE_HUB] else groups[ROLE_HUB]).insert(0, core.pop(i))
                 break
 
-    heights = {p.id: cell_height(p, role(p, relay_id), p.id in stale_ids) for p in wan.peers}
+    heights = {
+        p.id: cell_height(p, role(p, relay_id), config_state(p.id, stale_ids, not_applied_ids)) for p in wan.peers
+    }
     placed: list[tuple[PeerSpec, str, int, float, float, float]] = []  # peer, role, ring, x, y, h
     radius = -1.0  # radius of the last ring; -1: none yet
     prev_h = 0.0
@@ -344,6 +369,76 @@ def layout(wan: WanSpec, stale_ids: Collection[int] = (), relay_id: int | None =
     width = math.ceil(right - left + 2 * CANVAS_PAD)
     height = math.ceil(bottom - top + 2 * CANVAS_PAD)
     return Layout(cells, width, height)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Spokes of one kind drawn as one node; `node` is that node as a pseudo-peer (negative id)."""
+
+    node: PeerSpec
+    kind: str
+    cgnat: bool
+    members: tuple[int, ...]
+    stale: int  # members whose config is not applied or stale
+
+    @property
+    def label(self) -> str:
+        return f"{len(self.members)} {CLUSTER_NOUNS[self.kind]}"
+
+
+def clusters_for(wan: WanSpec, relay_id: int | None, stale_ids: Collection[int], above: int | None) -> list[Cluster]:
+    """The clusters to draw: none up to `above` spokes; else the largest groups of one kind (and
+    CGNAT or not), largest first, until at most `above` spokes remain drawn one by one."""
+    spokes = [p for p in wan.peers if not p.is_hub and p.id != relay_id]
+    if above is None or len(spokes) <= above:
+        return []
+    groups: dict[tuple[str, bool], list[PeerSpec]] = {}
+    for p in sorted(spokes, key=_sort_key):
+        groups.setdefault((p.kind, p.cgnat), []).append(p)
+    # Largest first; ties in a fixed order of kinds so that the same WAN gives the same drawing.
+    order = sorted(groups, key=lambda k: (-len(groups[k]), _sort_key(groups[k][0])[0], k[1]))
+    left = len(spokes)
+    out: list[Cluster] = []
+    for key in order:
+        if left <= above:
+            break
+        members = groups[key]
+        if len(members) < 2:
+            break  # a cluster of one says nothing more than the peer itself
+        kind, cgnat = key
+        first = members[0]
+        node = PeerSpec(
+            id=-(len(out) + 1),
+            uuid="",
+            name=f"{len(members)} {CLUSTER_NOUNS[kind]}",
+            kind=first.kind,
+            tunnel_ip=first.tunnel_ip,
+            listen_port=first.listen_port,
+            public_key="",
+            endpoint_host=None if cgnat else "cluster",
+        )
+        stale = sum(1 for p in members if p.id in stale_ids)
+        out.append(Cluster(node, kind, cgnat, tuple(p.id for p in members), stale))
+        left -= len(members)
+    return out
+
+
+def clustered_edges(edges: Iterable[Edge], cluster_of: dict[int, int]) -> list[Edge]:
+    """The edges between drawn nodes: a member's edge becomes its cluster's, edges inside a cluster
+    are dropped, and each pair of nodes keeps one direct tunnel and one relayed path at most."""
+    seen: set[tuple[int, int, bool]] = set()
+    out: list[Edge] = []
+    for e in edges:
+        a, b = cluster_of.get(e.a, e.a), cluster_of.get(e.b, e.b)
+        if a == b:
+            continue
+        a, b = min(a, b), max(a, b)
+        key = (a, b, e.via is not None)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Edge(a, b, None if e.via is None else cluster_of.get(e.via, e.via)))
+    return out
 
 
 def select_edges(edges: Iterable[Edge], anchors: Collection[int]) -> tuple[list[Edge], list[Edge], list[str], int, int]:
@@ -465,13 +560,34 @@ class Label:
 
 
 @dataclass(frozen=True)
+class Caption:
+    """A line of text in the picture itself, left-aligned at (x, baseline y)."""
+
+    text: str
+    x: float
+    y: float
+    font: float = SMALL_FONT + 1.5
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y - self.font, self.x + text_width(self.text, self.font), self.y + 4)
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Everything placed: cells, routed edges and labels, on a canvas that holds them all."""
+    """Everything placed: cells, routed edges and labels, on a canvas that holds them all.
+
+    `peers` are the nodes drawn (clusters as pseudo-peers with negative ids); `caption` says in the
+    picture that spokes are clustered.
+    """
 
     layout: Layout
     direct: tuple[Route, ...]
     relayed: tuple[Route, ...]
     labels: tuple[Label, ...]
+    peers: dict[int, PeerSpec] = field(default_factory=dict)
+    clusters: tuple[Cluster, ...] = ()
+    caption: Caption | None = None
 
 
 def segment_distance(px: float, py: float, x1: float, y1: float, x2: float, y2: float) -> float:
@@ -541,15 +657,38 @@ def _place_label(route: Route, text: str, taken: list[tuple[float, float, float,
     return None
 
 
-def plan(wan: WanSpec, topology: TopologyResult, stale_ids: Collection[int] = ()) -> tuple[Plan, list[str], int, int]:
+def plan(
+    wan: WanSpec,
+    topology: TopologyResult,
+    stale_ids: Collection[int] = (),
+    cluster_above: int | None = CLUSTER_ABOVE,
+    not_applied_ids: Collection[int] = (),
+) -> tuple[Plan, list[str], int, int]:
     """Cells, routed edges and labels on a canvas holding them all: (plan, notes, direct, relayed totals)."""
     relay_id = relay_peer_id(wan)
-    lay = layout(wan, frozenset(stale_ids), relay_id)
-    peers = {p.id: p for p in wan.peers}
+    clusters = clusters_for(wan, relay_id, frozenset(stale_ids), cluster_above)
+    cluster_of = {member: c.node.id for c in clusters for member in c.members}
+    drawn_wan = replace(wan, peers=(*(p for p in wan.peers if p.id not in cluster_of), *(c.node for c in clusters)))
+    lay = layout(drawn_wan, frozenset(stale_ids), relay_id, frozenset(not_applied_ids))
+    peers = {p.id: p for p in drawn_wan.peers}
     anchors = {p.id for p in wan.peers if p.is_hub}
     if relay_id is not None:
         anchors.add(relay_id)
-    direct, relayed, notes, direct_total, relayed_total = select_edges(topology.edges, anchors)
+    edges = clustered_edges(topology.edges, cluster_of) if clusters else topology.edges
+    direct, relayed, notes, direct_total, relayed_total = select_edges(edges, anchors)
+    caption: Caption | None = None
+    if clusters:
+        # The totals are the WAN's, not the lines standing for them.
+        direct_total = sum(1 for e in topology.edges if e.via is None)
+        relayed_total = len(topology.edges) - direct_total
+        members = sum(len(c.members) for c in clusters)
+        notes.insert(
+            0,
+            f"{members} of {len(wan.peers)} peers are drawn as {len(clusters)} clusters by kind "
+            f"({', '.join(c.label for c in clusters)}), each line of a cluster standing for its members' "
+            "tunnels; click a cluster for its peers on the WAN page, or draw every peer.",
+        )
+        caption = Caption(f"{members} spokes clustered by kind · the WAN page lists every peer", 0.0, 0.0)
     cells = lay.cells
     centre = _centre(cells)
     direct_routes = [_route(e, cells, centre, DIRECT_BENDS) for e in direct]
@@ -584,8 +723,13 @@ def plan(wan: WanSpec, topology: TopologyResult, stale_ids: Collection[int] = ()
         direct_routes = [r.moved(dx, dy) for r in direct_routes]
         relayed_routes = [r.moved(dx, dy) for r in relayed_routes]
         labels = [Label(lb.edge, lb.text, lb.x + dx, lb.y + dy) for lb in labels]
+    if caption is not None:
+        # Under everything else, the canvas widened if the line is longer than the drawing.
+        caption = Caption(caption.text, CANVAS_PAD, lay.height + caption.font, caption.font)
+        right = max(lay.width, math.ceil(caption.box[2] + CANVAS_PAD))
+        lay = Layout(lay.cells, right, math.ceil(caption.box[3] + CANVAS_PAD))
     return (
-        Plan(lay, tuple(direct_routes), tuple(relayed_routes), tuple(labels)),
+        Plan(lay, tuple(direct_routes), tuple(relayed_routes), tuple(labels), peers, tuple(clusters), caption),
         notes,
         direct_total,
         relayed_total,
@@ -604,17 +748,23 @@ def render_svg(
     *,
     stale_ids: Collection[int] = (),
     href: Callable[[int], str] | None = None,
+    cluster_href: Callable[[str], str] | None = None,
+    cluster_above: int | None = CLUSTER_ABOVE,
+    not_applied_ids: Collection[int] = (),
 ) -> TopologyDrawing:
-    """The WAN's topology as SVG text. `href(peer_id)` gives each node's link (none when omitted).
+    """The WAN's topology as SVG text. `href(peer_id)` gives each node's link and `cluster_href(kind)`
+    each cluster's (none when omitted); `cluster_above=None` draws every peer, however many.
 
     Every user-supplied string (WAN, peer and relay names) is XML-escaped.
     """
     relay_id = relay_peer_id(wan)
     stale = frozenset(stale_ids)
-    drawn, notes, direct_total, relayed_total = plan(wan, topology, stale)
+    not_applied = frozenset(not_applied_ids)
+    drawn, notes, direct_total, relayed_total = plan(wan, topology, stale, cluster_above, not_applied)
     lay = drawn.layout
     cells = lay.cells
-    peers = {p.id: p for p in wan.peers}
+    peers = drawn.peers
+    clusters = {c.node.id: c for c in drawn.clusters}
     anchors = {p.id for p in wan.peers if p.is_hub}
     if relay_id is not None:
         anchors.add(relay_id)
@@ -629,9 +779,10 @@ def render_svg(
         f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">'
     )
     out.append(f'<title id="topo-title">Topology of WAN {xml_text(wan.name)}</title>')
+    clustered = f" {drawn.caption.text}." if drawn.caption is not None else ""
     out.append(
-        f'<desc id="topo-desc">{len(peers)} peers, {wan.topology.replace("_", "-")}: '
-        f"{direct_total} direct tunnels, {relayed_total} relayed paths.</desc>"
+        f'<desc id="topo-desc">{len(wan.peers)} peers, {wan.topology.replace("_", "-")}: '
+        f"{direct_total} direct tunnels, {relayed_total} relayed paths.{clustered}</desc>"
     )
 
     out.append('<g class="topo-edges">')
@@ -662,7 +813,11 @@ def render_svg(
 
     out.append('<g class="topo-nodes">')
     for pid in sorted(cells, key=lambda i: (cells[i].ring, i)):
-        out.append(_node(peers[pid], cells[pid], pid in stale, pid == relay_id, href))
+        if pid in clusters:
+            out.append(_cluster_node(clusters[pid], cells[pid], cluster_href))
+        else:
+            state = config_state(pid, stale, not_applied)
+            out.append(_node(peers[pid], cells[pid], state, pid == relay_id, href))
     out.append("</g>")
     if drawn.labels:
         out.append(
@@ -674,21 +829,49 @@ def render_svg(
             )
             + "</g>"
         )
+    if drawn.caption is not None:
+        cap = drawn.caption
+        out.append(
+            f'<text class="topo-caption" x="{_f(cap.x)}" y="{_f(cap.y)}" font-size="{_f(cap.font)}">'
+            f"{xml_text(cap.text)}</text>"
+        )
     out.append("</svg>")
     return TopologyDrawing(
         svg="\n".join(out),
         width=width,
         height=height,
-        peers=len(peers),
+        peers=len(wan.peers),
         direct_total=direct_total,
         direct_drawn=len(drawn.direct),
         relayed_total=relayed_total,
         relayed_drawn=len(drawn.relayed),
         notes=tuple(notes),
+        clusters=tuple((c.kind, c.label) for c in drawn.clusters),
     )
 
 
-def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int], str] | None) -> str:
+def _cluster_node(cluster: Cluster, c: Cell, href: Callable[[str], str] | None) -> str:
+    """A cluster: its kind's glyph with a ring, its count as the name, its kind's badges."""
+    p = cluster.node
+    facts = [f"{cluster.label}{' (CGNAT)' if cluster.cgnat else ''}, drawn as one node"]
+    if cluster.stale:
+        facts.append(f"{cluster.stale} of them not applied or stale")
+    facts.append("every peer is listed on the WAN page")
+    body = _node(p, c, None, False, None)
+    # The node's own tooltip is replaced by the cluster's; a ring inside the glyph marks it as many
+    # peers (inside, so that edges keep clear of it as of any glyph).
+    body = body[body.index("</title>") + len("</title>") : body.rindex("</g>")]
+    ring = f'<circle class="topo-cluster-ring" cx="{_f(c.gx)}" cy="{_f(c.gy)}" r="{_f(c.r * 0.55)}" fill="none"/>'
+    inner = f"<title>{xml_text(chr(10).join(facts))}</title>{body}{ring}"
+    attrs = (
+        f'class="topo-node topo-cluster topo-role-{c.role} topo-kind-{p.kind}" data-cluster="{xml_text(cluster.kind)}"'
+    )
+    if href is not None:
+        return f'<a {attrs} href="{xml_text(href(cluster.kind))}">{inner}</a>'
+    return f"<g {attrs}>{inner}</g>"
+
+
+def _node(p: PeerSpec, c: Cell, state: str | None, is_relay: bool, href: Callable[[int], str] | None) -> str:
     kind = {"mikrotik": "MikroTik", "server": "Server", "client": "Client"}[p.kind]
     facts = [f"{p.name} — {kind}{' hub' if p.is_hub else ''}", f"tunnel {p.tunnel_ip}"]
     if p.tunnel_ip6 is not None:
@@ -699,9 +882,9 @@ def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int
     for lan in p.subnets:
         nat = f" as {lan.nat_cidr}" if lan.nat_cidr else ""
         facts.append(f"LAN {lan.cidr}{nat}" + ("" if lan.routed else " (not routed)"))
-    if stale:
-        facts.append("config stale")
-    classes = f"topo-node topo-role-{c.role} topo-kind-{p.kind}" + (" topo-stale" if stale else "")
+    if state is not None:
+        facts.append(f"config {state}")
+    classes = f"topo-node topo-role-{c.role} topo-kind-{p.kind}" + (f" topo-{state.replace(' ', '-')}" if state else "")
     parts = [f"<title>{xml_text(chr(10).join(facts))}</title>"]
     if p.kind == "mikrotik":
         half = c.r * 0.9
@@ -719,7 +902,7 @@ def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int
     # The stack of lines next to the glyph, nearest first: name, badge rows, NAT'd LANs.
     # Above the glyph the blocks come in reverse order (the name still nearest), each block as is.
     name = truncate(p.name, CELL_WIDTH, NAME_FONT)
-    rows = badge_rows(badges(p, stale))
+    rows = badge_rows(badges(p, state))
     nats = nat_lines(p)
     blocks: list[list[tuple[float, str]]] = [
         [(NAME_FONT, "name")],
@@ -748,7 +931,7 @@ def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int
             for b in row:
                 w = badge_width(b)
                 parts.append(
-                    f'<g class="topo-badge topo-badge-{b.lower()}"><rect x="{_f(bx)}" y="{_f(top)}" '
+                    f'<g class="topo-badge topo-badge-{b.lower().replace(" ", "-")}"><rect x="{_f(bx)}" y="{_f(top)}" '
                     f'width="{_f(w)}" height="{_f(BADGE_H)}" rx="6.5"/><text x="{_f(bx + w / 2)}" '
                     f'y="{_f(top + BADGE_H - 3.5)}" text-anchor="middle" font-size="{_f(SMALL_FONT)}">'
                     f"{xml_text(b)}</text></g>"
@@ -769,7 +952,10 @@ def _node(p: PeerSpec, c: Cell, stale: bool, is_relay: bool, href: Callable[[int
 
 
 __all__ = [
+    "CLUSTER_ABOVE",
+    "Caption",
     "Cell",
+    "Cluster",
     "Label",
     "Layout",
     "Plan",

@@ -13,6 +13,7 @@ from app.domain.model import PeerKind, PeerSpec, WanSpec
 from app.domain.topology import build_topology
 from app.domain.topology_svg import (
     CELL_WIDTH,
+    CLUSTER_ABOVE,
     MAX_RELAYED_DRAWN,
     NAME_FONT,
     SMALL_FONT,
@@ -27,8 +28,15 @@ from tests.domain.test_topology import peer, subnet, wan_of
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def draw(wan: WanSpec, stale: set[int] | None = None) -> TopologyDrawing:
-    return render_svg(wan, build_topology(wan), stale_ids=stale or set(), href=lambda i: f"/peers/{i}")
+def draw(wan: WanSpec, stale: set[int] | None = None, *, every_peer: bool = False) -> TopologyDrawing:
+    return render_svg(
+        wan,
+        build_topology(wan),
+        stale_ids=stale or set(),
+        href=lambda i: f"/peers/{i}",
+        cluster_href=lambda kind: f"/wans/1?kind={kind}",
+        cluster_above=None if every_peer else CLUSTER_ABOVE,
+    )
 
 
 def parse(svg: str) -> ET.Element:
@@ -220,8 +228,9 @@ def test_200_peers_stay_legible() -> None:
     for c in lay.cells.values():
         left, top, right, bottom = c.box
         assert left >= 0 and top >= 0 and right <= lay.width and bottom <= lay.height
-    # Text stays readable at 100 %, and the canvas stays a size one scrolls around in.
-    drawing = draw(wan, stale)
+    # Text stays readable at 100 %, and the canvas stays a size one scrolls around in ("Draw every
+    # peer": by default its 157 clients and servers would be clusters).
+    drawing = draw(wan, stale, every_peer=True)
     assert min(NAME_FONT, SMALL_FONT) >= 9
     assert drawing.width <= 3200 and drawing.height <= 3200
     # The hairball is not drawn: hub edges are, the rest is counted and explained.
@@ -295,6 +304,10 @@ GENERATED = {
     "hybrid-cgnat-8": lambda: generated("hybrid", 8, hubs=1, cgnat_every=4),
     "hybrid-cgnat-20": lambda: generated("hybrid", 20, hubs=1, cgnat_every=3),
     "hybrid-2-hubs-40": lambda: generated("hybrid", 40, hubs=2, cgnat_every=5),
+    # Beyond CLUSTER_ABOVE spokes: clustered by default.
+    "hub-spoke-62": lambda: generated("hub_spoke", 62, hubs=1),
+    "hybrid-cgnat-150": lambda: generated("hybrid", 150, hubs=2, cgnat_every=4),
+    "mesh-90": lambda: generated("mesh", 90),
     "issue-hub-spoke": lambda: wan_of(
         peer(1, "hq", hub=True),
         peer(2, "homeb", kind="mikrotik", subnets=(subnet(2, "192.168.2.0/24"),)),
@@ -324,12 +337,16 @@ def boxes_overlap(p: tuple[float, float, float, float], q: tuple[float, float, f
     return p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]
 
 
+@pytest.mark.parametrize("every_peer", [False, True], ids=["default", "every-peer"])
 @pytest.mark.parametrize("name", sorted(GENERATED))
-def test_generated_wans_draw_readably(name: str) -> None:
+def test_generated_wans_draw_readably(name: str, every_peer: bool) -> None:
     wan = GENERATED[name]()
-    drawn, _, _, _ = plan(wan, build_topology(wan))
+    drawn, _, _, _ = plan(wan, build_topology(wan), cluster_above=None if every_peer else CLUSTER_ABOVE)
     cells = drawn.layout.cells
-    assert len(cells) == len(wan.peers)
+    # Every peer is drawn, as its own node or counted in exactly one cluster.
+    in_clusters = [m for c in drawn.clusters for m in c.members]
+    assert sorted([pid for pid in cells if pid > 0] + in_clusters) == sorted(p.id for p in wan.peers)
+    assert len(cells) == len(wan.peers) - len(in_clusters) + len(drawn.clusters)
     # No two nodes (glyph and labels) overlap; no two glyphs even come close.
     assert _overlapping(cells) == []
     glyphs = list(cells.values())
@@ -342,6 +359,8 @@ def test_generated_wans_draw_readably(name: str) -> None:
         assert route_clearance(route, glyphs) >= 0, (name, route.edge)
     # No two labels overlap: node labels (the cells) and the relayed paths' "via" labels.
     label_boxes = [c.box for c in glyphs] + [lb.box for lb in drawn.labels]
+    if drawn.caption is not None:
+        label_boxes.append(drawn.caption.box)
     for i, p in enumerate(label_boxes):
         for q in label_boxes[i + 1 :]:
             assert not boxes_overlap(p, q)
@@ -353,7 +372,7 @@ def test_generated_wans_draw_readably(name: str) -> None:
         for x, y in route.polyline():
             assert 0 <= x <= width and 0 <= y <= height
     # The SVG says the same and stays well-formed.
-    root = parse(draw(wan).svg)
+    root = parse(draw(wan, every_peer=every_peer).svg)
     assert root.get("viewBox") == f"0 0 {int(width)} {int(height)}"
 
 
@@ -380,3 +399,76 @@ def test_a_hub_tunnel_never_runs_through_another_peer() -> None:
     phone = [r for r in drawn.direct if {r.edge.a, r.edge.b} == {1, 3}]
     assert len(phone) == 1
     assert route_clearance(phone[0], drawn.layout.cells.values()) >= 0
+
+
+# --- clusters beyond CLUSTER_ABOVE spokes -------------------------------------------------------------
+
+
+def test_up_to_sixty_spokes_every_peer_is_its_own_node() -> None:
+    drawing = draw(generated("hub_spoke", CLUSTER_ABOVE + 1, hubs=1))  # the hub and 60 spokes
+    assert drawing.clusters == () and len(nodes(parse(drawing.svg))) == CLUSTER_ABOVE + 1
+    assert "topo-caption" not in drawing.svg
+
+
+def test_two_hundred_spokes_become_one_node_per_kind_with_its_count() -> None:
+    wan = GENERATED["hub-spoke-200"]()
+    drawing = draw(wan)
+    root = parse(drawing.svg)
+    drawn = nodes(root)
+    # The hub stays itself; the 199 spokes are three clusters, each counted.
+    assert [el.get("data-peer-id") for el in drawn if el.get("data-peer-id")] == ["1"]
+    clusters = {el.get("data-cluster"): el for el in drawn if el.get("data-cluster")}
+    assert drawing.clusters == (("client", "67 clients"), ("mikrotik", "66 routers"), ("server", "66 servers"))
+    names = {k: [t.text for t in el.iter(f"{SVG}text") if t.get("class") == "topo-name"] for k, el in clusters.items()}
+    assert names == {"client": ["67 clients"], "mikrotik": ["66 routers"], "server": ["66 servers"]}
+    # Each cluster links to the WAN's peer list of its kind and says so in its tooltip.
+    assert clusters["client"].get("href") == "/wans/1?kind=client"
+    tooltip = clusters["client"].find(f"{SVG}title")
+    assert tooltip is not None and "every peer is listed on the WAN page" in (tooltip.text or "")
+    # The picture itself says that spokes are clustered and where the full list is.
+    caption = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "topo-caption"]
+    assert caption == ["199 spokes clustered by kind · the WAN page lists every peer"]
+    desc = root.find(f"{SVG}desc")
+    assert desc is not None and "199 spokes clustered by kind" in (desc.text or "")
+    assert drawing.notes[0].startswith("199 of 200 peers are drawn as 3 clusters by kind")
+    # The totals are still the WAN's: 199 hub tunnels, and every spoke pair relayed.
+    assert drawing.direct_total == 199 and drawing.relayed_total == 199 * 198 // 2
+    # One line per cluster and hub, not 199 of them.
+    assert drawing.direct_drawn == 3
+    assert drawing.width <= 800 and drawing.height <= 800
+
+
+def test_small_groups_hubs_and_the_relay_stay_readable_nodes() -> None:
+    wan = GENERATED["hybrid-cgnat-150"]()
+    drawn, _, _, _ = plan(wan, build_topology(wan))
+    clustered = {m for c in drawn.clusters for m in c.members}
+    hubs = {p.id for p in wan.peers if p.is_hub}
+    assert hubs and not hubs & clustered
+    # The largest groups went first, and only until at most CLUSTER_ABOVE spokes are drawn one by one.
+    singles = [pid for pid in drawn.layout.cells if pid > 0 and pid not in hubs]
+    assert 0 < len(singles) <= CLUSTER_ABOVE
+    sizes = [len(c.members) for c in drawn.clusters]
+    assert sizes == sorted(sizes, reverse=True)
+    groups: dict[tuple[str, bool], int] = {}
+    for p in wan.peers:
+        if p.id in singles:
+            groups[(p.kind, p.cgnat)] = groups.get((p.kind, p.cgnat), 0) + 1
+    assert max(groups.values()) <= min(sizes)
+    # A cluster never mixes kinds, nor CGNAT peers with reachable ones.
+    by_id = {p.id: p for p in wan.peers}
+    for c in drawn.clusters:
+        assert {(by_id[m].kind, by_id[m].cgnat) for m in c.members} == {(c.kind, c.cgnat)}
+
+
+def test_clustered_drawing_is_deterministic_and_counts_stale_members() -> None:
+    wan = GENERATED["hub-spoke-200"]()
+    stale = {p.id for p in wan.peers if p.kind == "client" and p.id % 2}
+    first = draw(wan, stale).svg
+    assert draw(replace(wan, peers=tuple(reversed(wan.peers))), stale).svg == first
+    assert f"{len(stale)} of them not applied or stale" in first
+
+
+def test_every_peer_can_still_be_drawn() -> None:
+    wan = GENERATED["hub-spoke-200"]()
+    drawing = draw(wan, every_peer=True)
+    assert drawing.clusters == () and len(nodes(parse(drawing.svg))) == 200

@@ -45,8 +45,9 @@ def test_topology_page_draws_every_peer_as_a_link(admin_browser, hybrid_wan):
     # laptop and branch have no endpoint: their path goes through the hub, dashed and labelled.
     assert 'class="topo-edge topo-relayed"' in body and "stroke-dasharray" in body
     assert ">via hub<" in body
-    # Badges: CGNAT, stale (nothing downloaded yet); NAT'd LAN with its translation.
-    assert "topo-badge topo-badge-cgnat" in body and "topo-badge topo-badge-stale" in body
+    # Badges: CGNAT, not applied (nothing downloaded yet: not "stale"); NAT'd LAN with its translation.
+    assert "topo-badge topo-badge-cgnat" in body and "topo-badge topo-badge-not-applied" in body
+    assert "topo-badge-stale" not in body
     assert ">192.168.88.0/24<" in body and re.search(r">as 172\.16\.0\.0/24<", body)
     # Small drawing: starts fitted to the page.
     assert re.search(r'id="topo-fit" class="topo-fit" checked', body)
@@ -57,7 +58,39 @@ def test_downloaded_configs_lose_the_stale_badge(admin_browser, hybrid_wan):
     for pid in ids.values():
         assert admin_browser.post(f"/peers/{pid}/config").status_code == 200
     body = admin_browser.get(f"/wans/{hybrid_wan}/topology").get_data(as_text=True)
-    assert "topo-badge-stale" not in body and "topo-badge-cgnat" in body
+    assert "topo-badge-stale" not in body and "topo-badge-not-applied" not in body and "topo-badge-cgnat" in body
+    # A new CGNAT phone: hub and office gain a tunnel to it (stale); laptop and branch reach it through
+    # the hub with unchanged configs; its own config is not applied.
+    assert add_peer(admin_browser, hybrid_wan, name="phone", kind="client").status_code == 303
+    body = admin_browser.get(f"/wans/{hybrid_wan}/topology").get_data(as_text=True)
+    assert body.count("topo-badge topo-badge-stale") == 2 and body.count("topo-badge topo-badge-not-applied") == 1
+
+
+def test_beyond_sixty_spokes_the_page_clusters_them_and_says_where_the_list_is(api, admin_browser):
+    from tests.web.test_peer_lists import CSV, make_peer, make_wan
+
+    wan = make_wan(api, tunnel_cidr="10.0.0.0/22", services_cidr="10.1.5.0/24", topology="hub_spoke")
+    make_peer(api, wan["id"], "hq", is_hub=True, endpoint="203.0.113.1")
+    rows = [f"phone-{i:03d},client,," for i in range(70)] + [f"site-{i},server,site{i}.example.net," for i in range(3)]
+    resp = api.post(
+        f"/api/peers/wan/{wan['id']}/import", data="name,kind,endpoint,lans\n" + "\n".join(rows), content_type=CSV
+    )
+    assert resp.status_code == 201
+    body = admin_browser.get(f"/wans/{wan['id']}/topology").get_data(as_text=True)
+    # The 70 phones are one node with its count, linking to the WAN's clients; the hub and the three
+    # sites stay their own nodes.
+    assert re.search(
+        rf'<a class="topo-node topo-cluster [^"]*" data-cluster="client" href="/wans/{wan["id"]}\?kind=client">', body
+    )
+    assert ">70 clients</text>" in body
+    assert len(re.findall(r'<a class="topo-node [^"]*" data-peer-id=', body)) == 4
+    # Said in the picture and beside it, with the way to the full list and the full drawing.
+    assert ">70 spokes clustered by kind · the WAN page lists every peer</text>" in body
+    assert 'id="topo-cluster-legend"' in body and 'id="topo-clustered"' in body
+    assert f'href="/wans/{wan["id"]}/topology?all=1"' in body
+    every = admin_browser.get(f"/wans/{wan['id']}/topology?all=1").get_data(as_text=True)
+    assert "data-cluster=" not in every and len(re.findall(r'<a class="topo-node [^"]*" data-peer-id=', every)) == 74
+    assert "Cluster the spokes by kind" in every
 
 
 def test_topology_of_an_empty_wan_and_of_a_missing_one(admin_browser):

@@ -130,13 +130,26 @@ def topology(wan_id: int) -> Any:
     """The WAN drawn by role (hubs, then servers and routers, then clients and CGNAT peers)."""
     wan = _wan_or_404(wan_id)
     rendered = configs.wan_configs(wan)
+    # ?all=1: every peer its own node however many (large, scrolled); by default spokes beyond
+    # CLUSTER_ABOVE are clustered by kind.
+    every_peer = request.args.get("all") == "1"
     drawing = topology_svg.render_svg(
         wan_spec(wan),
         rendered.topology,
         stale_ids=rendered.stale_ids(wan.peers),
+        not_applied_ids={p.id for p in wan.peers if p.applied_config_hash is None},
         href=lambda peer_id: url_for("peers.detail", peer_id=peer_id),
+        cluster_href=lambda kind: url_for("wans.detail", wan_id=wan_id, kind=kind),
+        cluster_above=None if every_peer else topology_svg.CLUSTER_ABOVE,
     )
-    return render_template("wans/topology.html", wan=wan, drawing=drawing, fit=drawing.width <= FIT_MAX_WIDTH)
+    return render_template(
+        "wans/topology.html",
+        wan=wan,
+        drawing=drawing,
+        fit=drawing.width <= FIT_MAX_WIDTH,
+        every_peer=every_peer,
+        cluster_above=topology_svg.CLUSTER_ABOVE,
+    )
 
 
 @bp.route("/<int:wan_id>/edit", methods=["GET", "POST"])
