@@ -49,3 +49,42 @@ def test_get_config_refreshes_the_header_and_the_stale_banner(admin_browser: Any
     fragment = text(admin_browser.get(f"/peers/{server_id}/state", headers={"HX-Request": "true"}))
     assert "Not applied" not in fragment and "Config stale" not in fragment
     assert '<div id="stale-banner" hx-swap-oob="true"></div>' in fragment
+
+
+def test_a_job_reads_running_the_moment_a_worker_takes_it(
+    app: Any, operator_browser: Any, run_jobs: Any, router_wan: Any
+) -> None:
+    from jobs import runtime
+
+    router_id = router_wan["router"]["id"]
+    job_id = int(operator_browser.post(f"/peers/{router_id}/router/verify").headers["Location"].rsplit("/", 1)[1])
+    assert "badge-job-queued" in text(operator_browser.get(f"/jobs/{job_id}/status", headers={"HX-Request": "true"}))
+    # Inside the worker's wrapper, before the job has done anything: the page already says running.
+    with runtime.tracked(job_id):
+        status = text(operator_browser.get(f"/jobs/{job_id}/status", headers={"HX-Request": "true"}))
+        assert "badge-job-running" in status and "badge-job-queued" not in status
+        assert "No worker is running" not in status
+
+
+def test_the_handshake_wait_counts_its_seconds_against_its_limit(
+    app: Any, api: Any, run_jobs: Any, sim: Any, router_wan: Any, monkeypatch: Any
+) -> None:
+    """Not a bar stuck at 85 %: the step line says how long the probe has waited and for how long it
+    may (WIREWAN_PROBE_SECONDS, 1 s in these tests)."""
+    from jobs.runtime import JobContext
+    from tests.jobs.test_deploy_lifecycle import preflight_and_deploy
+
+    steps: list[str] = []
+    original = JobContext.step
+
+    def recording(self: JobContext, step: str) -> None:
+        steps.append(step)
+        original(self, step)
+
+    monkeypatch.setattr(JobContext, "step", recording)
+    sim.auto_handshake = False  # the VPS never answers: the probe waits its whole time
+    _, dep = preflight_and_deploy(api, run_jobs, router_wan["router"]["id"])
+    assert dep["status"] == "succeeded", dep
+    waits = [s for s in steps if s.startswith("waiting for handshakes")]
+    assert waits and all(re.fullmatch(r"waiting for handshakes · \d+ s of up to 1 s", s) for s in waits), steps
+    assert any("'vps'" in w for w in dep["warnings"])  # and the wait ends in a warning naming the peer
