@@ -682,12 +682,6 @@ def plan(
         direct_total = sum(1 for e in topology.edges if e.via is None)
         relayed_total = len(topology.edges) - direct_total
         members = sum(len(c.members) for c in clusters)
-        notes.insert(
-            0,
-            f"{members} of {len(wan.peers)} peers are drawn as {len(clusters)} clusters by kind "
-            f"({', '.join(c.label for c in clusters)}), each line of a cluster standing for its members' "
-            "tunnels; click a cluster for its peers on the WAN page, or draw every peer.",
-        )
         caption = Caption(f"{members} spokes clustered by kind · the WAN page lists every peer", 0.0, 0.0)
     cells = lay.cells
     centre = _centre(cells)

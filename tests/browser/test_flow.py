@@ -13,6 +13,7 @@ Each key page is saved at 1280×800 and 390×844, light and dark, under test-out
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,13 @@ def add_peer(page: Any, wan_url: str, name: str, kind: str = "server", **fields:
     return int(match.group(1))
 
 
-def download_config(page: Any, button: str) -> str:
+def download_config(page: Any, button: str, filename: str = "") -> str:
     with page.expect_download() as info:
         page.get_by_role("button", name=button).first.click()
     download = info.value
     assert download.suggested_filename.endswith(".conf")
+    if filename:
+        assert download.suggested_filename == filename
     return Path(download.path()).read_text()
 
 
@@ -101,6 +104,10 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     page.fill("#confirm", PASSWORD)
     page.get_by_role("button", name="Create admin account").click()
     expect(page.locator(".flash-success")).to_contain_text("You are the admin")
+    # Empty states say what will appear and how to start.
+    expect(page.locator("#dashboard")).to_contain_text("No WANs yet")
+    expect(page.locator("#last-jobs")).to_contain_text("No jobs yet")
+    shot("dashboard-empty")
     # A favicon, and on a phone a top bar of one row whose menu opens the navigation.
     expect(page.locator('link[rel="icon"]')).to_have_attribute("href", "/static/favicon.svg")
     shot.phone()
@@ -122,6 +129,8 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     page.get_by_role("button", name="Create WAN").click()
     expect(page.locator("h1")).to_have_text("lab")
     wan_url = page.url
+    expect(page.locator("#peers-table")).to_contain_text("No peers yet")
+    shot("wan-empty")
 
     add_peer(page, wan_url, "hub", hub=True, endpoint="hub.example.net")
     vps = add_peer(page, wan_url, "vps", endpoint="203.0.113.10", subnet="10.20.0.0/16")
@@ -139,6 +148,27 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
         mikrotik_username="admin",
         mikrotik_password=ROUTER_PASSWORD,
     )
+
+    # --- a refused form: every error at once, every value kept, the password's absence explained ------
+    page.goto(f"{wan_url}/peers/new")
+    # The Name hint tells which file name a download gets: the interface wg-quick will create.
+    hint = page.locator(".hint", has_text="The downloaded file is").inner_text()
+    conf_name = re.search(r"The downloaded file is (\S+\.conf)", hint).group(1)
+    assert "wg-quick names the interface it creates after the file" in hint
+    page.fill("#name", "bad name!")
+    page.select_option("#kind", "mikrotik")
+    page.fill("#endpoint", "vpn.example.com:99999")
+    page.fill("#mikrotik_host", "192.168.88.1")
+    page.fill("#mikrotik_password", "s3cret-router-pw")
+    page.get_by_role("button", name="Add peer").click()
+    expect(page.locator("#name-messages .error")).to_be_visible()
+    errors = page.locator("div.error")
+    expect(errors.nth(1)).to_be_visible()  # all at once, not one per submit
+    expect(page.locator("#endpoint")).to_have_value("vpn.example.com:99999")
+    expect(page.locator("#mikrotik_host")).to_have_value("192.168.88.1")
+    expect(page.locator("#mikrotik_password")).to_have_value("")
+    expect(page.locator("main")).to_contain_text("type it again here")
+    shot("peer-form-errors")
 
     # --- an overlapping LAN: the conflict under the field, the client callout, Auto-NAT ------------
     page.goto(f"{wan_url}/peers/new")
@@ -171,6 +201,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     page.check("#subnet_auto_nat")
     expect(page.locator("#subnet-messages .warning")).to_contain_text("other peers will reach it as 172.16.0.0/24")
     expect(page.locator("#subnet-messages .error")).to_have_count(0)
+    shot("peer-form-auto-nat")
     page.get_by_role("button", name="Add peer").click()
     expect(page.locator(".flash-success")).to_contain_text("Peer 'branch' added")
     expect(page.locator("#subnets")).to_contain_text("172.16.0.0/24")
@@ -189,7 +220,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     assert page.evaluate("() => navigator.clipboard.readText()") == page.locator("#public-key").inner_text()
     shot("peer-preview")
     # "Get config" updates the header and the banner in place: no reload.
-    assert "[Interface]" in download_config(page, "Get config")
+    assert "[Interface]" in download_config(page, "Get config", conf_name)
     expect(page.locator(".banner-stale")).to_have_count(0)
     expect(page.locator("h1 .badge-new")).to_have_count(0)
     page.reload()
@@ -296,6 +327,16 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     add_peer(page, wan_url, "tablet", kind="client")
     page.goto(f"/peers/{office}")
     expect(page.locator("#router .router-sync")).to_have_text("changes pending")
+    # "All configs (.zip)" carries every .conf and the router's .rsc, and marks nothing applied.
+    page.goto(wan_url)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="All configs (.zip)").click()
+    with zipfile.ZipFile(info.value.path()) as archive:
+        names = archive.namelist()
+    assert "office.rsc" in names and sum(n.endswith(".conf") for n in names) == 6, names
+    page.reload()
+    expect(page.locator("#peers-table .badge-stale")).to_have_count(2)
+    expect(page.locator("#peers-table .badge-new")).to_have_count(5)
     page.goto("/")
     row = page.locator("#dashboard tbody tr").first
     expect(row).to_contain_text("lab")
@@ -309,4 +350,38 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     expect(page.locator("#last-jobs tbody tr").first).to_contain_text("Deploy")
     shot("dashboard")
 
-    assert len(shot.taken) == 4 * 13 and all(p.stat().st_size > 5_000 for p in shot.taken)
+    # "Mark all applied" is the separate, explicit action that does the marking.
+    page.goto(wan_url)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Mark all applied").click()
+    expect(page.locator("#peers-table .badge-stale")).to_have_count(0)
+    expect(page.locator("#peers-table .badge-new")).to_have_count(0)
+
+    # --- beyond 60 spokes the topology clusters them by kind, and says so in the picture ----------------
+    page.goto("/wans/new")
+    page.fill("#name", "fleet")
+    page.select_option("#topology", "hub_spoke")
+    page.get_by_role("button", name="Create WAN").click()
+    expect(page.locator("h1")).to_have_text("fleet")
+    fleet_url = page.url
+    add_peer(page, fleet_url, "hq", hub=True, endpoint="hq.example.net")
+    page.goto(f"{fleet_url}/import-peers")
+    page.fill(
+        'textarea[name="csv"]', "name,kind,endpoint,lans\n" + "\n".join(f"phone-{i:02d},client,," for i in range(70))
+    )
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Create 70 peers").click()
+    page.goto(f"{fleet_url}/topology")
+    svg = page.locator("#topology svg")
+    cluster = svg.locator('a.topo-cluster[data-cluster="client"]')
+    expect(cluster).to_have_count(1)
+    expect(cluster.locator("text.topo-name")).to_have_text("70 clients")
+    expect(svg.locator("a.topo-node[data-peer-id]")).to_have_count(1)  # the hub stays itself
+    expect(svg.locator("text.topo-caption")).to_have_text("70 spokes clustered by kind · the WAN page lists every peer")
+    expect(page.locator("#topo-clustered")).to_contain_text("draw every peer")
+    shot("topology-clustered")
+    cluster.click()
+    expect(page).to_have_url(re.compile(r"/wans/\d+\?kind=client$"))
+    expect(page.locator("#peers-table tbody tr")).to_have_count(50)  # the first page of the 70
+
+    assert len(shot.taken) == 4 * 18 and all(p.stat().st_size > 5_000 for p in shot.taken)
