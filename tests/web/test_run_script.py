@@ -129,3 +129,46 @@ def test_run_sh_serves_and_stops_cleanly(tmp_path):
             proc.wait()
         log.close()
     assert f"WireWAN is running at http://127.0.0.1:{port}" in log_path.read_text()
+
+
+PIP_STUB = """#!/bin/sh
+# A stand-in for the venv's python: only `-m pip install` does anything (noisily, like pip).
+if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
+  i=0
+  while [ $i -lt 40 ]; do echo "Collecting noisy-package-$i"; echo "  Downloading noisy_package-$i.whl"; i=$((i+1)); done
+  echo "Successfully installed noisy-package-0"
+  exit ${PIP_EXIT:-0}
+fi
+exit 3
+"""
+
+
+def test_install_noise_goes_to_a_log_file_and_the_terminal_gets_one_line_per_step(tmp_path):
+    for name in ("run.sh", "requirements.txt", "requirements-dev.txt"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "run.sh").chmod(0o755)
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(PIP_STUB)
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    env["WIREWAN_INSTANCE"] = str(tmp_path / "instance")
+
+    def run(**extra: str) -> str:
+        done = subprocess.run(
+            ["./run.sh", "check"], cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=60
+        )
+        return done.stdout + done.stderr
+
+    out = run()
+    log = tmp_path / ".venv" / "pip-install.log"
+    assert f"run.sh: installing requirements-dev.txt (pip's output: {log})" in out
+    assert "Collecting" not in out and "Downloading" not in out
+    assert "Collecting noisy-package-39" in log.read_text()
+    # Installed once: the next start does not install again.
+    assert "installing" not in run()
+    # A failed install shows pip's last lines and where the rest is.
+    (tmp_path / "requirements.txt").write_text((ROOT / "requirements.txt").read_text() + "\n# changed\n")
+    out = run(PIP_EXIT="1")
+    assert f"run.sh: pip failed; the whole output is in {log}" in out
+    assert "Successfully installed noisy-package-0" in out and "Collecting noisy-package-0" not in out

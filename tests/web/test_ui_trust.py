@@ -104,3 +104,27 @@ def test_masking_hides_every_secret_of_a_routeros_script() -> None:
     out = masked(script)
     assert "cHJpdmF0ZQ==" not in out and "cHNr" not in out and "hunter2" not in out
     assert 'public-key="cHVibGlj"' in out and "listen-port=51820" in out and "allowed-address=10.0.0.1/32" in out
+
+
+def test_every_list_says_what_will_appear_when_it_is_empty(admin_browser):
+    """Empty states everywhere: a fresh install, then a WAN with one phone and nothing else."""
+    from tests.web.test_pages_network import WAN_FORM
+
+    assert "No WANs yet" in body(admin_browser.get("/wans/"))
+    wan = int(admin_browser.post("/wans/new", WAN_FORM).headers["Location"].rsplit("/", 1)[1])
+    pages = {
+        f"/wans/{wan}": "No peers yet. Start with a peer that has a public endpoint",
+        f"/wans/{wan}/topology": "No peers yet.",
+        f"/wans/{wan}/audit?kind=router": "No router calls yet",
+        "/jobs/": "No jobs yet: they appear when someone tests, preflights or deploys a MikroTik peer",
+        "/settings/webhooks": "No webhooks yet.",
+        "/account": "No tokens yet.",
+    }
+    for url, empty in pages.items():
+        resp = admin_browser.get(url)
+        assert resp.status_code == 200 and empty in body(resp), url
+    assert add_peer(admin_browser, wan, name="phone", kind="client").status_code == 303
+    peer = re.search(r'href="/peers/(\d+)">phone<', body(admin_browser.get(f"/wans/{wan}"))).group(1)
+    page = body(admin_browser.get(f"/peers/{peer}"))
+    assert "None: this peer hosts no LAN (usual for a laptop or phone)." in page and "None published." in page
+    assert "Nothing deployed" not in page  # a phone has no router section at all
