@@ -251,6 +251,16 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     unreachable = page.locator("#conflicts .conflict-list li", has_text="unreachable from 'branch'")
     expect(unreachable).to_contain_text("Auto-NAT 192.168.88.0/24 on 'office' too")
     shot("wan")
+    # Doing what it says leaves no conflict to report.
+    page.goto(f"/peers/{office}")
+    page.locator("#subnets").get_by_role("button", name="Auto-NAT").click()
+    expect(page.locator("#subnets")).to_contain_text("NAT off")
+    page.goto(wan_url)
+    expect(page.locator("#conflicts")).to_contain_text(
+        "No conflicts: every routed LAN is reachable by a unique prefix."
+    )
+    expect(page.locator("#conflicts .conflict-list")).to_have_count(0)
+    shot("wan-no-conflict")
 
     # --- deploy to the simulated router through the queue -------------------------------------------
     page.goto(f"/peers/{office}")
@@ -384,4 +394,4 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     expect(page).to_have_url(re.compile(r"/wans/\d+\?kind=client$"))
     expect(page.locator("#peers-table tbody tr")).to_have_count(50)  # the first page of the 70
 
-    assert len(shot.taken) == 4 * 18 and all(p.stat().st_size > 5_000 for p in shot.taken)
+    assert len(shot.taken) == 4 * 19 and all(p.stat().st_size > 5_000 for p in shot.taken)
