@@ -265,6 +265,9 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     # --- deploy to the simulated router through the queue -------------------------------------------
     page.goto(f"/peers/{office}")
     router = page.locator("#router")
+    expect(router.locator(".router-sync")).to_have_text("not deployed")
+    router.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#router-job")).to_contain_text("Connected: RouterOS", timeout=30_000)
     router.get_by_role("button", name="Preflight").click()
     deploy = router.get_by_role("button", name=re.compile(r"^Deploy approved plan \(\d+ changes?\)$"))
     expect(deploy).to_be_visible(timeout=30_000)
@@ -289,6 +292,7 @@ def test_first_hour(page: Any, stack: Stack, screenshots: Path) -> None:
     page.goto(wan_url)
     page.get_by_role("link", name="Audit log").click()
     actions = page.locator(".audit-table")
+    expect(actions).to_contain_text("Test connection of router 'office' requested")
     expect(actions).to_contain_text("Preflight of router 'office' requested")
     expect(actions).to_contain_text("Deploy of router 'office' requested")
     expect(actions.locator("tbody tr", has_text="Deploy of router").first).to_contain_text(EMAIL)
