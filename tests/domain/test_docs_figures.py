@@ -25,7 +25,8 @@ STYLE = (
     ".topo-kind-client .topo-glyph{fill:#7a56b8}.topo-glyph-text{fill:#fff;font-weight:700}"
     ".topo-name{fill:#1c2430;font-weight:600}.topo-nat{fill:#5f6b7a;font-family:monospace}"
     ".topo-badge rect{fill:#e8ecf1}.topo-badge text{fill:#374151;font-weight:600}"
-    ".topo-badge-cgnat rect{fill:#f1e8ff}.topo-badge-mikrotik rect{fill:#e2f3f5}</style>"
+    ".topo-badge-cgnat rect{fill:#f1e8ff}.topo-badge-mikrotik rect{fill:#e2f3f5}"
+    ".topo-cluster-ring{stroke:#fff;stroke-width:2}.topo-caption{fill:#5f6b7a;font-style:italic}</style>"
 )
 
 
@@ -53,6 +54,19 @@ def figures() -> dict[str, WanSpec]:
             peer(4, "nas", subnets=(subnet(4, "192.168.50.0/24"),)),
             topology="hub_spoke",
             name="star",
+        ),
+        # Beyond 60 spokes: 150 phones become one counted node; hq, the sites and the servers stay.
+        "topology-clustered.svg": wan_of(
+            peer(1, "hq", hub=True, subnets=(subnet(1, "10.10.0.0/16"),)),
+            peer(2, "homeb", kind="mikrotik", subnets=(subnet(2, "192.168.2.0/24"),)),
+            peer(3, "shop", kind="mikrotik", subnets=(subnet(3, "192.168.3.0/24"),)),
+            peer(4, "nas", subnets=(subnet(4, "192.168.50.0/24"),)),
+            *(
+                peer(i, f"phone-{i:03d}", kind="client", endpoint=False, ip=f"10.0.{i // 250}.{i % 250 + 1}")
+                for i in range(5, 155)
+            ),
+            topology="hub_spoke",
+            name="fleet",
         ),
     }
 
