@@ -103,10 +103,10 @@ def test_dashboard_reads_the_cached_conflicts(app, api, browser, monkeypatch, hu
         monkeypatch.setattr(dashboard, "STALE_COUNT_MAX_PEERS", 1)
     viewer = logged_in(app, browser, "viewer@example.com", "viewer")
 
+    from tests.web.test_dashboard import CONFLICTS, row
+
     def conflicts_cell() -> str:
-        page = viewer.get("/").get_data(as_text=True)
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", re.search(rf'<tr id="wan-row-{wan_id}">(.*?)</tr>', page, re.S)[1])
-        return re.sub(r"<[^>]+>", "", cells[6]).strip()
+        return row(viewer.get("/").get_data(as_text=True), wan_id)[CONFLICTS]
 
     with app.app_context():
         configs.wan_configs(db.session.get(dashboard.Wan, wan_id))  # fills the cache, as the WAN page does
