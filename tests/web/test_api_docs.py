@@ -56,3 +56,24 @@ def test_readme_and_the_api_docs_point_into_the_repository(client: Any) -> None:
     assert re.search(r"registration is closed in demo mode", readme, re.I)
     spec = client.get("/api/openapi.json").get_json()
     assert "docs/api.md" in spec["info"]["description"] and "shared/API.md" not in spec["info"]["description"]
+
+
+def test_concepts_md_explains_every_topic_a_newcomer_meets_with_pictures_from_the_repo() -> None:
+    concepts = (DOC.parent / "concepts.md").read_text()
+    headings = re.findall(r"^## (.+)$", concepts, re.M)
+    assert headings == [
+        "WANs",
+        "Peer kinds",
+        "HOSTS vs REACHES",
+        "CGNAT and relays",
+        "Auto-NAT",
+        "Published services",
+        "Staleness",
+        "How a deploy stays safe",
+    ]
+    # The words the pages use, each defined once.
+    for word in ("**applied**", "**not applied**", "**stale**", "**in sync**", "**changes pending**", "**queued**"):
+        assert word in concepts, word
+    # Illustrated with the topology drawing itself, every picture a file in the repository.
+    pictures = re.findall(r"!\[[^\]]+\]\((img/[^)]+\.svg)\)", concepts)
+    assert len(pictures) >= 3 and all((DOC.parent / p).is_file() for p in pictures)
