@@ -165,10 +165,17 @@ def script_config(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_na
     without a management source so it does not depend on where WireWAN connects from. Deploys store
     this value, and `wan_configs` computes the same one, so a deployed router is not stale.
     """
-    desired = build_desired(spec, peer_id, topology)
     return PeerConfig(
-        peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), router_hash(spec, peer_id, topology)
+        peer_id,
+        "mikrotik-script",
+        script_text(spec, peer_id, topology, peer_name),
+        router_hash(spec, peer_id, topology),
     )
+
+
+def script_text(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> str:
+    """A router's bootstrap script alone (its staleness hash is a second pass over the WAN)."""
+    return render_script(build_desired(spec, peer_id, topology), spec.name, peer_name)
 
 
 def _render(spec: WanSpec, topology: TopologyResult) -> dict[int, PeerConfig]:
@@ -407,17 +414,7 @@ def configs_zip(wan: Wan) -> bytes:
     download is no proof that any device runs it); the download itself is audited."""
     spec = load_spec(wan.id, all_secrets=True)
     assert spec is not None
-    rendered = _render(spec, wan_topology(spec))
-    buf = io.BytesIO()
-    # Entries are stored, not deflated (a ZipInfo's default): a 200-peer mesh is ~6 MB of text, and
-    # deflating it would double the request's time (bench/zip_http.py) to save bytes on a LAN.
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for peer in sorted(spec.peers, key=lambda p: p.name):
-            config = rendered[peer.id]
-            suffix = "rsc" if config.kind == "mikrotik-script" else "conf"
-            info = zipfile.ZipInfo(f"{peer.name}.{suffix}", date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o600 << 16  # private keys: owner-only when unpacked
-            zf.writestr(info, config.text)
+    data = write_zip(zip_files(spec, wan_topology(spec)))
     audit.record(
         "download-zip",
         "wan",
@@ -425,6 +422,35 @@ def configs_zip(wan: Wan) -> bytes:
         wan_id=wan.id,
         summary=f"configs of WAN '{wan.name}' downloaded ({len(spec.peers)} peers)",
     )
+    return data
+
+
+def zip_files(spec: WanSpec, topology: TopologyResult) -> dict[str, str]:
+    """The zip's files, name → text, in name order. No router's staleness hash is computed: the zip
+    marks nothing applied, and the wg-quick files carry theirs in their header anyway."""
+    wireguard = render_all(spec, topology, [p.id for p in spec.peers if p.kind != "mikrotik"])
+    return {
+        f"{peer.name}.rsc" if peer.kind == "mikrotik" else f"{peer.name}.conf": (
+            script_text(spec, peer.id, topology, peer.name) if peer.kind == "mikrotik" else wireguard[peer.id].text
+        )
+        for peer in sorted(spec.peers, key=lambda p: p.name)
+    }
+
+
+# How the zip's entries are compressed. Deflate level 1 makes a 200-peer mesh's 6.1 MB a 1.9 MB
+# download for ~24 ms of CPU: a win on any link slower than ~1.4 Gbit/s, which is every link but
+# loopback; higher levels save under 1% more for twice the time (docs/benchmarks.md, issue 15).
+ZIP_COMPRESSION = zipfile.ZIP_DEFLATED
+ZIP_LEVEL = 1
+
+
+def write_zip(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o600 << 16  # private keys: owner-only when unpacked
+            zf.writestr(info, text, compress_type=ZIP_COMPRESSION, compresslevel=ZIP_LEVEL)
     return buf.getvalue()
 
 
