@@ -8,6 +8,7 @@ build a change costs.
 
     .venv/bin/python -m bench.zip_http                # median of 5 fetches of a 200-peer mesh
     .venv/bin/python -m bench.zip_http --routers 10   # 10 of the servers MikroTiks (.rsc files)
+    .venv/bin/python -m bench.zip_http --database-url postgresql://postgres@127.0.0.1:5432/bench
     .venv/bin/python -m bench.zip_http --peers 300 --fetches 7 --profile
 """
 
@@ -44,10 +45,17 @@ SECRETS = {
 HOME_LANS = ("192.168.1.0/24", "192.168.0.0/24", "192.168.88.0/24")
 
 
-def build_app(folder: Path) -> Any:
+def build_app(folder: Path, database_url: str | None = None) -> Any:
+    """The app on a file SQLite database in `folder`, or on `database_url` (PostgreSQL; its tables are
+    dropped and created again, and dropped at the end)."""
+    from app.config import normalize_database_url
+
     return create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
+            "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url)
+            if database_url
+            else f"sqlite:///{folder / 'bench.db'}",
+            **({"SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}} if database_url else {}),
             "INSTANCE_PATH": str(folder / "instance"),
             "RQ_QUEUE": "bench-zip",
             "BCRYPT_ROUNDS": 4,
@@ -66,6 +74,7 @@ def populate(app: Any, peers: int, routers: int = 0) -> tuple[int, str]:
     from app.services.tx import commit
 
     with app.app_context():
+        db.drop_all()
         db.create_all()
         user = accounts.create_user("bench@example.com", "correct-horse-battery", "operator")
         token = accounts.create_token(user, "bench")
@@ -98,11 +107,13 @@ def fetch(url: str, token: str) -> bytes:
         return bytes(resp.read())
 
 
-def measure(peers: int, fetches: int, profile: bool, routers: int = 0) -> dict[str, Any]:
+def measure(
+    peers: int, fetches: int, profile: bool, routers: int = 0, database_url: str | None = None
+) -> dict[str, Any]:
     """`fetches` timed fetches of the unchanged WAN after a warm-up, then `fetches` each after a
     change (a peer's keepalive, saved through the services, not timed), and the phases in-process."""
     with tempfile.TemporaryDirectory(prefix="wirewan-bench-zip-") as tmp:
-        app = build_app(Path(tmp))
+        app = build_app(Path(tmp), database_url)
         started = time.perf_counter()
         wan_id, token = populate(app, peers, routers)
         print(
@@ -138,6 +149,9 @@ def measure(peers: int, fetches: int, profile: bool, routers: int = 0) -> dict[s
         finally:
             server.shutdown()
             with app.app_context():
+                db.session.remove()
+                if database_url:
+                    db.drop_all()
                 db.engine.dispose()
     return {
         "files": len(names),
@@ -234,9 +248,11 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=0, help="how many of the servers are MikroTiks (.rsc files)")
     parser.add_argument("--fetches", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile one request (in-process)")
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: a file SQLite DB in a temp dir)")
     args = parser.parse_args()
-    r = measure(args.peers, args.fetches, args.profile, args.routers)
-    print(f"configs.zip over HTTP, {args.peers}-peer mesh with {args.routers} MikroTik:")
+    r = measure(args.peers, args.fetches, args.profile, args.routers, args.database_url)
+    where = args.database_url.rsplit("@", 1)[-1] if args.database_url else "file SQLite"
+    print(f"configs.zip over HTTP, {args.peers}-peer mesh with {args.routers} MikroTik, {where}:")
     print(result_lines(r, args.fetches))
     return 0
 
