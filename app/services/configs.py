@@ -268,7 +268,8 @@ def wan_configs(wan: Wan) -> WanConfigs:
         if computed is not None:
             hashes, topology, derived = computed
             return WanConfigs(wan, hashes, topology=topology, derived=derived)
-    # Inside a transaction that changed something: compute from what it sees, store nothing.
+    # Inside a transaction that changed something: compute from what it sees, store nothing in the
+    # database (the topology cache may keep it: it is keyed by content, not by revision).
     spec = load_spec(wan.id, all_secrets=True)
     assert spec is not None
     topology = wan_topology(spec)
@@ -439,7 +440,7 @@ def zip_files(spec: WanSpec, topology: TopologyResult) -> dict[str, str]:
 
 # How the zip's entries are compressed. Deflate level 1 makes a 200-peer mesh's 6.1 MB a 1.9 MB
 # download for ~24 ms of CPU: a win on any link slower than ~1.4 Gbit/s, which is every link but
-# loopback; higher levels save under 1% more for twice the time (docs/benchmarks.md, issue 15).
+# loopback; level 6 saves 3% more for twice the time (docs/benchmarks.md, issue 15).
 ZIP_COMPRESSION = zipfile.ZIP_DEFLATED
 ZIP_LEVEL = 1
 
