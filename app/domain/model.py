@@ -6,7 +6,7 @@ so topology, rendering and RouterOS planning can be tested (and benchmarked) wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Literal
@@ -157,6 +157,24 @@ class WanSpec:
             return self._peers_by_id[peer_id]
         except KeyError:
             raise KeyError(peer_id) from None
+
+    def without_secrets(self) -> WanSpec:
+        """The same WAN without private keys, router passwords or the PSK seed: all that the
+        topology is made of, safe to keep in memory beyond one request."""
+        return replace(
+            self,
+            psk_seed=None,
+            peers=tuple(
+                replace(
+                    p,
+                    private_key=None,
+                    mikrotik=None if p.mikrotik is None else replace(p.mikrotik, password=None),
+                )
+                if p.private_key is not None or (p.mikrotik is not None and p.mikrotik.password is not None)
+                else p
+                for p in self.peers
+            ),
+        )
 
     @cached_property
     def _peers_by_id(self) -> dict[int, PeerSpec]:

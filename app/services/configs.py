@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from typing import Any
 
@@ -84,7 +86,7 @@ class WanConfigs:
     @property
     def topology(self) -> TopologyResult:
         if self._topology is None:
-            self._topology = build_topology(self._spec())
+            self._topology = wan_topology(self._spec())
         return self._topology
 
     @property
@@ -118,6 +120,39 @@ class WanConfigs:
         return {p.id for p in peers if p.id not in self.hashes or is_stale(p, self.hashes[p.id])}
 
 
+# The topology of the most recently used WANs (the whole WAN's, as the zip, the WAN page and the
+# staleness hashes use it), with the secret-free spec it was built from.
+TOPOLOGY_CACHE_SIZE = 16
+_topologies: OrderedDict[int, tuple[WanSpec, TopologyResult]] = OrderedDict()
+_topologies_lock = threading.Lock()
+
+
+def wan_topology(spec: WanSpec) -> TopologyResult:
+    """`build_topology(spec)`, reused while the WAN is unchanged.
+
+    A topology is a pure function of the spec without its secrets, so an entry is reused only when
+    that spec equals the one it was built from: any change to the WAN, committed or not, made by
+    this process or another, builds anew; nothing depends on revisions being read in the same
+    snapshot as the rows, and a WAN id reused after a delete cannot hit the old WAN's entry. The
+    entries hold no secret (the topology is built from the stripped spec). Each caller gets its own
+    result over the shared, immutable views, so what it computes on demand (the edges of a
+    2,000-spoke WAN) is not kept here.
+    """
+    public = spec.without_secrets()
+    with _topologies_lock:
+        entry = _topologies.get(spec.id)
+        if entry is not None and entry[0] == public:
+            _topologies.move_to_end(spec.id)
+            return replace(entry[1])
+    topology = build_topology(public)
+    with _topologies_lock:
+        _topologies[spec.id] = (public, topology)
+        _topologies.move_to_end(spec.id)
+        while len(_topologies) > TOPOLOGY_CACHE_SIZE:
+            _topologies.popitem(last=False)
+    return replace(topology)
+
+
 def is_stale(peer: Peer, current_hash: str) -> bool:
     """Needs (re)applying: never applied, or applied a config that is no longer current."""
     return peer.applied_config_hash != current_hash
@@ -130,10 +165,17 @@ def script_config(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_na
     without a management source so it does not depend on where WireWAN connects from. Deploys store
     this value, and `wan_configs` computes the same one, so a deployed router is not stale.
     """
-    desired = build_desired(spec, peer_id, topology)
     return PeerConfig(
-        peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), router_hash(spec, peer_id, topology)
+        peer_id,
+        "mikrotik-script",
+        script_text(spec, peer_id, topology, peer_name),
+        router_hash(spec, peer_id, topology),
     )
+
+
+def script_text(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> str:
+    """A router's bootstrap script alone (its staleness hash is a second pass over the WAN)."""
+    return render_script(build_desired(spec, peer_id, topology), spec.name, peer_name)
 
 
 def _render(spec: WanSpec, topology: TopologyResult) -> dict[int, PeerConfig]:
@@ -226,10 +268,11 @@ def wan_configs(wan: Wan) -> WanConfigs:
         if computed is not None:
             hashes, topology, derived = computed
             return WanConfigs(wan, hashes, topology=topology, derived=derived)
-    # Inside a transaction that changed something: compute from what it sees, store nothing.
+    # Inside a transaction that changed something: compute from what it sees, store nothing in the
+    # database (the topology cache may keep it: it is keyed by content, not by revision).
     spec = load_spec(wan.id, all_secrets=True)
     assert spec is not None
-    topology = build_topology(spec)
+    topology = wan_topology(spec)
     rendered = _render(spec, topology)
     return WanConfigs(wan, {i: c.sha256 for i, c in rendered.items()}, topology=topology, configs=rendered)
 
@@ -242,7 +285,8 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
         spec = load_spec(wan_id, all_secrets=True, session=session)
         if revision is None or spec is None:
             return None
-        topology = build_topology(spec)
+        # Through the cache: the zip and the WAN page that follow a change then find it built.
+        topology = wan_topology(spec)
         hashes = current_hashes(spec, topology)
         derived = {
             "unreachable": [
@@ -369,26 +413,45 @@ def configs_zip(wan: Wan) -> bytes:
     """Every peer's config in one zip: `<peer name>.conf` (wg-quick) or, for a MikroTik, its bootstrap
     script `<peer name>.rsc`. Marks nothing applied (a zip is often fetched for a backup, and a
     download is no proof that any device runs it); the download itself is audited."""
-    spec = load_spec(wan.id, secrets_for={p.id for p in wan.peers})
+    spec = load_spec(wan.id, all_secrets=True)
     assert spec is not None
-    rendered = _render(spec, build_topology(spec))
-    buf = io.BytesIO()
-    # Entries are stored, not deflated (a ZipInfo's default): a 200-peer mesh is ~6 MB of text, and
-    # deflating it would double the request's time (bench/zip_http.py) to save bytes on a LAN.
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for peer in sorted(wan.peers, key=lambda p: p.name):
-            config = rendered[peer.id]
-            suffix = "rsc" if config.kind == "mikrotik-script" else "conf"
-            info = zipfile.ZipInfo(f"{peer.name}.{suffix}", date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o600 << 16  # private keys: owner-only when unpacked
-            zf.writestr(info, config.text)
+    data = write_zip(zip_files(spec, wan_topology(spec)))
     audit.record(
         "download-zip",
         "wan",
         wan.id,
         wan_id=wan.id,
-        summary=f"configs of WAN '{wan.name}' downloaded ({len(wan.peers)} peers)",
+        summary=f"configs of WAN '{wan.name}' downloaded ({len(spec.peers)} peers)",
     )
+    return data
+
+
+def zip_files(spec: WanSpec, topology: TopologyResult) -> dict[str, str]:
+    """The zip's files, name → text, in name order. No router's staleness hash is computed: the zip
+    marks nothing applied, and the wg-quick files carry theirs in their header anyway."""
+    wireguard = render_all(spec, topology, [p.id for p in spec.peers if p.kind != "mikrotik"])
+    return {
+        f"{peer.name}.rsc" if peer.kind == "mikrotik" else f"{peer.name}.conf": (
+            script_text(spec, peer.id, topology, peer.name) if peer.kind == "mikrotik" else wireguard[peer.id].text
+        )
+        for peer in sorted(spec.peers, key=lambda p: p.name)
+    }
+
+
+# How the zip's entries are compressed. Deflate level 1 makes a 200-peer mesh's 6.1 MB a 1.9 MB
+# download for ~24 ms of CPU: a win on any link slower than ~1.4 Gbit/s, which is every link but
+# loopback; level 6 saves 3% more for twice the time (docs/benchmarks.md, issue 15).
+ZIP_COMPRESSION = zipfile.ZIP_DEFLATED
+ZIP_LEVEL = 1
+
+
+def write_zip(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o600 << 16  # private keys: owner-only when unpacked
+            zf.writestr(info, text, compress_type=ZIP_COMPRESSION, compresslevel=ZIP_LEVEL)
     return buf.getvalue()
 
 
@@ -401,7 +464,7 @@ def mark_all_applied(wan: Wan) -> int:
         return 0
     spec = load_spec(wan.id, secrets_for={p.id for p in peers})
     assert spec is not None
-    current = _render(spec, build_topology(spec))
+    current = _render(spec, wan_topology(spec))
     for peer in peers:
         mark_applied(peer, current[peer.id], "mark-applied")
     return len(peers)

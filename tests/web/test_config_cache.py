@@ -3,9 +3,13 @@ requests render nothing."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import io
+import zipfile
 
+import pytest
+from sqlalchemy import select, update
+
+from app.domain.topology import build_topology
 from app.extensions import db
 from app.models import Peer, Subnet, Wan
 from app.services import configs
@@ -20,6 +24,17 @@ def add(api, wan, name, **fields):
     resp = api.post(f"/api/peers/wan/{wan['id']}", json={"name": name, "kind": "server", **fields})
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
+
+
+def add_router(api, wan):
+    return add(
+        api,
+        wan,
+        "rt",
+        kind="mikrotik",
+        endpoint="198.51.100.9",
+        mikrotik={"host": "192.0.2.7", "username": "wirewan", "password": "router-pass-1"},
+    )
 
 
 def listed_stale(api, wan):
@@ -73,14 +88,7 @@ def test_second_list_uses_the_cache(app, api, wan, monkeypatch):
 def test_cached_hashes_equal_rendered_ones(app, api, wan):
     add(api, wan, "hq", endpoint="203.0.113.1", is_hub=True)
     add(api, wan, "laptop", kind="client")
-    add(
-        api,
-        wan,
-        "rt",
-        kind="mikrotik",
-        endpoint="198.51.100.9",
-        mikrotik={"host": "192.0.2.7", "username": "wirewan", "password": "router-pass-1"},
-    )
+    add_router(api, wan)
     listed_stale(api, wan)  # fills the cache
     with app.app_context():
         peers = db.session.scalars(select(Peer).where(Peer.wan_id == wan["id"])).all()
@@ -92,14 +100,7 @@ def test_cached_hashes_equal_rendered_ones(app, api, wan):
 
 def test_a_deployed_router_is_not_stale(app, api, wan):
     add(api, wan, "hq", endpoint="203.0.113.1")
-    rt = add(
-        api,
-        wan,
-        "rt",
-        kind="mikrotik",
-        endpoint="198.51.100.9",
-        mikrotik={"host": "192.0.2.7", "username": "wirewan", "password": "router-pass-1"},
-    )
+    rt = add_router(api, wan)
     with app.app_context():
         peer = db.session.get(Peer, rt["id"])
         configs.mark_applied(peer, configs.peer_config(peer), "deploy")  # what run_deploy stores
@@ -122,3 +123,119 @@ def test_peer_stale_needs_no_render_for_a_new_peer(app, api, wan, monkeypatch):
     monkeypatch.setattr(configs, "current_hashes", refuse)
     with app.app_context():
         assert configs.peer_stale(db.session.get(Peer, hq["id"])) is True
+
+
+# --- the topology cache (configs.wan_topology): the zip never serves an old config -----------------
+
+
+def zipped(api, wan):
+    resp = api.get(f"/api/wan/{wan['id']}/configs.zip")
+    assert resp.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+        return {name: zf.read(name).decode() for name in zf.namelist()}
+
+
+def test_zip_after_a_change_holds_the_new_configs(app, api, wan):
+    hq = add(api, wan, "hq", endpoint="203.0.113.1")
+    branch = add(api, wan, "branch", endpoint="198.51.100.7")
+    add(api, wan, "laptop", kind="client")
+    before = zipped(api, wan)
+    assert "192.168.7.0/24" not in before["hq.conf"]
+
+    api.post(f"/api/peers/{branch['id']}/subnets", json={"cidr": "192.168.7.0/24"})
+    assert "192.168.7.0/24" in zipped(api, wan)["hq.conf"]
+
+    # A change behind the app's back (another process, a restore): the next zip has it too.
+    with app.app_context():
+        db.session.execute(update(Peer).where(Peer.id == hq["id"]).values(endpoint_host="203.0.113.99"))
+        db.session.commit()
+    assert "Endpoint = 203.0.113.99:51820" in zipped(api, wan)["laptop.conf"]
+
+    # A key rotation changes no topology, but every config holding the key must show the new one.
+    api.post(f"/api/peers/{hq['id']}/rotate-key")
+    after = zipped(api, wan)
+    assert after["hq.conf"].split("PrivateKey = ")[1][:44] != before["hq.conf"].split("PrivateKey = ")[1][:44]
+    assert after["branch.conf"] == configs_text(app, branch["id"])
+
+
+def configs_text(app, peer_id):
+    with app.app_context():
+        return configs.peer_config(db.session.get(Peer, peer_id)).text
+
+
+def test_zip_after_psk_rotation_holds_the_new_keys(app, api):
+    wan = api.post("/api/wan", json={"name": "psk", "preshared_keys": True}).get_json()
+    add(api, wan, "a", endpoint="203.0.113.2")
+    add(api, wan, "b", endpoint="203.0.113.3")
+    before = zipped(api, wan)
+    assert api.post(f"/api/wan/{wan['id']}/rotate-psks").status_code == 200
+    after = zipped(api, wan)
+    psk = [line for line in after["a.conf"].splitlines() if line.startswith("PresharedKey")]
+    assert len(psk) == 1 and psk[0] not in before["a.conf"] and psk[0] in after["b.conf"]
+
+
+def test_second_zip_reuses_the_topology(app, api, wan, monkeypatch):
+    add(api, wan, "hq", endpoint="203.0.113.1")
+    add(api, wan, "laptop", kind="client")
+    first = zipped(api, wan)
+
+    def refuse(*_a, **_k):
+        raise AssertionError("built the topology of an unchanged WAN again")
+
+    monkeypatch.setattr(configs, "build_topology", refuse)
+    assert zipped(api, wan) == first
+
+
+def test_a_new_wan_under_an_old_id_gets_its_own_topology(app):
+    """SQLite reuses the id of a deleted last row: the cache must not mistake the new WAN for it."""
+    old = _spec(("hq", "203.0.113.1"), ("laptop", None))
+    new = _spec(("hq", "203.0.113.1"), ("office", "198.51.100.7"))
+    assert configs.wan_topology(old) == build_topology(old)
+    assert configs.wan_topology(new) == build_topology(new)
+    assert configs.wan_topology(new) != configs.wan_topology(old)
+
+
+def test_the_topology_cache_keeps_no_secret(app, api):
+    wan = api.post("/api/wan", json={"name": "secrets", "preshared_keys": True}).get_json()
+    add(api, wan, "hq", endpoint="203.0.113.1")
+    add_router(api, wan)
+    files = zipped(api, wan)
+    assert "router-pass-1" in files["rt.rsc"] and "PrivateKey = " in files["hq.conf"]
+    cached = repr(list(configs._topologies.values()))
+    assert "router-pass-1" not in cached
+    for text in files.values():
+        for line in text.splitlines():
+            if line.startswith(("PrivateKey", "PresharedKey")):
+                assert line.split(" = ", 1)[1] not in cached
+
+
+def _spec(*peers):
+    from ipaddress import IPv4Address, ip_network
+
+    from app.domain.keys import generate_keypair
+    from app.domain.model import PeerSpec, WanSpec
+
+    specs = []
+    for i, (name, endpoint) in enumerate(peers, start=1):
+        private, public = generate_keypair()
+        specs.append(
+            PeerSpec(
+                id=i,
+                uuid=f"00000000-0000-4000-8000-{i:012d}",
+                name=name,
+                kind="server" if endpoint else "client",
+                tunnel_ip=IPv4Address(f"10.0.0.{i}"),
+                listen_port=51820,
+                public_key=public,
+                private_key=private,
+                endpoint_host=endpoint,
+            )
+        )
+    return WanSpec(
+        id=7,
+        name="reused",
+        tunnel_cidr=ip_network("10.0.0.0/24"),
+        services_cidr=ip_network("10.0.5.0/24"),
+        nat_pool_cidr=ip_network("172.16.0.0/12"),
+        peers=tuple(specs),
+    )

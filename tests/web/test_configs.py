@@ -147,9 +147,9 @@ def test_qr_code_of_a_config_too_large_is_a_422_and_marks_nothing(app, admin_bro
 
 
 def test_zip_holds_every_config_and_the_router_scripts_and_marks_nothing(app, api, wan):
-    add(api, wan, "hq", endpoint="203.0.113.1")
+    hq = add(api, wan, "hq", endpoint="203.0.113.1")
     add(api, wan, "laptop", kind="client")
-    add(
+    rtr = add(
         api,
         wan,
         "rtr",
@@ -163,8 +163,12 @@ def test_zip_holds_every_config_and_the_router_scripts_and_marks_nothing(app, ap
     with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
         assert sorted(zf.namelist()) == ["hq.conf", "laptop.conf", "rtr.rsc"]
         assert all((i.external_attr >> 16) & 0o777 == 0o600 for i in zf.infolist())
-        assert "[Interface]" in zf.read("hq.conf").decode()
+        # Each file is what the peer's own download gives.
+        assert zf.read("hq.conf") == api.get(f"/api/peers/{hq['id']}/config").data
+        assert zf.read("rtr.rsc") == api.get(f"/api/peers/{rtr['id']}/config?config_type=mikrotik-script").data
         assert zf.read("rtr.rsc").decode().startswith("# WireWAN bootstrap script")
+        # Deflated: the download is a fraction of the files' size.
+        assert sum(i.compress_size for i in zf.infolist()) < sum(i.file_size for i in zf.infolist()) / 2
     peers = {p["name"]: p for p in api.get(f"/api/peers/wan/{wan['id']}").get_json()}
     assert all(p["stale"] for p in peers.values())  # a zip is no proof that any device runs it
     with app.app_context():

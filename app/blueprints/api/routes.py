@@ -270,7 +270,7 @@ def wan_topology(wan_id: int) -> Any:
 def wan_configs_zip(wan_id: int) -> Any:
     if not current_user.can_edit:
         abort(403, "The configs hold private keys: viewers cannot download them.")
-    wan = load_wan(wan_id) or abort(404, "No such WAN.")
+    wan = _wan_or_404(wan_id)  # the peers come with the spec the zip is rendered from
     data = configs.configs_zip(wan)
     commit()  # the audit entry of the download
     return zip_attachment(wan, data)

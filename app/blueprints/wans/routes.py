@@ -188,7 +188,7 @@ def delete_wan(wan_id: int) -> Any:
 def configs_zip(wan_id: int) -> Any:
     """Every peer's config in one zip. POST although it marks nothing applied: it hands out every
     private key of the WAN and is audited, so a cross-site link must not trigger it."""
-    wan = _wan_or_404(wan_id)
+    wan = db.session.get(Wan, wan_id) or abort(404)  # the peers come with the spec the zip is rendered from
     data = configs.configs_zip(wan)
     commit()
     return zip_attachment(wan, data)
