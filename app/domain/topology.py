@@ -215,6 +215,12 @@ def _covered(p: IPNetwork, aggs: tuple[IPNetwork, ...]) -> bool:
     return any(p.version == g.version and int(g.network_address) <= lo and hi <= int(g.broadcast_address) for g in aggs)
 
 
+def _contains_key(keys: tuple[int, ...], key: int) -> bool:
+    """`key` is in the sorted `keys`."""
+    i = bisect_left(keys, key)
+    return i < len(keys) and keys[i] == key
+
+
 def _advertised(spec: PeerSpec) -> list[tuple[IPNetwork, int | None]]:
     """What a peer advertises, with the subnet id: tunnel /32 (and /128 on a dual-stack WAN),
     routed subnets (NAT'd prefix when set), published service addresses (v4 and v6)."""
@@ -280,36 +286,161 @@ class _Peer:
         self.lans: tuple[IPNetwork, ...] = tuple(s.cidr for s in spec.subnets)
 
 
-class _Merged:
-    """A relay section shared by every peer relaying the same groups through the same aggregates."""
+# Addresses of both IP versions on one integer line (IPv4 first), so intervals of the two
+# versions sort apart and never merge.
+_V6_BASE = 1 << 129
 
-    __slots__ = ("keys", "nets", "positions", "strict")
+
+def _line(version: int, addr: int) -> int:
+    return addr + _V6_BASE if version == 6 else addr
+
+
+def _range_cidrs(lo: int, hi: int) -> list[IPNetwork]:
+    """The fewest CIDRs covering exactly [lo, hi] (one version, on the line of :func:`_line`)."""
+    if lo >= _V6_BASE:
+        lo -= _V6_BASE
+        hi -= _V6_BASE
+        bits, make = 128, IPv6Network
+    else:
+        bits, make = 32, IPv4Network
+    out: list[IPNetwork] = []
+    while lo <= hi:
+        # The largest aligned block starting at lo that ends within hi.
+        size = min((lo & -lo).bit_length() - 1 if lo else bits, (hi - lo + 1).bit_length() - 1)
+        out.append(make((lo, bits - size)))
+        lo += 1 << size
+    return out
+
+
+def _subtract(lo: int, hi: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[lo, hi] without the holes (sorted, disjoint, each inside [lo, hi])."""
+    out: list[tuple[int, int]] = []
+    for h_lo, h_hi in holes:
+        if h_lo > lo:
+            out.append((lo, h_lo - 1))
+        lo = h_hi + 1
+    if lo <= hi:
+        out.append((lo, hi))
+    return out
+
+
+class _Merged:
+    """A relay section shared by every peer relaying the same groups through the same aggregates:
+    its entries (prefix, owner idx or -1), and the same addresses as the fewest CIDRs.
+
+    Aggregation is exact: the CIDRs cover the union of the entries, nothing more. A peer's own
+    section leaves out some entries (its own, those blocked for it); :meth:`without_positions` takes
+    the addresses only those entries covered out of the shared CIDRs, touching only the spans they
+    lie in, so a peer costs the size of its changes, not of the section.
+    """
+
+    __slots__ = ("ends", "flat", "flat_keys", "nets", "offsets", "parent", "positions", "span_starts", "spans", "starts")
 
     def __init__(self, entries: list[_Entry]) -> None:
         self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
-        self.keys: tuple[int, ...] = tuple(e[0] for e in entries)
         self.positions: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
             self.positions.setdefault(e[2], []).append(i)
-        # Strictly increasing keys (no prefix twice); every subset of it then is too.
-        keys = self.keys
-        self.strict = all(a < b for a, b in zip(keys, keys[1:], strict=False))
+        self.starts = [_line(n.version, int(n.network_address)) for n in self.nets]
+        self.ends = [_line(n.version, int(n.broadcast_address)) for n in self.nets]
+        # Prefixes nest or are disjoint, so the entries form a forest; in sort order (address, then
+        # shorter prefix first) an entry's parent is the nearest earlier entry containing it (an equal
+        # prefix listed twice is the child of its first listing).
+        self.parent: list[int] = []
+        stack: list[int] = []
+        for i, end in enumerate(self.ends):
+            while stack and self.ends[stack[-1]] < end:
+                stack.pop()
+            self.parent.append(stack[-1] if stack else -1)
+            stack.append(i)
+        # The union as maximal intervals (overlapping or adjacent entries merged), each as CIDRs.
+        spans: list[tuple[int, int]] = []
+        for lo, hi in zip(self.starts, self.ends, strict=True):
+            if spans and lo <= spans[-1][1] + 1:
+                if hi > spans[-1][1]:
+                    spans[-1] = (spans[-1][0], hi)
+            else:
+                spans.append((lo, hi))
+        self.spans = spans
+        self.span_starts = [lo for lo, _ in spans]
+        flat: list[IPNetwork] = []
+        self.offsets: list[int] = []
+        for lo, hi in spans:
+            self.offsets.append(len(flat))
+            flat.extend(_range_cidrs(lo, hi))
+        self.offsets.append(len(flat))
+        self.flat: tuple[IPNetwork, ...] = tuple(flat)
+        self.flat_keys: tuple[int, ...] = tuple(map(prefix_sort_key, flat))
+
+    def _holes(self, dropped: set[int]) -> list[tuple[int, int]]:
+        """The addresses only dropped entries cover, as sorted disjoint intervals.
+
+        Only a dropped root of the forest can leave a hole: any other dropped entry lies inside
+        an ancestor that is either kept (it covers the entry) or dropped (then the root's hole
+        accounts for it). A root's hole is its range without the kept entries inside it.
+        """
+        holes: list[tuple[int, int]] = []
+        for i in sorted(dropped):
+            if self.parent[i] != -1:
+                continue
+            lo, hi = self.starts[i], self.ends[i]
+            kept: list[tuple[int, int]] = []
+            for k in range(i + 1, bisect_right(self.starts, hi)):
+                if k in dropped:
+                    continue
+                k_lo, k_hi = self.starts[k], self.ends[k]
+                if kept and k_lo <= kept[-1][1] + 1:
+                    if k_hi > kept[-1][1]:
+                        kept[-1] = (kept[-1][0], k_hi)
+                else:
+                    kept.append((k_lo, k_hi))
+            holes.extend(_subtract(lo, hi, kept))
+        return holes
 
     def without_positions(self, drop: list[int]) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
-        """The section without the entries at the given positions (any order, no duplicates)."""
+        """The fewest CIDRs covering the entries but those at the given positions, and their keys."""
         if not drop:
-            return self.nets, self.keys
-        drop.sort()
+            return self.flat, self.flat_keys
+        holes = self._holes(set(drop))
+        if not holes:
+            return self.flat, self.flat_keys
+        by_span: dict[int, list[tuple[int, int]]] = {}
+        for hole in holes:
+            by_span.setdefault(bisect_right(self.span_starts, hole[0]) - 1, []).append(hole)
         nets: list[IPNetwork] = []
         keys: list[int] = []
-        lo = 0
-        for i in drop:
-            nets.extend(self.nets[lo:i])
-            keys.extend(self.keys[lo:i])
-            lo = i + 1
-        nets.extend(self.nets[lo:])
-        keys.extend(self.keys[lo:])
+        done = 0
+        for k in sorted(by_span):
+            lo, hi = self.spans[k]
+            nets.extend(self.flat[done : self.offsets[k]])
+            keys.extend(self.flat_keys[done : self.offsets[k]])
+            for r_lo, r_hi in _subtract(lo, hi, by_span[k]):
+                pieces = _range_cidrs(r_lo, r_hi)
+                nets.extend(pieces)
+                keys.extend(map(prefix_sort_key, pieces))
+            done = self.offsets[k + 1]
+        nets.extend(self.flat[done:])
+        keys.extend(self.flat_keys[done:])
         return tuple(nets), tuple(keys)
+
+
+def _split_equal(nets: tuple[IPNetwork, ...], taken: set[int]) -> tuple[IPNetwork, ...]:
+    """The same addresses with every CIDR whose key is in `taken` split into halves (again as
+    needed), so none equals a prefix another section lists. Such a CIDR is made of several kept
+    entries (one entry equal to a direct prefix would be a duplicate, blocked before), so halving
+    ends before single addresses; if it ever does not, that is a bug."""
+    out: list[IPNetwork] = []
+    todo = list(reversed(nets))
+    while todo:
+        net = todo.pop()
+        if prefix_sort_key(net) not in taken:
+            out.append(net)
+        elif net.prefixlen == net.max_prefixlen:
+            raise TopologyInvariantError(f"{net} would appear under two [Peer] sections")
+        else:
+            low, high = net.subnets()
+            todo.extend((high, low))
+    return tuple(out)
 
 
 class _Builder:
@@ -474,7 +605,7 @@ class _Builder:
     def _shared_relay_section(self, sel: _Sel, relay: _Peer, aggs: tuple[IPNetwork, ...]) -> _Merged:
         """The relay section shared by every peer relaying the selected groups through `aggs`: the
         relay's own prefixes beyond the aggregates, the aggregates, and every prefix of the relayed
-        groups beyond them (``strict`` is False when it lists a prefix twice)."""
+        groups beyond them (aggregated once here, adjusted per peer)."""
         key = (sel, aggs)
         got = self._merged_aggs.get(key)
         if got is None:
@@ -504,10 +635,10 @@ class _Builder:
         blocked: dict[int, dict[IPNetwork, str]],
         unreachable: list[Unreachable],
     ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
-        """X's relay section: the shared one without X's own entries and the ones blocked for X
-        (each reported in `unreachable`, the relay's first, then in tunnel order), as prefixes and
-        their sort keys. Reported even when an aggregate still carries the prefix: the route is
-        useless (an own LAN shadows it) or leads to another owner of the same prefix."""
+        """X's relay section: the addresses of the shared one without X's own entries and the ones
+        blocked for X (each reported in `unreachable`, the relay's first, then in tunnel order), as
+        the fewest CIDRs and their sort keys. Reported even when an aggregate still carries the
+        prefix: the route is useless (an own LAN shadows it) or leads to another owner of it."""
         members = self._group_members(relayed_sel)
         if relay.idx in members:
             raise TopologyInvariantError(f"relay {relay.name} is among the peers it relays for {x.name}")
@@ -525,12 +656,7 @@ class _Builder:
             for i in merged.positions.get(o, ()):
                 if merged.nets[i] in why_map:
                     drop.append(i)
-        nets, keys = merged.without_positions(drop)
-        if not merged.strict:  # what is left must list no prefix twice
-            for i in range(1, len(keys)):
-                if keys[i - 1] >= keys[i]:
-                    raise TopologyInvariantError(f"{nets[i - 1]} appears twice in the relay section of {x.name}")
-        return nets, keys
+        return merged.without_positions(drop)
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -595,18 +721,20 @@ class _Builder:
                 direct_keys.extend(y.own_keys)
             sections.append(sec)
 
-        # No prefix under two sections: direct sections are pairwise disjoint, the relay section
-        # is strictly increasing (checked when built) and shares nothing with them.
+        # No prefix under two sections: direct sections are pairwise disjoint, and the relay
+        # section (disjoint CIDRs, sorted) must not list one of theirs.
         if len(set(direct_keys)) != len(direct_keys):
             raise TopologyInvariantError(f"a prefix appears under two [Peer] sections of {x.name}")
         if relay_section is not None:
-            if not any(s is relay_section for s in sections):
+            at = next((i for i, s in enumerate(sections) if s is relay_section), None)
+            if at is None:
                 raise TopologyInvariantError(f"relay {relay.name if relay else '?'} has no tunnel to {x.name}")
-            n = len(relay_keys)
-            for k in direct_keys:
-                i = bisect_left(relay_keys, k)
-                if i < n and relay_keys[i] == k:
-                    raise TopologyInvariantError(f"a prefix appears under two [Peer] sections of {x.name}")
+            if any(_contains_key(relay_keys, k) for k in direct_keys):
+                # Aggregating made a CIDR equal to a direct peer's prefix (that peer's prefix inside
+                # relayed ones): split it, the addresses stay the same.
+                nets = _split_equal(relay_section.allowed_ips, set(direct_keys))
+                relay_section = replace(relay_section, allowed_ips=nets)
+                sections[at] = relay_section
         forwards = any(s.routed for s in x.spec.subnets) or any(
             not (svc.local_ip in (x.spec.tunnel_ip, x.spec.tunnel_ip6) or svc.local_ip.is_loopback)
             for svc in x.spec.services
