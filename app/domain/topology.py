@@ -52,6 +52,7 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
+from app.domain.address_sets import Interval, cidrs, interval, merged, without
 from app.domain.model import IPAddress, IPNetwork, PeerSpec, WanSpec
 
 DEFAULT_CGNAT_KEEPALIVE = 25
@@ -286,44 +287,6 @@ class _Peer:
         self.lans: tuple[IPNetwork, ...] = tuple(s.cidr for s in spec.subnets)
 
 
-# Addresses of both IP versions on one integer line (IPv4 first), so intervals of the two
-# versions sort apart and never merge.
-_V6_BASE = 1 << 129
-
-
-def _line(version: int, addr: int) -> int:
-    return addr + _V6_BASE if version == 6 else addr
-
-
-def _range_cidrs(lo: int, hi: int) -> list[IPNetwork]:
-    """The fewest CIDRs covering exactly [lo, hi] (one version, on the line of :func:`_line`)."""
-    if lo >= _V6_BASE:
-        lo -= _V6_BASE
-        hi -= _V6_BASE
-        bits, make = 128, IPv6Network
-    else:
-        bits, make = 32, IPv4Network
-    out: list[IPNetwork] = []
-    while lo <= hi:
-        # The largest aligned block starting at lo that ends within hi.
-        size = min((lo & -lo).bit_length() - 1 if lo else bits, (hi - lo + 1).bit_length() - 1)
-        out.append(make((lo, bits - size)))
-        lo += 1 << size
-    return out
-
-
-def _subtract(lo: int, hi: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """[lo, hi] without the holes (sorted, disjoint, each inside [lo, hi])."""
-    out: list[tuple[int, int]] = []
-    for h_lo, h_hi in holes:
-        if h_lo > lo:
-            out.append((lo, h_lo - 1))
-        lo = h_hi + 1
-    if lo <= hi:
-        out.append((lo, hi))
-    return out
-
-
 class _Merged:
     """A relay section shared by every peer relaying the same groups through the same aggregates:
     its entries (prefix, owner idx or -1), and the same addresses as the fewest CIDRs.
@@ -334,15 +297,27 @@ class _Merged:
     lie in, so a peer costs the size of its changes, not of the section.
     """
 
-    __slots__ = ("ends", "flat", "flat_keys", "nets", "offsets", "parent", "positions", "span_starts", "spans", "starts")
+    __slots__ = (
+        "ends",
+        "flat",
+        "flat_keys",
+        "nets",
+        "offsets",
+        "parent",
+        "positions",
+        "span_starts",
+        "spans",
+        "starts",
+    )
 
     def __init__(self, entries: list[_Entry]) -> None:
         self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
         self.positions: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
             self.positions.setdefault(e[2], []).append(i)
-        self.starts = [_line(n.version, int(n.network_address)) for n in self.nets]
-        self.ends = [_line(n.version, int(n.broadcast_address)) for n in self.nets]
+        lines = [interval(n) for n in self.nets]
+        self.starts = [lo for lo, _ in lines]
+        self.ends = [hi for _, hi in lines]
         # Prefixes nest or are disjoint, so the entries form a forest; in sort order (address, then
         # shorter prefix first) an entry's parent is the nearest earlier entry containing it (an equal
         # prefix listed twice is the child of its first listing).
@@ -354,47 +329,33 @@ class _Merged:
             self.parent.append(stack[-1] if stack else -1)
             stack.append(i)
         # The union as maximal intervals (overlapping or adjacent entries merged), each as CIDRs.
-        spans: list[tuple[int, int]] = []
-        for lo, hi in zip(self.starts, self.ends, strict=True):
-            if spans and lo <= spans[-1][1] + 1:
-                if hi > spans[-1][1]:
-                    spans[-1] = (spans[-1][0], hi)
-            else:
-                spans.append((lo, hi))
+        spans = merged(lines)
         self.spans = spans
         self.span_starts = [lo for lo, _ in spans]
         flat: list[IPNetwork] = []
         self.offsets: list[int] = []
         for lo, hi in spans:
             self.offsets.append(len(flat))
-            flat.extend(_range_cidrs(lo, hi))
+            flat.extend(cidrs(lo, hi))
         self.offsets.append(len(flat))
         self.flat: tuple[IPNetwork, ...] = tuple(flat)
         self.flat_keys: tuple[int, ...] = tuple(map(prefix_sort_key, flat))
 
-    def _holes(self, dropped: set[int]) -> list[tuple[int, int]]:
+    def _holes(self, dropped: set[int]) -> list[Interval]:
         """The addresses only dropped entries cover, as sorted disjoint intervals.
 
         Only a dropped root of the forest can leave a hole: any other dropped entry lies inside
         an ancestor that is either kept (it covers the entry) or dropped (then the root's hole
         accounts for it). A root's hole is its range without the kept entries inside it.
         """
-        holes: list[tuple[int, int]] = []
+        holes: list[Interval] = []
         for i in sorted(dropped):
             if self.parent[i] != -1:
                 continue
             lo, hi = self.starts[i], self.ends[i]
-            kept: list[tuple[int, int]] = []
-            for k in range(i + 1, bisect_right(self.starts, hi)):
-                if k in dropped:
-                    continue
-                k_lo, k_hi = self.starts[k], self.ends[k]
-                if kept and k_lo <= kept[-1][1] + 1:
-                    if k_hi > kept[-1][1]:
-                        kept[-1] = (kept[-1][0], k_hi)
-                else:
-                    kept.append((k_lo, k_hi))
-            holes.extend(_subtract(lo, hi, kept))
+            inside = range(i + 1, bisect_right(self.starts, hi))
+            kept = merged([(self.starts[k], self.ends[k]) for k in inside if k not in dropped])
+            holes.extend(without([(lo, hi)], kept))
         return holes
 
     def without_positions(self, drop: list[int]) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
@@ -404,7 +365,7 @@ class _Merged:
         holes = self._holes(set(drop))
         if not holes:
             return self.flat, self.flat_keys
-        by_span: dict[int, list[tuple[int, int]]] = {}
+        by_span: dict[int, list[Interval]] = {}
         for hole in holes:
             by_span.setdefault(bisect_right(self.span_starts, hole[0]) - 1, []).append(hole)
         nets: list[IPNetwork] = []
@@ -414,8 +375,8 @@ class _Merged:
             lo, hi = self.spans[k]
             nets.extend(self.flat[done : self.offsets[k]])
             keys.extend(self.flat_keys[done : self.offsets[k]])
-            for r_lo, r_hi in _subtract(lo, hi, by_span[k]):
-                pieces = _range_cidrs(r_lo, r_hi)
+            for r_lo, r_hi in without([(lo, hi)], by_span[k]):
+                pieces = cidrs(r_lo, r_hi)
                 nets.extend(pieces)
                 keys.extend(map(prefix_sort_key, pieces))
             done = self.offsets[k + 1]

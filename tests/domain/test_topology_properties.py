@@ -113,8 +113,8 @@ def advertised(p: PeerSpec) -> set[IPNetwork]:
 def collapse(nets: set[IPNetwork]) -> list[IPNetwork]:
     """The union of `nets` as the fewest CIDRs, per IP version."""
     return [
-        *collapse_addresses(n for n in nets if n.version == 4),  # type: ignore[misc]
-        *collapse_addresses(n for n in nets if n.version == 6),  # type: ignore[misc]
+        *collapse_addresses(n for n in nets if n.version == 4),
+        *collapse_addresses(n for n in nets if n.version == 6),
     ]
 
 
