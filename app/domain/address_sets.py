@@ -18,10 +18,17 @@ Interval = tuple[int, int]
 V6_BASE = 1 << 129
 
 
+def bounds(net: IPNetwork) -> Interval:
+    """The first and last address of `net` as integers of its own version."""
+    # From the integers: `broadcast_address` builds a host mask and an address object per prefix.
+    lo = int(net.network_address)
+    return lo, lo | ((1 << (net.max_prefixlen - net.prefixlen)) - 1)
+
+
 def interval(net: IPNetwork) -> Interval:
     """The addresses of `net` on the line."""
-    base = V6_BASE if net.version == 6 else 0
-    return int(net.network_address) + base, int(net.broadcast_address) + base
+    lo, hi = bounds(net)
+    return (lo + V6_BASE, hi + V6_BASE) if net.version == 6 else (lo, hi)
 
 
 def merged(spans: list[Interval]) -> list[Interval]:
@@ -54,18 +61,25 @@ def without(spans: list[Interval], cut: list[Interval]) -> list[Interval]:
     return out
 
 
-def cidrs(lo: int, hi: int) -> list[IPNetwork]:
-    """The fewest CIDRs covering exactly [lo, hi] (one IP version), in address order."""
+def cidrs(lo: int, hi: int, made: dict[tuple[int, int], IPNetwork] | None = None) -> list[IPNetwork]:
+    """The fewest CIDRs covering exactly [lo, hi] (one IP version), in address order.
+
+    `made` keeps the CIDRs built before by (start, size), so callers that cut many holes into
+    the same blocks share prefix objects (and the renderers' per-object caches) instead of
+    building equal ones again.
+    """
     v6 = lo >= V6_BASE
-    if v6:
-        lo -= V6_BASE
-        hi -= V6_BASE
     bits = 128 if v6 else 32
     out: list[IPNetwork] = []
     while lo <= hi:
         # The largest block aligned at lo that ends within hi.
         size = min((lo & -lo).bit_length() - 1 if lo else bits, (hi - lo + 1).bit_length() - 1)
-        out.append(IPv6Network((lo, bits - size)) if v6 else IPv4Network((lo, bits - size)))
+        net = made.get((lo, size)) if made is not None else None
+        if net is None:
+            net = IPv6Network((lo - V6_BASE, 128 - size)) if v6 else IPv4Network((lo, 32 - size))
+            if made is not None:
+                made[(lo, size)] = net
+        out.append(net)
         lo += 1 << size
     return out
 

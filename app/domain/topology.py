@@ -44,15 +44,16 @@ Rules (the design is the reference; the comments here say how they are applied):
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from itertools import chain, islice
 from operator import itemgetter
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
-from app.domain.address_sets import Interval, cidrs, interval, merged, without
+from app.domain.address_sets import Interval, bounds, cidrs, interval, merged, without
 from app.domain.model import IPAddress, IPNetwork, PeerSpec, WanSpec
 
 DEFAULT_CGNAT_KEEPALIVE = 25
@@ -60,6 +61,56 @@ DEFAULT_CGNAT_KEEPALIVE = 25
 
 class TopologyInvariantError(AssertionError):
     """An internal rule was broken (e.g. one prefix under two sections). Always a bug."""
+
+
+class PeerIds(Sequence[int]):
+    """Sorted peer ids, one of them possibly left out, sharing the tuple it reads from: every spoke
+    of a 10,000-peer hub_spoke WAN reaches the ~10,000 others through the hub, and a copy per
+    spoke would be 10,000² ids. Equal to any sequence of the same ids in the same order."""
+
+    __slots__ = ("_ids", "_skip")
+
+    def __init__(self, ids: tuple[int, ...], skip: int = -1) -> None:
+        self._ids = ids
+        self._skip = skip  # the position left out, or -1
+
+    def __len__(self) -> int:
+        return len(self._ids) - (self._skip >= 0)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[int, ...]: ...
+    def __getitem__(self, i: int | slice) -> int | tuple[int, ...]:
+        if isinstance(i, slice):
+            return tuple(self)[i]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        return self._ids[i + 1 if 0 <= self._skip <= i else i]
+
+    def __iter__(self) -> Iterator[int]:
+        if self._skip < 0:
+            return iter(self._ids)
+        return chain(islice(self._ids, self._skip), islice(self._ids, self._skip + 1, None))
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int):
+            return False
+        i = bisect_left(self._ids, value)
+        return i < len(self._ids) and self._ids[i] == value and i != self._skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
 
 @dataclass(frozen=True)
@@ -74,7 +125,7 @@ class PeerSection:
     # None = no PersistentKeepalive line.
     persistent_keepalive: int | None
     # Peers X reaches THROUGH this section's peer, sorted by id.
-    relayed_peer_ids: tuple[int, ...]
+    relayed_peer_ids: Sequence[int]
 
 
 @dataclass(frozen=True)
@@ -211,9 +262,8 @@ def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
 
 def _covered(p: IPNetwork, aggs: tuple[IPNetwork, ...]) -> bool:
     """p lies inside one of the aggregates."""
-    lo = int(p.network_address)
-    hi = int(p.broadcast_address)
-    return any(p.version == g.version and int(g.network_address) <= lo and hi <= int(g.broadcast_address) for g in aggs)
+    lo, hi = interval(p)
+    return any(a_lo <= lo and hi <= a_hi for a_lo, a_hi in map(interval, aggs))
 
 
 def _contains_key(keys: tuple[int, ...], key: int) -> bool:
@@ -292,25 +342,25 @@ class _Merged:
     its entries (prefix, owner idx or -1), and the same addresses as the fewest CIDRs.
 
     Aggregation is exact: the CIDRs cover the union of the entries, nothing more. A peer's own
-    section leaves out some entries (its own, those blocked for it); :meth:`without_positions` takes
-    the addresses only those entries covered out of the shared CIDRs, touching only the spans they
-    lie in, so a peer costs the size of its changes, not of the section.
+    section leaves out some entries (its own, those blocked for it); :meth:`without_positions` cuts
+    the addresses only those entries covered out of the CIDRs they lie in and leaves the others
+    as they are, so a peer costs the size of its changes, not of the section.
     """
 
     __slots__ = (
         "ends",
         "flat",
+        "flat_ends",
         "flat_keys",
+        "flat_starts",
+        "made",
         "nets",
-        "offsets",
         "parent",
         "positions",
-        "span_starts",
-        "spans",
         "starts",
     )
 
-    def __init__(self, entries: list[_Entry]) -> None:
+    def __init__(self, entries: list[_Entry], made: dict[tuple[int, int], IPNetwork]) -> None:
         self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
         self.positions: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
@@ -328,18 +378,14 @@ class _Merged:
                 stack.pop()
             self.parent.append(stack[-1] if stack else -1)
             stack.append(i)
-        # The union as maximal intervals (overlapping or adjacent entries merged), each as CIDRs.
-        spans = merged(lines)
-        self.spans = spans
-        self.span_starts = [lo for lo, _ in spans]
-        flat: list[IPNetwork] = []
-        self.offsets: list[int] = []
-        for lo, hi in spans:
-            self.offsets.append(len(flat))
-            flat.extend(cidrs(lo, hi))
-        self.offsets.append(len(flat))
-        self.flat: tuple[IPNetwork, ...] = tuple(flat)
-        self.flat_keys: tuple[int, ...] = tuple(map(prefix_sort_key, flat))
+        # The union (overlapping or adjacent entries merged) as the fewest CIDRs. Each entry lies
+        # inside exactly one of them: an aligned block inside the union is inside a maximal one.
+        self.made = made
+        self.flat: tuple[IPNetwork, ...] = tuple(n for lo, hi in merged(lines) for n in cidrs(lo, hi, made))
+        self.flat_keys: tuple[int, ...] = tuple(map(prefix_sort_key, self.flat))
+        flat_lines = [interval(n) for n in self.flat]
+        self.flat_starts = [lo for lo, _ in flat_lines]
+        self.flat_ends = [hi for _, hi in flat_lines]
 
     def _holes(self, dropped: set[int]) -> list[Interval]:
         """The addresses only dropped entries cover, as sorted disjoint intervals.
@@ -359,27 +405,29 @@ class _Merged:
         return holes
 
     def without_positions(self, drop: list[int]) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
-        """The fewest CIDRs covering the entries but those at the given positions, and their keys."""
+        """The fewest CIDRs covering the entries but those at the given positions, and their keys.
+
+        Only the CIDRs holding a hole change: what is left of one is the fewest CIDRs by itself
+        (nothing of it can merge with a neighbour, it was a maximal aligned block)."""
         if not drop:
             return self.flat, self.flat_keys
         holes = self._holes(set(drop))
         if not holes:
             return self.flat, self.flat_keys
-        by_span: dict[int, list[Interval]] = {}
+        by_block: dict[int, list[Interval]] = {}
         for hole in holes:
-            by_span.setdefault(bisect_right(self.span_starts, hole[0]) - 1, []).append(hole)
+            by_block.setdefault(bisect_right(self.flat_starts, hole[0]) - 1, []).append(hole)
         nets: list[IPNetwork] = []
         keys: list[int] = []
         done = 0
-        for k in sorted(by_span):
-            lo, hi = self.spans[k]
-            nets.extend(self.flat[done : self.offsets[k]])
-            keys.extend(self.flat_keys[done : self.offsets[k]])
-            for r_lo, r_hi in without([(lo, hi)], by_span[k]):
-                pieces = cidrs(r_lo, r_hi)
+        for k in sorted(by_block):
+            nets.extend(self.flat[done:k])
+            keys.extend(self.flat_keys[done:k])
+            for lo, hi in without([(self.flat_starts[k], self.flat_ends[k])], by_block[k]):
+                pieces = cidrs(lo, hi, self.made)
                 nets.extend(pieces)
                 keys.extend(map(prefix_sort_key, pieces))
-            done = self.offsets[k + 1]
+            done = k + 1
         nets.extend(self.flat[done:])
         keys.extend(self.flat_keys[done:])
         return tuple(nets), tuple(keys)
@@ -425,6 +473,8 @@ class _Builder:
         self._rest_aggs: dict[tuple[IPNetwork, ...], list[tuple[IPNetwork, ...]]] = {}
         self._group_idx: dict[_Sel, frozenset[int]] = {}
         self._sections: dict[tuple[int, int | None], PeerSection] = {}
+        # Aggregated CIDRs by (start, size), shared by every relay section (see address_sets.cidrs).
+        self._made: dict[tuple[int, int], IPNetwork] = {}
         self._index_prefixes()
 
     # --- global indexes --------------------------------------------------------------------------
@@ -438,8 +488,8 @@ class _Builder:
         rows: list[tuple[int, int, int, IPNetwork, int]] = []
         for p in self.peers:
             for net in p.own:
-                start = int(net.network_address)
-                rows.append((net.version, start, int(net.broadcast_address), net, p.idx))
+                start, end = bounds(net)
+                rows.append((net.version, start, end, net, p.idx))
                 owners.setdefault(net, []).append(p.idx)
         rows.sort(key=lambda r: (r[0], r[1], r[4]))
         for version, start, end, net, idx in rows:
@@ -490,8 +540,7 @@ class _Builder:
         out: dict[int, dict[IPNetwork, str]] = {}
         for lan in x.lans:
             v = lan.version
-            lo = int(lan.network_address)
-            hi = int(lan.broadcast_address)
+            lo, hi = bounds(lan)
             starts = self.starts[v]
             entries = self.entries[v]
             for i in range(bisect_left(starts, lo - self.max_span[v]), bisect_right(starts, hi)):
@@ -576,7 +625,7 @@ class _Builder:
             for z in self._group(sel)[0]:
                 entries.extend((prefix_sort_key(n), n, z.idx) for n in rest[z.idx])
             entries.sort(key=itemgetter(0))
-            got = _Merged(entries)
+            got = _Merged(entries, self._made)
             self._merged_aggs[key] = got
         return got
 
@@ -641,10 +690,8 @@ class _Builder:
         if uses_relay:
             assert relay is not None
             pos = bisect_left(relayed_all_ids, x.pid)
-            if pos < len(relayed_all_ids) and relayed_all_ids[pos] == x.pid:
-                relayed_ids = relayed_all_ids[:pos] + relayed_all_ids[pos + 1 :]
-            else:
-                relayed_ids = relayed_all_ids
+            found = pos < len(relayed_all_ids) and relayed_all_ids[pos] == x.pid
+            relayed_ids: Sequence[int] = PeerIds(relayed_all_ids, pos if found else -1)
             aggs = tuple(a for a in self.aggs if not any(_overlaps(a, lan) for lan in x.lans))
             nets, relay_keys = self._relay_section(x, relay, relayed_sel, aggs, blocked, unreachable)
             relay_section = PeerSection(

@@ -187,7 +187,8 @@ class _Renderer:
                 text = ", ".join(map(cache.__getitem__, map(id, ips)))
             except KeyError:
                 for net in ips:
-                    cache.setdefault(id(net), str(net))
+                    if id(net) not in cache:
+                        cache[id(net)] = str(net)
                 text = ", ".join(map(cache.__getitem__, map(id, ips)))
             self._allowed_text[id(ips)] = text
         return text
