@@ -256,14 +256,10 @@ def _host_prefix(addr: IPAddress) -> IPNetwork:
     return IPv6Network((int(addr), 128))
 
 
-def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
-    return a.version == b.version and a.overlaps(b)
-
-
-def _covered(p: IPNetwork, aggs: tuple[IPNetwork, ...]) -> bool:
-    """p lies inside one of the aggregates."""
+def _covered(p: IPNetwork, aggs: list[Interval]) -> bool:
+    """p lies inside one of the aggregates (given as intervals)."""
     lo, hi = interval(p)
-    return any(a_lo <= lo and hi <= a_hi for a_lo, a_hi in map(interval, aggs))
+    return any(a_lo <= lo and hi <= a_hi for a_lo, a_hi in aggs)
 
 
 def _contains_key(keys: tuple[int, ...], key: int) -> bool:
@@ -315,9 +311,7 @@ class _Peer:
 
     __slots__ = ("cgnat", "hub", "idx", "lans", "meta", "name", "own", "own_keys", "pid", "rest", "spec")
 
-    def __init__(
-        self, idx: int, spec: PeerSpec, adv: list[tuple[IPNetwork, int | None]], aggs: tuple[IPNetwork, ...]
-    ) -> None:
+    def __init__(self, idx: int, spec: PeerSpec, adv: list[tuple[IPNetwork, int | None]], aggs: list[Interval]) -> None:
         self.idx = idx
         self.spec = spec
         self.pid = spec.id
@@ -353,6 +347,7 @@ class _Merged:
         "flat_ends",
         "flat_keys",
         "flat_starts",
+        "key_of",
         "made",
         "nets",
         "parent",
@@ -360,7 +355,7 @@ class _Merged:
         "starts",
     )
 
-    def __init__(self, entries: list[_Entry], made: dict[tuple[int, int], IPNetwork]) -> None:
+    def __init__(self, entries: list[_Entry], made: dict[tuple[int, int], IPNetwork], key_of: dict[int, int]) -> None:
         self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
         self.positions: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
@@ -381,11 +376,22 @@ class _Merged:
         # The union (overlapping or adjacent entries merged) as the fewest CIDRs. Each entry lies
         # inside exactly one of them: an aligned block inside the union is inside a maximal one.
         self.made = made
+        self.key_of = key_of  # prefix_sort_key of the CIDRs in `made`, by id
         self.flat: tuple[IPNetwork, ...] = tuple(n for lo, hi in merged(lines) for n in cidrs(lo, hi, made))
-        self.flat_keys: tuple[int, ...] = tuple(map(prefix_sort_key, self.flat))
+        self.flat_keys: tuple[int, ...] = self._keys(self.flat)
         flat_lines = [interval(n) for n in self.flat]
         self.flat_starts = [lo for lo, _ in flat_lines]
         self.flat_ends = [hi for _, hi in flat_lines]
+
+    def _keys(self, nets: Iterable[IPNetwork]) -> tuple[int, ...]:
+        key_of = self.key_of
+        out = []
+        for net in nets:
+            key = key_of.get(id(net))
+            if key is None:
+                key = key_of[id(net)] = prefix_sort_key(net)
+            out.append(key)
+        return tuple(out)
 
     def _holes(self, dropped: set[int]) -> list[Interval]:
         """The addresses only dropped entries cover, as sorted disjoint intervals.
@@ -426,7 +432,7 @@ class _Merged:
             for lo, hi in without([(self.flat_starts[k], self.flat_ends[k])], by_block[k]):
                 pieces = cidrs(lo, hi, self.made)
                 nets.extend(pieces)
-                keys.extend(map(prefix_sort_key, pieces))
+                keys.extend(self._keys(pieces))
             done = k + 1
         nets.extend(self.flat[done:])
         keys.extend(self.flat_keys[done:])
@@ -464,7 +470,8 @@ class _Builder:
         # sections; it is then not used and relayed addresses are listed one by one.
         ranges = (wan.tunnel_cidr, wan.services_cidr, wan.tunnel_cidr6, wan.services_cidr6)
         self.aggs: tuple[IPNetwork, ...] = tuple(a for a in ranges if a is not None and a not in advertised)
-        self.peers = [_Peer(i, s, adv, self.aggs) for i, (s, adv) in enumerate(zip(specs, advs, strict=True))]
+        self.agg_lines = [interval(a) for a in self.aggs]
+        self.peers = [_Peer(i, s, adv, self.agg_lines) for i, (s, adv) in enumerate(zip(specs, advs, strict=True))]
         self.by_id = {p.pid: p for p in self.peers}
         rid = relay_peer_id(wan)
         self.relay: _Peer | None = self.by_id[rid] if rid is not None else None
@@ -475,6 +482,7 @@ class _Builder:
         self._sections: dict[tuple[int, int | None], PeerSection] = {}
         # Aggregated CIDRs by (start, size), shared by every relay section (see address_sets.cidrs).
         self._made: dict[tuple[int, int], IPNetwork] = {}
+        self._key_of: dict[int, int] = {}
         self._index_prefixes()
 
     # --- global indexes --------------------------------------------------------------------------
@@ -608,7 +616,8 @@ class _Builder:
             if aggs == self.aggs:
                 got = [p.rest for p in self.peers]
             else:
-                got = [tuple(n for n in p.own if not _covered(n, aggs)) for p in self.peers]
+                lines = [interval(a) for a in aggs]
+                got = [tuple(n for n in p.own if not _covered(n, lines)) for p in self.peers]
             self._rest_aggs[aggs] = got
         return got
 
@@ -625,7 +634,7 @@ class _Builder:
             for z in self._group(sel)[0]:
                 entries.extend((prefix_sort_key(n), n, z.idx) for n in rest[z.idx])
             entries.sort(key=itemgetter(0))
-            got = _Merged(entries, self._made)
+            got = _Merged(entries, self._made, self._key_of)
             self._merged_aggs[key] = got
         return got
 
@@ -692,7 +701,12 @@ class _Builder:
             pos = bisect_left(relayed_all_ids, x.pid)
             found = pos < len(relayed_all_ids) and relayed_all_ids[pos] == x.pid
             relayed_ids: Sequence[int] = PeerIds(relayed_all_ids, pos if found else -1)
-            aggs = tuple(a for a in self.aggs if not any(_overlaps(a, lan) for lan in x.lans))
+            lans = [interval(lan) for lan in x.lans]
+            aggs = tuple(
+                a
+                for a, (a_lo, a_hi) in zip(self.aggs, self.agg_lines, strict=True)
+                if not any(lo <= a_hi and a_lo <= hi for lo, hi in lans)
+            )
             nets, relay_keys = self._relay_section(x, relay, relayed_sel, aggs, blocked, unreachable)
             relay_section = PeerSection(
                 relay.pid, nets, relay.spec.endpoint, _keepalive(self.wan, x.spec, relay.spec), relayed_ids

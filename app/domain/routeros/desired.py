@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import NamedTuple
 
-from app.domain.address_sets import V6_BASE, Interval, all_cidrs, interval, merged, without
+from app.domain.address_sets import V6_BASE, Interval, all_cidrs, bounds, interval, merged, without
 from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork, PeerSpec, WanSpec
 from app.domain.routeros.escape import check_name
 from app.domain.topology import PeerView, TopologyResult, build_topology
@@ -460,8 +460,8 @@ class RouterHasher:
     def _info(self, net: IPNetwork) -> tuple[IPNetwork, tuple[int, int, int], int, int, str]:
         got = self._net.get(id(net))
         if got is None:
-            lo = int(net.network_address)
-            got = (net, (net.version, lo, net.prefixlen), lo, int(net.broadcast_address), str(net))
+            lo, hi = bounds(net)
+            got = (net, (net.version, lo, net.prefixlen), lo, hi, str(net))
             self._net[id(net)] = got
         return got
 
