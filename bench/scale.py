@@ -280,11 +280,11 @@ def main() -> int:
             db.session.commit()
             print("recomputing every config hash (cache miss) ...", flush=True)
             profiler = cProfile.Profile() if args.profile in ("cache_miss", "zip") else None
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             if profiler is not None and args.profile == "cache_miss":
                 profiler.enable()
             configs._compute_and_store(wan_id)
-            recompute = time.perf_counter() - start
+            recompute, recompute_cpu = time.perf_counter() - start, time.process_time() - cpu
             print(f"  {recompute:.2f} s; configs.zip ...", flush=True)
             wan = load_wan(wan_id)
             assert wan is not None
@@ -292,9 +292,9 @@ def main() -> int:
                 profiler.disable()
                 if args.profile == "zip":
                     profiler.enable()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             zipped = configs.configs_zip(wan)
-            zipping = time.perf_counter() - start
+            zipping, zipping_cpu = time.perf_counter() - start, time.process_time() - cpu
             if profiler is not None:
                 profiler.disable()
                 print(f"\n--- profile of {args.profile} ---")
@@ -302,8 +302,11 @@ def main() -> int:
             data = zipped[0] if isinstance(zipped, tuple) else zipped  # (bytes, ...) on some branches
             db.session.rollback()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\nrecomputing every config hash after a change (cache miss): {recompute:.2f} s (target < 3 s)")
-        print(f"configs.zip of the whole WAN: {zipping:.2f} s, {len(data) / 1e6:.1f} MB (target < 10 s)")
+        # CPU time beside wall time: on a shared machine the wall time also counts other processes' turns.
+        print(f"\nrecomputing every config hash after a change (cache miss): {recompute:.2f} s "
+              f"(CPU {recompute_cpu:.2f} s; target < 3 s)")
+        print(f"configs.zip of the whole WAN: {zipping:.2f} s (CPU {zipping_cpu:.2f} s), {len(data) / 1e6:.1f} MB "
+              "(target < 10 s)")  # fmt: skip
         print(f"peak memory of the process (RSS) so far: {peak_mb:.0f} MB; load average {os.getloadavg()}")
         missed_once = recompute >= 3 or zipping >= 10
 

@@ -54,6 +54,7 @@ from types import MappingProxyType
 from typing import NamedTuple, overload
 
 from app.domain.address_sets import Interval, bounds, cidrs, interval, merged, without
+from app.domain.gc_pause import cycle_collection_paused
 from app.domain.model import IPAddress, IPNetwork, PeerSpec, WanSpec
 
 DEFAULT_CGNAT_KEEPALIVE = 25
@@ -795,6 +796,11 @@ def build_topology(wan: WanSpec, peer_ids: Collection[int] | None = None) -> Top
     With `peer_ids`, only those peers' views are built (each exactly as in the full build), and
     `views`, `unreachable` and `edges` cover only them: what rendering one config needs.
     """
+    with cycle_collection_paused():  # see gc_pause: half the time of a 10,000-peer build
+        return _build_topology(wan, peer_ids)
+
+
+def _build_topology(wan: WanSpec, peer_ids: Collection[int] | None) -> TopologyResult:
     if all(p.enabled for p in wan.peers):
         return _Builder(wan).build(peer_ids)
     # Disabled peers leave every other view (and cannot relay); their own view is empty.

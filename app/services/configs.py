@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.domain.conflicts import Conflict, wan_conflicts
+from app.domain.gc_pause import cycle_collection_paused
 from app.domain.model import WanSpec
 from app.domain.routeros.desired import RouterHasher, build_desired, router_hash
 from app.domain.routeros.script import render_script
@@ -239,17 +240,18 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
     change committed meanwhile (the revision read before the rows is still the current one)."""
     with Session(db.engine) as session:
         revision = session.scalar(select(Wan.revision).where(Wan.id == wan_id))
-        spec = load_spec(wan_id, all_secrets=True, session=session)
-        if revision is None or spec is None:
-            return None
-        topology = build_topology(spec)
-        hashes = current_hashes(spec, topology)
-        derived = {
-            "unreachable": [
-                [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
-            ],
-            "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
-        }
+        with cycle_collection_paused():  # the whole WAN, millions of acyclic objects (domain.gc_pause)
+            spec = load_spec(wan_id, all_secrets=True, session=session)
+            if revision is None or spec is None:
+                return None
+            topology = build_topology(spec)
+            hashes = current_hashes(spec, topology)
+            derived = {
+                "unreachable": [
+                    [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
+                ],
+                "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
+            }
         try:
             if session.scalar(select(Wan.revision).where(Wan.id == wan_id)) == revision:
                 peer = Peer.__table__

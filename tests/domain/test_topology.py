@@ -476,3 +476,19 @@ def test_without_nat_on_either_side_the_fix_names_both_lans() -> None:
     )
     messages = [u.message for u in build_topology(wan).unreachable]
     assert messages and all("Auto-NAT both LANs" in m for m in messages)
+
+
+def test_a_build_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # The build pauses cycle collection for speed; a web process must not be left without it.
+    import gc
+
+    wan = wan_of(peer(1, "a"), peer(2, "b", endpoint=False))
+    assert gc.isenabled()
+    build_topology(wan)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        build_topology(wan)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
