@@ -303,8 +303,10 @@ def main() -> int:
             db.session.rollback()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         # CPU time beside wall time: on a shared machine the wall time also counts other processes' turns.
-        print(f"\nrecomputing every config hash after a change (cache miss): {recompute:.2f} s "
-              f"(CPU {recompute_cpu:.2f} s; target < 3 s)")
+        print(
+            f"\nrecomputing every config hash after a change (cache miss): {recompute:.2f} s "
+            f"(CPU {recompute_cpu:.2f} s; target < 3 s)"
+        )
         print(f"configs.zip of the whole WAN: {zipping:.2f} s (CPU {zipping_cpu:.2f} s), {len(data) / 1e6:.1f} MB "
               "(target < 10 s)")  # fmt: skip
         print(f"peak memory of the process (RSS) so far: {peak_mb:.0f} MB; load average {os.getloadavg()}")
