@@ -589,6 +589,7 @@ def build_desired(
     topology: TopologyResult | None = None,
     management_source: IPAddress | None = None,
     also_admit: Sequence[IPNetwork] = (),
+    hasher: RouterHasher | None = None,
 ) -> DesiredState:
     """Every resource WireWAN wants on MikroTik peer `peer_id`'s router, built from its
     :class:`RouterFacts` (what the staleness hash covers) plus display text from the spec.
@@ -597,10 +598,13 @@ def build_desired(
     :param management_source: the address WireWAN connects from; always admitted by step 0
         (DESIGN §6), whatever the WAN's management CIDRs say.
     :param also_admit: ranges the other WANs deployed on the same router need admitted.
+    :param hasher: a :class:`RouterHasher` of this spec to share between routers (and with their
+        hashes), instead of one per call; its topology is used.
     """
-    if topology is None:
-        topology = build_topology(wan)
-    facts = RouterHasher(wan, topology).facts(peer_id, management_source, also_admit)
+    if hasher is None:
+        hasher = RouterHasher(wan, topology if topology is not None else build_topology(wan))
+    topology = hasher.topology
+    facts = hasher.facts(peer_id, management_source, also_admit)
     peer = wan.peer(peer_id)  # for display text and the public key verify expects, nothing else
     view = topology.view(peer_id)
     wg = facts.interface
