@@ -87,3 +87,11 @@ def cidrs(lo: int, hi: int, made: dict[tuple[int, int], IPNetwork] | None = None
 def all_cidrs(spans: list[Interval]) -> list[IPNetwork]:
     """The fewest CIDRs covering exactly the (sorted, disjoint, non-adjacent) intervals."""
     return [net for lo, hi in spans for net in cidrs(lo, hi)]
+
+
+def prefix_text(net: IPNetwork) -> str:
+    """`str(net)`, several times faster for IPv4 (whole-WAN renders format ~200,000 prefixes)."""
+    if net.version == 4:
+        a = int(net.network_address)
+        return f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}/{net.prefixlen}"
+    return str(net)

@@ -8,11 +8,12 @@ with the standard library's ``collapse_addresses`` and ``address_exclude``, not 
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import ip_network
+from ipaddress import IPv4Network, ip_network
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.domain.address_sets import prefix_text
 from app.domain.model import IPNetwork, PeerSpec, SubnetSpec, WanSpec
 from app.domain.routeros.desired import RouterHasher
 from app.domain.topology import PeerSection, TopologyResult, build_topology
@@ -161,6 +162,12 @@ def check(wan: WanSpec) -> None:
                 cuts.append(wan.tunnel_cidr6)
             routes = [ip_network(r) for r in hasher.facts(x.id).routes]
             assert routes == minus(before, cuts), x.name
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32))
+def test_prefixes_are_written_as_ipaddress_writes_them(addr: int, prefixlen: int) -> None:
+    net = IPv4Network((addr >> (32 - prefixlen) << (32 - prefixlen), prefixlen))
+    assert prefix_text(net) == str(net)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import NamedTuple
 
-from app.domain.address_sets import V6_BASE, Interval, all_cidrs, bounds, interval, merged, without
+from app.domain.address_sets import V6_BASE, Interval, all_cidrs, bounds, interval, merged, prefix_text, without
 from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork, PeerSpec, WanSpec
 from app.domain.routeros.escape import check_name
 from app.domain.topology import PeerView, TopologyResult, build_topology
@@ -461,7 +461,7 @@ class RouterHasher:
         got = self._net.get(id(net))
         if got is None:
             lo, hi = bounds(net)
-            got = (net, (net.version, lo, net.prefixlen), lo, hi, str(net))
+            got = (net, (net.version, lo, net.prefixlen), lo, hi, prefix_text(net))
             self._net[id(net)] = got
         return got
 
