@@ -26,8 +26,13 @@ Rules (the design is the reference; the comments here say how they are applied):
 - A peer that depends on the relay (a CGNAT peer, or a spoke in hub_spoke) routes the whole
   tunnel range and services range through the relay (WireGuard picks the most specific
   AllowedIP, so direct peers' /32s still win). Relayed peers' tunnel and service addresses are
-  covered by those two aggregates and not listed one by one; relayed LANs are listed. This keeps
-  such configs small and unchanged when a peer that they reach through the relay joins or leaves.
+  covered by those two aggregates and not listed one by one. This keeps such configs small and
+  unchanged when a peer that they reach through the relay joins or leaves.
+- A relay section's addresses (the relay's own prefixes, the aggregates, the relayed LANs) are
+  written as the fewest CIDRs covering exactly them (merged like ``collapse_addresses``; what X
+  must not route through the relay is cut out at address level), so a spoke of a 10,000-peer
+  hub_spoke WAN lists ~50 CIDRs instead of every relayed LAN. A merged CIDR equal to a prefix of
+  a direct section is split in halves until it is not. See :class:`_Merged`.
 - A remote prefix that overlaps one of X's own LANs (the real ``cidr``, routed or not) is left
   out of X's config and reported. A prefix advertised by two peers (a conflict refused at save
   time) is kept for the first one in tunnel-IP order only and reported for the others; a remote
