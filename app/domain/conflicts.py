@@ -613,6 +613,35 @@ def overlapping_pairs(prefixes: Iterable[IPNetwork]) -> Iterator[tuple[int, int]
         active.append((version, -neg_end, index))
 
 
+def _reported_lan_overlaps(flat: list[tuple[PeerSpec, SubnetSpec]]) -> list[tuple[int, int]]:
+    """The pairs of overlapping LANs a rule reports (two of one peer, or two routed without NAT),
+    in the order :func:`overlapping_pairs` finds them among all LANs.
+
+    Without walking the others: thousands of peers Auto-NAT'ing the same home LAN overlap pairwise,
+    millions of pairs that no rule reports.
+    """
+    cidrs = [s.cidr for _, s in flat]
+    order = sorted(
+        range(len(cidrs)),
+        key=lambda i: (cidrs[i].version, int(cidrs[i].network_address), -int(cidrs[i].broadcast_address), i),
+    )
+    rank = [0] * len(cidrs)
+    for r, i in enumerate(order):
+        rank[i] = r
+    pairs: set[tuple[int, int]] = set()
+    plain = [i for i, (_, s) in enumerate(flat) if s.routed and s.nat_cidr is None]
+    pairs.update((plain[a], plain[b]) for a, b in overlapping_pairs(cidrs[i] for i in plain))
+    of_peer: dict[int, list[int]] = {}
+    for i, (p, _) in enumerate(flat):
+        of_peer.setdefault(p.id, []).append(i)
+    for idx in of_peer.values():
+        if len(idx) > 1:
+            pairs.update((idx[a], idx[b]) for a, b in overlapping_pairs(cidrs[i] for i in idx))
+    oriented = [(i, j) if rank[i] < rank[j] else (j, i) for i, j in pairs]
+    oriented.sort(key=lambda pair: (rank[pair[1]], rank[pair[0]]))
+    return oriented
+
+
 def _describe_advertised(peer: PeerSpec, subnet: SubnetSpec) -> str:
     if subnet.nat_cidr is not None:
         return f"{subnet.nat_cidr} (Auto-NAT of {subnet.cidr} of peer '{peer.name}')"
@@ -686,7 +715,7 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
                         subnet_id=subnet.id,
                     )
                 )
-    for i, j in overlapping_pairs(s.cidr for _, s in flat):
+    for i, j in _reported_lan_overlaps(flat):
         (pa, sa), (pb, sb) = flat[i], flat[j]
         if pa.id == pb.id:
             out.append(

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from app.domain.address_sets import prefix_text
 from app.domain.model import IPAddress, IPNetwork, PeerSpec, ServiceSpec, WanSpec
 from app.domain.topology import PeerSection, PeerView, TopologyResult, build_topology
 
@@ -187,7 +188,8 @@ class _Renderer:
                 text = ", ".join(map(cache.__getitem__, map(id, ips)))
             except KeyError:
                 for net in ips:
-                    cache.setdefault(id(net), str(net))
+                    if id(net) not in cache:
+                        cache[id(net)] = prefix_text(net)
                 text = ", ".join(map(cache.__getitem__, map(id, ips)))
             self._allowed_text[id(ips)] = text
         return text

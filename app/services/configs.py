@@ -23,8 +23,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.domain.conflicts import Conflict, wan_conflicts
+from app.domain.gc_pause import cycle_collection_paused
 from app.domain.model import WanSpec
-from app.domain.routeros.desired import RouterHasher, build_desired, router_hash
+from app.domain.routeros.desired import RouterHasher, build_desired
 from app.domain.routeros.script import render_script
 from app.domain.topology import TopologyResult, Unreachable, build_topology
 from app.domain.wireguard import RenderedConfig, config_diff, render_all, render_config
@@ -158,19 +159,19 @@ def is_stale(peer: Peer, current_hash: str) -> bool:
     return peer.applied_config_hash != current_hash
 
 
-def script_config(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> PeerConfig:
+def script_config(
+    spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str, hasher: RouterHasher | None = None
+) -> PeerConfig:
     """A router's bootstrap script, and its staleness hash: :func:`router_hash` of the same spec.
 
     The hash stands for the desired state (what the script and a deploy put on the router), built
     without a management source so it does not depend on where WireWAN connects from. Deploys store
     this value, and `wan_configs` computes the same one, so a deployed router is not stale.
     """
-    return PeerConfig(
-        peer_id,
-        "mikrotik-script",
-        script_text(spec, peer_id, topology, peer_name),
-        router_hash(spec, peer_id, topology),
-    )
+    if hasher is None:
+        hasher = RouterHasher(spec, topology)
+    desired = build_desired(spec, peer_id, hasher=hasher)
+    return PeerConfig(peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), hasher.hash(peer_id))
 
 
 def script_text(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> str:
@@ -179,15 +180,17 @@ def script_text(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name
 
 
 def _render(spec: WanSpec, topology: TopologyResult) -> dict[int, PeerConfig]:
-    wg_ids = [p.id for p in spec.peers if p.kind != "mikrotik"]
-    out = {
-        peer_id: PeerConfig(peer_id, "wireguard", r.text, r.sha256)
-        for peer_id, r in render_all(spec, topology, wg_ids).items()
-    }
-    for peer in spec.peers:
-        if peer.kind == "mikrotik":
-            out[peer.id] = script_config(spec, peer.id, topology, peer.name)
-    return out
+    with cycle_collection_paused():  # every config of the WAN: many acyclic objects (domain.gc_pause)
+        wg_ids = [p.id for p in spec.peers if p.kind != "mikrotik"]
+        out = {
+            peer_id: PeerConfig(peer_id, "wireguard", r.text, r.sha256)
+            for peer_id, r in render_all(spec, topology, wg_ids).items()
+        }
+        hasher = RouterHasher(spec, topology)  # one for every router: they share prefixes and texts
+        for peer in spec.peers:
+            if peer.kind == "mikrotik":
+                out[peer.id] = script_config(spec, peer.id, topology, peer.name, hasher)
+        return out
 
 
 def current_hashes(spec: WanSpec, topology: TopologyResult, peer_ids: Iterable[int] | None = None) -> dict[int, str]:
@@ -282,18 +285,19 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
     change committed meanwhile (the revision read before the rows is still the current one)."""
     with Session(db.engine) as session:
         revision = session.scalar(select(Wan.revision).where(Wan.id == wan_id))
-        spec = load_spec(wan_id, all_secrets=True, session=session)
-        if revision is None or spec is None:
-            return None
-        # Through the cache: the zip and the WAN page that follow a change then find it built.
-        topology = wan_topology(spec)
-        hashes = current_hashes(spec, topology)
-        derived = {
-            "unreachable": [
-                [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
-            ],
-            "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
-        }
+        with cycle_collection_paused():  # the whole WAN, millions of acyclic objects (domain.gc_pause)
+            spec = load_spec(wan_id, all_secrets=True, session=session)
+            if revision is None or spec is None:
+                return None
+            # Through the cache: the zip and the WAN page that follow a change then find it built.
+            topology = wan_topology(spec)
+            hashes = current_hashes(spec, topology)
+            derived = {
+                "unreachable": [
+                    [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
+                ],
+                "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
+            }
         try:
             if session.scalar(select(Wan.revision).where(Wan.id == wan_id)) == revision:
                 peer = Peer.__table__

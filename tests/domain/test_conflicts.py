@@ -375,6 +375,15 @@ def test_wan_conflicts_agree_with_brute_force(wan: WanSpec) -> None:
             expected_nat.add(frozenset((sa.id, sb.id)))
     assert pairs("peer_subnet_overlap") == expected_peer
     assert pairs("own_subnet_overlap") == expected_own
+    # LAN overlaps are listed in the order a sweep over every LAN finds them.
+    sweep = [
+        frozenset((flat[i][1].id, flat[j][1].id))
+        for i, j in overlapping_pairs(s.cidr for _, s in flat)
+        if flat[i][0].id == flat[j][0].id
+        or (flat[i][1].routed and flat[j][1].routed and flat[i][1].nat_cidr is None and flat[j][1].nat_cidr is None)
+    ]
+    lan_kinds = ("own_subnet_overlap", "peer_subnet_overlap")
+    assert [frozenset((c.subnet_id, c.other_subnet_id)) for c in found if c.kind in lan_kinds] == sweep
     assert pairs("nat_overlap") == expected_nat
     ranges = {"tunnel_range_overlap": wan.tunnel_cidr, "services_range_overlap": wan.services_cidr}
     for kind, rng in ranges.items():

@@ -165,7 +165,8 @@ def test_cgnat_pair_in_mesh_goes_through_a_server_never_a_client() -> None:
     assert section_ids(topo, 3) == [1, 2]
     relay = section(topo, 4, 2)
     assert relay.relayed_peer_ids == (3,)
-    assert relay.allowed_ips == nets("10.0.0.0/24", "10.0.5.0/24", "192.168.2.0/24", "192.168.3.0/24")
+    # vps's LAN and a's adjacent LAN are aggregated into one /23.
+    assert relay.allowed_ips == nets("10.0.0.0/24", "10.0.5.0/24", "192.168.2.0/23")
     assert section(topo, 3, 2).allowed_ips == nets(*AGG, "192.168.2.0/24")
     assert section(topo, 3, 2).relayed_peer_ids == (4,)
     # Direct peers keep their own /32 (more specific than the relay's aggregate).
@@ -475,3 +476,19 @@ def test_without_nat_on_either_side_the_fix_names_both_lans() -> None:
     )
     messages = [u.message for u in build_topology(wan).unreachable]
     assert messages and all("Auto-NAT both LANs" in m for m in messages)
+
+
+def test_a_build_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # The build pauses cycle collection for speed; a web process must not be left without it.
+    import gc
+
+    wan = wan_of(peer(1, "a"), peer(2, "b", endpoint=False))
+    assert gc.isenabled()
+    build_topology(wan)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        build_topology(wan)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

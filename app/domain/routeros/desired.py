@@ -17,9 +17,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
-from operator import itemgetter
 from typing import NamedTuple
 
+from app.domain.address_sets import V6_BASE, Interval, all_cidrs, bounds, interval, merged, prefix_text, without
 from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork, PeerSpec, WanSpec
 from app.domain.routeros.escape import check_name
 from app.domain.topology import PeerView, TopologyResult, build_topology
@@ -403,7 +403,7 @@ class RouterFacts(NamedTuple):
     wireguard: InterfaceFacts
     sections: tuple[SectionFacts, ...]
     address: AddressFacts
-    routes: tuple[str, ...]  # every prefix reached over the overlay beyond the tunnel range, sorted
+    routes: tuple[str, ...]  # what is reached over the overlay beyond the tunnel range, fewest prefixes, sorted
     nat: tuple[NatFacts, ...]
     services: tuple[ServiceFacts, ...]
     # The IPv6 tunnel address on a dual-stack WAN. Last and left out of the hash when None, so an
@@ -454,18 +454,21 @@ class RouterHasher:
         self.mgmt = fmt_prefixes(_mgmt_addresses(wan, None))
         self._net: dict[int, tuple[IPNetwork, tuple[int, int, int], int, int, str]] = {}
         self._allowed: dict[int, str] = {}
-        t = wan.tunnel_cidr
-        self._tunnel = (int(t.network_address), int(t.broadcast_address))
-        t6 = wan.tunnel_cidr6
-        self._tunnel6 = (int(t6.network_address), int(t6.broadcast_address)) if t6 is not None else (1, 0)
+        self._tunnel = interval(wan.tunnel_cidr)
+        self._tunnel6 = interval(wan.tunnel_cidr6) if wan.tunnel_cidr6 is not None else None
 
     def _info(self, net: IPNetwork) -> tuple[IPNetwork, tuple[int, int, int], int, int, str]:
         got = self._net.get(id(net))
         if got is None:
-            lo = int(net.network_address)
-            got = (net, (net.version, lo, net.prefixlen), lo, int(net.broadcast_address), str(net))
+            lo, hi = bounds(net)
+            got = (net, (net.version, lo, net.prefixlen), lo, hi, prefix_text(net))
             self._net[id(net)] = got
         return got
+
+    def _interval(self, net: IPNetwork) -> Interval:
+        info = self._info(net)
+        base = V6_BASE if info[1][0] == 6 else 0
+        return info[2] + base, info[3] + base
 
     def _allowed_text(self, nets: tuple[IPNetwork, ...]) -> str:
         text = self._allowed.get(id(nets))
@@ -479,35 +482,23 @@ class RouterHasher:
         return text
 
     def _remote_routes(self, peer: PeerSpec, view: PeerView) -> tuple[str, ...]:
-        """Every prefix reached over the overlay that the connected tunnel route does not cover, clear
-        of every own LAN (never route our own LAN away), unique, in address order; on integers."""
-        t_lo, t_hi = self._tunnel
-        t6_lo, t6_hi = self._tunnel6 if peer.tunnel_ip6 is not None else (1, 0)
-        own = [(s.cidr.version, int(s.cidr.network_address), int(s.cidr.broadcast_address)) for s in peer.subnets]
+        """Every address reached over the overlay, as the fewest prefixes in address order: the
+        union of the sections' AllowedIPs without the tunnel range (and the IPv6 one on a
+        dual-stack router; their connected routes cover them) and without any own LAN (never route
+        our own LAN away). Routes all point at the interface and WireGuard picks the peer, so
+        prefixes of different sections merge too."""
+        cut = [self._tunnel]
+        if peer.tunnel_ip6 is not None and self._tunnel6 is not None:
+            cut.append(self._tunnel6)
+        cut.extend(interval(s.cidr) for s in peer.subnets)
         seen: set[int] = set()
-        routes = []
+        spans: list[Interval] = []
         for section in view.sections:
             for net in section.allowed_ips:
-                if id(net) in seen:
-                    continue
-                seen.add(id(net))
-                info = self._info(net)
-                version, lo, hi = info[1][0], info[2], info[3]
-                if version == 4 and t_lo <= lo and hi <= t_hi:
-                    continue
-                if version == 6 and t6_lo <= lo and hi <= t6_hi:
-                    continue  # the connected route of the IPv6 tunnel address covers it
-                if any(v == version and lo <= o_hi and o_lo <= hi for v, o_lo, o_hi in own):
-                    continue
-                routes.append(info)
-        routes.sort(key=itemgetter(1))
-        texts = []
-        last = None
-        for info in routes:
-            if info[1] != last:  # equal prefixes held by distinct objects
-                texts.append(info[4])
-                last = info[1]
-        return tuple(texts)
+                if id(net) not in seen:
+                    seen.add(id(net))
+                    spans.append(self._interval(net))
+        return tuple(map(str, all_cidrs(without(merged(spans), merged(cut)))))
 
     def facts(
         self, peer_id: int, management_source: IPAddress | None = None, also_admit: Sequence[IPNetwork] = ()
@@ -598,6 +589,7 @@ def build_desired(
     topology: TopologyResult | None = None,
     management_source: IPAddress | None = None,
     also_admit: Sequence[IPNetwork] = (),
+    hasher: RouterHasher | None = None,
 ) -> DesiredState:
     """Every resource WireWAN wants on MikroTik peer `peer_id`'s router, built from its
     :class:`RouterFacts` (what the staleness hash covers) plus display text from the spec.
@@ -606,10 +598,13 @@ def build_desired(
     :param management_source: the address WireWAN connects from; always admitted by step 0
         (DESIGN §6), whatever the WAN's management CIDRs say.
     :param also_admit: ranges the other WANs deployed on the same router need admitted.
+    :param hasher: a :class:`RouterHasher` of this spec to share between routers (and with their
+        hashes), instead of one per call; its topology is used.
     """
-    if topology is None:
-        topology = build_topology(wan)
-    facts = RouterHasher(wan, topology).facts(peer_id, management_source, also_admit)
+    if hasher is None:
+        hasher = RouterHasher(wan, topology if topology is not None else build_topology(wan))
+    topology = hasher.topology
+    facts = hasher.facts(peer_id, management_source, also_admit)
     peer = wan.peer(peer_id)  # for display text and the public key verify expects, nothing else
     view = topology.view(peer_id)
     wg = facts.interface
