@@ -140,11 +140,14 @@ def _beat(app: Flask, job_id: int, lock: Any, stop: threading.Event) -> None:
 
 def warm_up(app: Flask) -> None:
     """Run, once in a worker's parent, the queries every job starts with, so a forked horse inherits
-    their compiled SQL (SQLAlchemy caches it per engine) instead of compiling it per job. Reads
-    nothing that exists; the connection it used is closed, not inherited."""
+    their compiled SQL (SQLAlchemy caches it per engine) instead of compiling it per job, and the
+    derived encryption keys every job needs to read a router password. Reads nothing that exists;
+    the connection it used is closed, not inherited."""
+    from app import crypto
     from app.services.specs import load_spec
 
     with app.app_context():
+        crypto.prepare()
         db.session.get(Job, 0)
         load_spec(0)
         db.session.remove()
