@@ -54,7 +54,7 @@ from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
 from app.services import status as status_service
-from app.services.mikrotik import revert_target, router_key, router_slots, same_router_peers
+from app.services.mikrotik import revert_target, router_key, router_slot, router_slots, same_router_peers
 from app.services.specs import load_spec
 from app.services.tx import commit
 from jobs.runtime import JobContext, JobFailed, router_lock, tracked
@@ -102,7 +102,7 @@ def router_target(peer: Peer) -> RouterTarget:
         verify_cert=peer.mt_verify_cert,
         username=peer.mt_username or DEFAULT_API_USERNAME,
         password=crypto.decrypt(peer.mt_password_enc),
-        admit=",".join(str(n) for n in router_slots(peer)[0].admit),
+        admit=",".join(str(n) for n in router_slot(peer).admit),
         connect_timeout=setting("WIREWAN_ROUTER_CONNECT_TIMEOUT", 10),
         command_timeout=setting("WIREWAN_ROUTER_COMMAND_TIMEOUT", 30),
     )

@@ -148,6 +148,7 @@ def warm_up(app: Flask) -> None:
 
     with app.app_context():
         crypto.prepare()
+        redis_connection()  # the client object only: each horse's pool opens its own connections
         db.session.get(Job, 0)
         load_spec(0)
         db.session.remove()
@@ -197,13 +198,20 @@ def tracked(job_id: int) -> Iterator[JobContext]:
 
 
 def _finish(job_id: int, status: JobStatus, ctx: JobContext, error: str | None = None) -> None:
-    # Keep what the job had not flushed yet (batched log lines, audit entries of router calls) —
-    # unless the session itself is broken, then only the copies held by the context survive.
+    # Keep what the job had not flushed yet (batched log lines, audit entries of router calls) in the
+    # same commit as the end — unless the session itself is broken, then only the copies held by the
+    # context survive.
     lines, warnings = list(ctx.job.log or []), list(ctx.job.warnings or [])
     try:
-        commit()
+        _record_end(job_id, status, ctx, error, lines, warnings)
     except Exception:  # noqa: BLE001
         db.session.rollback()
+        _record_end(job_id, status, ctx, error, lines, warnings)
+
+
+def _record_end(
+    job_id: int, status: JobStatus, ctx: JobContext, error: str | None, lines: list[str], warnings: list[str]
+) -> None:
     job = db.session.get(Job, job_id)
     assert job is not None
     job.log, job.warnings = lines, warnings
