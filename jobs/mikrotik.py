@@ -428,7 +428,10 @@ def run_deploy(job_id: int) -> None:
                 if not p.empty:
                     deployment = record_deployment(ctx, peer, "deploy", desired, p, s, snap.config_hash)
                 mark_deployed(peer, snap)
-                commit()
+                if not p.empty:
+                    # Recorded before the probe and the confirm, which take seconds; a deploy that
+                    # changed nothing ends now, and the job's end commits this with it.
+                    commit()
 
                 def probe(session: RouterSession) -> None:
                     ctx.progress(85, "waiting for handshakes")
