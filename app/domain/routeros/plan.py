@@ -17,9 +17,9 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import ip_network
 from typing import Literal
 
+from app.domain.addressing import cached_network
 from app.domain.model import IPNetwork
 from app.domain.routeros.desired import (
     LIST_PROPS,
@@ -73,7 +73,7 @@ def _sort_list(text: str) -> str:
     items = [x.strip() for x in text.split(",") if x.strip()]
     nets: list[IPNetwork] = []
     try:
-        nets = [ip_network(x, strict=False) for x in items]
+        nets = [cached_network(x, strict=False) for x in items]
     except ValueError:
         return ",".join(sorted(items))
     nets = sorted(set(nets), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
@@ -98,7 +98,7 @@ def _norm_value(menu: str, prop: str, raw: object) -> str | None:
         return _sort_list(text)
     if prop == "dst-address" and menu in ROUTE_MENUS:
         try:
-            return str(ip_network(text, strict=False))
+            return str(cached_network(text, strict=False))
         except ValueError:
             return text
     return text
@@ -430,7 +430,7 @@ def _nets(text: str) -> set[IPNetwork]:
     for item in text.split(","):
         if item.strip():
             try:
-                out.add(ip_network(item.strip(), strict=False))
+                out.add(cached_network(item.strip(), strict=False))
             except ValueError:
                 continue
     return out
