@@ -275,6 +275,9 @@ def _finish(job_id: int, status: JobStatus, ctx: JobContext, error: str | None =
         commit()
     except Exception:  # noqa: BLE001
         db.session.rollback()
+        ended = db.session.get(Job, job_id)
+        if ended is not None and ended.terminal:
+            return  # the commit went through; what failed came after it
         _record_end(job_id, status, ctx, error, lines, warnings)
         commit()
 
