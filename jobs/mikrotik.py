@@ -428,10 +428,8 @@ def run_deploy(job_id: int) -> None:
                 if not p.empty:
                     deployment = record_deployment(ctx, peer, "deploy", desired, p, s, snap.config_hash)
                 mark_deployed(peer, snap)
-                if not p.empty:
-                    # Recorded before the probe and the confirm, which take seconds; a deploy that
-                    # changed nothing ends now, and the job's end commits this with it.
-                    commit()
+                # Committed by the next progress step, the probe's or the confirm's, before either
+                # waits on the router; a deploy that changed nothing ends now, its end commits it.
 
                 def probe(session: RouterSession) -> None:
                     ctx.progress(85, "waiting for handshakes")
