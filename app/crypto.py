@@ -38,6 +38,12 @@ def _app_cipher() -> MultiFernet:
     return cipher(cfg["ENCRYPTION_KEY"], cfg["ENCRYPTION_SALT"], cfg.get("ENCRYPTION_OLD_KEYS") or "")
 
 
+def prepare() -> None:
+    """Derive the app's keys now (PBKDF2: tens of milliseconds each). A forking worker calls this
+    before it forks, so each job's work horse inherits the derived keys instead of paying for them."""
+    _app_cipher()
+
+
 def encrypt(plaintext: str) -> str:
     return _app_cipher().encrypt(plaintext.encode()).decode()
 

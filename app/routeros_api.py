@@ -16,8 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import librouteros
+from librouteros.api import Api
 from librouteros.connections import SocketTransport
-from librouteros.exceptions import ConnectionClosed, FatalError, LibRouterosError, MultiTrapError, TrapError
+from librouteros.exceptions import (
+    ConnectionClosed,
+    FatalError,
+    LibRouterosError,
+    MultiTrapError,
+    ProtocolError,
+    TrapError,
+)
+from librouteros.protocol import ApiProtocol
 
 from app.domain.model import DEFAULT_API_PORT
 from app.domain.routeros.plan import Op, Plan
@@ -90,6 +99,10 @@ def _tls_wrapper(target: RouterTarget) -> Callable[[socket.socket], socket.socke
     return lambda sock: ctx.wrap_socket(sock, server_hostname=target.host)
 
 
+# The marker bits of a 2-, 3- and 4-byte word length (the API's length encoding).
+LENGTH_MARKS = {2: 0x8000, 3: 0xC00000, 4: 0xE0000000}
+
+
 class BufferedTransport(SocketTransport):  # type: ignore[misc]  # librouteros ships no type information
     """librouteros reads every word with two exact-length `recv` calls (12,000 system calls for one
     print of 250 peer entries); this reads what the socket has, up to 64 KiB, and serves words from
@@ -99,16 +112,94 @@ class BufferedTransport(SocketTransport):  # type: ignore[misc]  # librouteros s
         super().__init__(sock)
         self._buffer = bytearray()
 
-    def read(self, length: int) -> bytes:
+    def _fill(self, needed: int) -> None:
+        """Block until the buffer holds at least `needed` bytes."""
         buffer = self._buffer
-        while len(buffer) < length:
-            got = self.sock.recv(max(65536, length - len(buffer)))
+        while len(buffer) < needed:
+            got = self.sock.recv(max(65536, needed - len(buffer)))
             if not got:
                 raise ConnectionClosed("Connection unexpectedly closed.")
             buffer += got
+
+    def read(self, length: int) -> bytes:
+        self._fill(length)
+        buffer = self._buffer
         out = bytes(buffer[:length])
         del buffer[:length]  # O(1) from the front of a bytearray
         return out
+
+    def read_sentence(self, encoding: str) -> list[str]:
+        """Every word up to the empty word that ends a sentence, decoded as librouteros decodes them
+        (`errors="ignore"`). Word by word through `read` this was most of a 250-row print's client
+        time: a call per length byte and per word, and a debug log call per word."""
+        buffer = self._buffer
+        words: list[str] = []
+        pos = 0
+        while True:
+            self._fill(pos + 1)
+            first = buffer[pos]
+            if first < 0x80:
+                size, length = 1, first
+            elif first < 0xC0:
+                size = 2
+            elif first < 0xE0:
+                size = 3
+            elif first < 0xF0:
+                size = 4
+            else:
+                raise ProtocolError(f"Unknown control byte {first:#x}")
+            if size > 1:
+                self._fill(pos + size)
+                length = int.from_bytes(buffer[pos : pos + size], "big") ^ LENGTH_MARKS[size]
+            if length == 0:
+                pos += size
+                break
+            start = pos + size
+            self._fill(start + length)
+            words.append(buffer[start : start + length].decode(encoding, errors="ignore"))
+            pos = start + length
+        del buffer[:pos]
+        return words
+
+
+class BufferedProtocol(ApiProtocol):  # type: ignore[misc]  # librouteros ships no type information
+    """Reads a sentence in one pass over the transport's buffer (see BufferedTransport.read_sentence)."""
+
+    transport: BufferedTransport
+
+    def readSentence(self) -> tuple[str, tuple[str, ...]]:  # noqa: N802  (librouteros's name)
+        words = self.transport.read_sentence(self.encoding)
+        if not words:
+            raise ProtocolError("The router sent an empty sentence.")
+        if words[0] == "!fatal":
+            self.transport.close()
+            raise FatalError(words[1] if len(words) > 1 else "")
+        return words[0], tuple(words[1:])
+
+
+BOOLEANS: dict[str, bool] = {"yes": True, "true": True, "no": False, "false": False}
+
+
+def api_value(value: str) -> str | int | bool:
+    """librouteros's `parse_word` cast (an int only when it prints back the same: "00" stays a
+    string; yes/no/true/false become booleans) without raising and catching a ValueError for
+    every value that is not a number."""
+    digits = value[1:] if value[:1] == "-" else value
+    if digits.isdigit() and digits.isascii() and (digits == "0" or digits[0] != "0") and value != "-0":
+        return int(value)
+    return BOOLEANS.get(value, value)
+
+
+class FastApi(Api):  # type: ignore[misc]  # librouteros ships no type information
+    """librouteros's Api with a cheaper word parse (same results: see `api_value`)."""
+
+    def readSentence(self) -> tuple[str, dict[str, Any]]:  # noqa: N802  (librouteros's name)
+        reply_word, words = self.protocol.readSentence()
+        attributes: dict[str, Any] = {}
+        for word in words:
+            _, key, value = word.split("=", 2)
+            attributes[key] = api_value(value)
+        return reply_word, attributes
 
 
 @dataclass
@@ -140,6 +231,7 @@ class RouterSession:
                 port=t.port,
                 timeout=t.connect_timeout,
                 encoding="utf-8",
+                subclass=FastApi,
                 ssl_wrapper=_tls_wrapper(t) if t.use_tls else None,
             )
         except (TrapError, MultiTrapError) as exc:
@@ -165,7 +257,7 @@ class RouterSession:
         self._record("/login", {"name": t.username}, "ok", started, write=False)
         # After login, every command may take longer than the connect (a large print).
         self._socket().settimeout(t.command_timeout)
-        self._api.protocol.transport = BufferedTransport(self._socket())
+        self._api.protocol = BufferedProtocol(BufferedTransport(self._socket()), encoding="utf-8")
 
     def close(self) -> None:
         if self._api is not None:

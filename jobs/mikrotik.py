@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from functools import cached_property
 from ipaddress import ip_address
 
 from flask import current_app
@@ -32,7 +32,7 @@ from app.domain.routeros.desired import (
     router_hash,
 )
 from app.domain.routeros.plan import ActualState, Op, Plan, parse_actual, plan, plan_hash
-from app.domain.routeros.probe import assess, expectations
+from app.domain.routeros.probe import PROBED_PROPERTIES, assess, expectations
 from app.domain.routeros.rules import (
     also_admit,
     blocking,
@@ -54,7 +54,7 @@ from app.routeros_api import RouterError, RouterSession, RouterTarget
 from app.services import configs
 from app.services import jobs as job_service
 from app.services import status as status_service
-from app.services.mikrotik import revert_target, router_key, router_slots, same_router_peers
+from app.services.mikrotik import revert_target, router_key, router_slot, router_slots, same_router_peers
 from app.services.specs import load_spec
 from app.services.tx import commit
 from jobs.runtime import JobContext, JobFailed, router_lock, tracked
@@ -102,7 +102,7 @@ def router_target(peer: Peer) -> RouterTarget:
         verify_cert=peer.mt_verify_cert,
         username=peer.mt_username or DEFAULT_API_USERNAME,
         password=crypto.decrypt(peer.mt_password_enc),
-        admit=",".join(str(n) for n in router_slots(peer)[0].admit),
+        admit=",".join(str(n) for n in router_slot(peer).admit),
         connect_timeout=setting("WIREWAN_ROUTER_CONNECT_TIMEOUT", 10),
         command_timeout=setting("WIREWAN_ROUTER_COMMAND_TIMEOUT", 30),
     )
@@ -117,26 +117,31 @@ def menus_for(desired: DesiredState) -> tuple[str, ...]:
     return (*BASE_MENUS, *IPV6_MENUS) if wants6 else BASE_MENUS
 
 
-@dataclass(frozen=True)
 class Snapshot:
     """The WAN as one job read it: the desired state is built from it, and so is what the peer
     counts as applied once a deploy lands (rendered only when it must be recorded)."""
 
-    spec: WanSpec
-    topology: TopologyResult
-    peer_name: str
+    def __init__(self, spec: WanSpec, topology: TopologyResult, peer_id: int, peer_name: str) -> None:
+        self.spec = spec
+        self.topology = topology
+        self.peer_id = peer_id
+        self.peer_name = peer_name
 
-    def config_hash(self, peer_id: int) -> str:
-        return router_hash(self.spec, peer_id, self.topology)
+    @cached_property
+    def config_hash(self) -> str:
+        # Asked for by the applied-config check and the Deployment row: one hash of the facts.
+        return router_hash(self.spec, self.peer_id, self.topology)
 
-    def config(self, peer_id: int) -> configs.PeerConfig:
-        return configs.script_config(self.spec, peer_id, self.topology, self.peer_name)
+    def config(self) -> configs.PeerConfig:
+        return configs.script_config(
+            self.spec, self.peer_id, self.topology, self.peer_name, known_hash=self.config_hash
+        )
 
 
 def mark_deployed(peer: Peer, snap: Snapshot) -> None:
     """The router now holds this snapshot's config; recorded only when that is news."""
-    if peer.applied_config_hash != snap.config_hash(peer.id):
-        configs.mark_applied(peer, snap.config(peer.id), "deploy")
+    if peer.applied_config_hash != snap.config_hash:
+        configs.mark_applied(peer, snap.config(), "deploy")
 
 
 def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, Snapshot]:
@@ -148,7 +153,7 @@ def desired_for(peer: Peer, session: RouterSession) -> tuple[DesiredState, Snaps
     source = ip_address(session.local_address())
     _, others = router_slots(peer, deployed_only=True)
     desired = build_desired(spec, peer.id, topology, management_source=source, also_admit=also_admit(others))
-    return desired, Snapshot(spec, topology, peer.name)
+    return desired, Snapshot(spec, topology, peer.id, peer.name)
 
 
 def siblings(peer: Peer) -> list[str]:
@@ -340,7 +345,7 @@ def probe_handshakes(
     expected = expectations(desired, ops)
     deadline = time.monotonic() + wait
     while True:
-        rows = session.call(f"{WG_PEERS}/print")
+        rows = session.call(f"{WG_PEERS}/print", **{".proplist": ",".join(PROBED_PROPERTIES)})
         final = time.monotonic() >= deadline
         verdict = assess(expected, rows, time.monotonic() - since, final=final)
         if verdict.done:
@@ -423,9 +428,10 @@ def run_deploy(job_id: int) -> None:
                 # A deploy that changed nothing leaves no history entry (nothing to revert to).
                 deployment = None
                 if not p.empty:
-                    deployment = record_deployment(ctx, peer, "deploy", desired, p, s, snap.config_hash(peer.id))
+                    deployment = record_deployment(ctx, peer, "deploy", desired, p, s, snap.config_hash)
                 mark_deployed(peer, snap)
-                commit()
+                # Committed by the next progress step, the probe's or the confirm's, before either
+                # waits on the router; a deploy that changed nothing ends now, its end commits it.
 
                 def probe(session: RouterSession) -> None:
                     ctx.progress(85, "waiting for handshakes")

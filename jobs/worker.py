@@ -28,7 +28,9 @@ class PreloadWorker(Worker):
 
         runtime.warm_up(runtime.get_app())
         # Objects made so far are never collected: the forked horses need not touch (and so copy)
-        # every page of the parent's heap when their first garbage collection runs.
+        # every page of the parent's heap when their first garbage collection runs. The warm-up's
+        # garbage (its rolled-back rows) is collected first rather than frozen.
+        gc.collect()
         gc.freeze()
 
     def run_maintenance_tasks(self) -> None:

@@ -160,18 +160,25 @@ def is_stale(peer: Peer, current_hash: str) -> bool:
 
 
 def script_config(
-    spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str, hasher: RouterHasher | None = None
+    spec: WanSpec,
+    peer_id: int,
+    topology: TopologyResult,
+    peer_name: str,
+    hasher: RouterHasher | None = None,
+    known_hash: str | None = None,
 ) -> PeerConfig:
     """A router's bootstrap script, and its staleness hash: :func:`router_hash` of the same spec.
 
     The hash stands for the desired state (what the script and a deploy put on the router), built
     without a management source so it does not depend on where WireWAN connects from. Deploys store
     this value, and `wan_configs` computes the same one, so a deployed router is not stale.
+    `known_hash`: that hash, when the caller already has it for this spec and topology.
     """
     if hasher is None:
         hasher = RouterHasher(spec, topology)
     desired = build_desired(spec, peer_id, hasher=hasher)
-    return PeerConfig(peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), hasher.hash(peer_id))
+    sha256 = known_hash or hasher.hash(peer_id)
+    return PeerConfig(peer_id, "mikrotik-script", render_script(desired, spec.name, peer_name), sha256)
 
 
 def script_text(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name: str) -> str:

@@ -174,6 +174,11 @@ def _slot(peer: Peer, wan: Wan) -> RouterSlot:
     )
 
 
+def router_slot(peer: Peer) -> RouterSlot:
+    """This peer's use of its router (without looking up the other WANs on it)."""
+    return _slot(peer, peer.wan)
+
+
 def router_slots(peer: Peer, *, deployed_only: bool = False) -> tuple[RouterSlot, list[RouterSlot]]:
     """This peer's use of its router, and every other WAN's use of the same router.
 
@@ -185,7 +190,7 @@ def router_slots(peer: Peer, *, deployed_only: bool = False) -> tuple[RouterSlot
         for p in same_router_peers(peer)
         if p.id != peer.id and p.wan_id != peer.wan_id and (not deployed_only or p.applied_config_hash)
     ]
-    return _slot(peer, peer.wan), [_slot(p, p.wan) for p in others]
+    return router_slot(peer), [_slot(p, p.wan) for p in others]
 
 
 REVERT_LOOKBACK = 20

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import lru_cache
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app import crypto
+from app.domain.addressing import cached_network
 from app.domain.model import (
     DEFAULT_API_PORT,
     DEFAULT_API_USERNAME,
@@ -25,7 +26,7 @@ from app.models import Peer, Service, Subnet, Wan
 
 # Parsed addresses are immutable: share them between loads (also keeps the per-object caches of
 # `ipaddress`, e.g. broadcast_address, warm for the topology builder).
-_network = lru_cache(maxsize=1 << 16)(ip_network)
+_network = cached_network
 _address = lru_cache(maxsize=1 << 16)(ip_address)
 
 

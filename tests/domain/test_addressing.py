@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from app.domain.addressing import (
     allocate_service_ip,
     allocate_tunnel_ip,
+    cached_network,
     check_range_change,
     parse_address,
     parse_ipv4_address,
@@ -378,3 +379,37 @@ def test_range_change_services() -> None:
         "The services range cannot change from 10.0.5.0/24 to 10.0.6.0/24 because it is in use: "
         "10.0.5.1 (service 'web' of peer 'a') would fall outside it."
     )
+
+
+def _parsed(text: str, strict: bool) -> object:
+    try:
+        return ip_network(text, strict=strict)
+    except ValueError as exc:
+        return ("ValueError", str(exc))
+
+
+def _cached(text: str, strict: bool) -> object:
+    try:
+        return cached_network(text, strict=strict)
+    except ValueError as exc:
+        return ("ValueError", str(exc))
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize(
+    "text",
+    ["10.0.0.0/8", "10.1.2.3/8", "10.1.2.3/32", "0.0.0.0/0", "1.2.3.4/0", "255.255.255.255/32", "10.0.0.0/33",
+     "256.0.0.0/8", "10.00.0.0/16", "010.0.0.0/8", "10.0.0.0/08", "10.0.0.0", "10.0.0.0/255.0.0.0", " 10.0.0.0/8",
+     "10.0.0.0/8 ", "10.0.0/8", "fd00::/64", "fd00::1/64", "", "x", "1.2.3.4/-1", "192.168.88.0/24"],
+)  # fmt: skip
+def test_cached_network_is_ip_network(text: str, strict: bool) -> None:
+    # The deploy path parses router read-backs with it: same networks, same refusals as ipaddress.
+    assert _cached(text, strict) == _parsed(text, strict)
+    assert type(_cached(text, strict)) is type(_parsed(text, strict))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32), st.booleans())
+def test_cached_network_is_ip_network_for_any_ipv4_prefix(packed: int, prefixlen: int, strict: bool) -> None:
+    text = f"{IPv4Address(packed)}/{prefixlen}"
+    assert _cached(text, strict) == _parsed(text, strict)

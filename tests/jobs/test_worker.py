@@ -234,3 +234,25 @@ def test_a_worker_killed_mid_deploy_leaves_an_abandoned_job_and_the_next_worker_
     assert len([r for r in sim.rows("/ip/route") if r.get("dst-address") == "10.30.0.0/16"]) == 1
     assert api.get(f"/api/peers/{router}").get_json()["stale"] is False
     assert api.get(url).get_json()["status"] == "abandoned"  # history is not rewritten
+
+
+def test_the_worker_warm_up_leaves_nothing_behind_and_does_not_fail(
+    app: Flask, router_wan: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The worker rehearses a job's statements on throwaway rows before forking (jobs.runtime.warm_up):
+    # none of them may show up in the WAN list, the job list or the audit log, and a rehearsal that
+    # broke (a model changed under it) is logged rather than silently doing nothing.
+    from app.models import AuditEntry, Deployment, Job, Wan
+    from jobs.runtime import warm_up
+
+    tables = (Wan, Peer, Job, AuditEntry, Deployment)
+
+    def counts() -> list[int]:
+        with app.app_context():
+            return [db.session.query(t).count() for t in tables]
+
+    before = counts()
+    with caplog.at_level("WARNING"):
+        warm_up(app)
+    assert counts() == before
+    assert "warm-up failed" not in caplog.text

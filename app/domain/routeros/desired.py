@@ -20,6 +20,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import NamedTuple
 
 from app.domain.address_sets import V6_BASE, Interval, all_cidrs, bounds, interval, merged, prefix_text, without
+from app.domain.addressing import cached_network
 from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork, PeerSpec, WanSpec
 from app.domain.routeros.escape import check_name
 from app.domain.topology import PeerView, TopologyResult, build_topology
@@ -722,7 +723,7 @@ def build_desired(
         )
 
     # Step 5: routes at distance 10 for everything else reached over the overlay.
-    routes = [ip_network(text) for text in facts.routes]
+    routes = [cached_network(text) for text in facts.routes]
     for net in routes:
         res.append(
             Resource(

@@ -23,6 +23,10 @@ CLOCK_SLACK = 5
 
 State = Literal["up", "waiting", "down", "offline"]
 
+# All `assess` reads of a peer row: a probe asks the router for these alone (`.proplist`), not for
+# every property of every entry, each time it looks.
+PROBED_PROPERTIES = ("comment", "last-handshake")
+
 
 @dataclass(frozen=True)
 class Expectation:
