@@ -6,7 +6,7 @@ block search among thousands of NAT blocks stay fast (no per-host object churn).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from ipaddress import (
     IPv4Address,
     IPv4Network,
@@ -131,9 +131,20 @@ def _allocate(
     addr_label: str,
     field: str,
 ) -> IPAddress:
+    used_ints = {int(a) for a in used if a.version == network.version}
+    return _allocate_among(network, used_ints, requested, range_label, addr_label, field)
+
+
+def _allocate_among(
+    network: IPNetwork,
+    used_ints: Collection[int],
+    requested: IPAddress | None,
+    range_label: str,
+    addr_label: str,
+    field: str,
+) -> IPAddress:
     first, last = usable_bounds(network)
     make = type(network.network_address)
-    used_ints = {int(a) for a in used if a.version == network.version}
     in_use = sum(1 for a in used_ints if first <= a <= last)
 
     def lowest_free() -> int | None:
@@ -198,6 +209,17 @@ def allocate_tunnel_ip(
     addr = _allocate(network, used, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
     assert isinstance(addr, IPv4Address)
     return addr
+
+
+def allocate_tunnel_address(
+    network: IPNetwork, taken: Collection[int], requested: IPAddress | None = None
+) -> IPAddress:
+    """:func:`allocate_tunnel_ip` (or its IPv6 twin, by the range's version) from the taken
+    addresses as integers of that version: what an indexed query of the taken addresses returns,
+    without building an address object per peer."""
+    if network.version == 4:
+        return _allocate_among(network, taken, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
+    return _allocate_among(network, taken, requested, "IPv6 tunnel range", "Tunnel IPv6", "tunnel_ip6")
 
 
 def allocate_tunnel_ip6(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from sqlalchemy import (
@@ -161,6 +161,9 @@ class Subnet(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made a
         # Concurrent Auto-NATs must not hand out the same block; NULLs (no NAT) do not collide.
         UniqueConstraint("wan_id", "nat_cidr"),
         Index("ix_subnet_peer_id_cidr", "peer_id", "cidr"),
+        # Overlap checks read only the prefixes that can overlap (a range query), not the WAN.
+        Index("ix_subnet_wan_id_cidr_first", "wan_id", "cidr_first"),
+        Index("ix_subnet_wan_id_nat_first", "wan_id", "nat_first"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,6 +172,12 @@ class Subnet(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made a
     cidr: Mapped[str] = mapped_column(String(43))
     routed: Mapped[bool] = mapped_column(default=True)
     nat_cidr: Mapped[str | None] = mapped_column(String(43), default=None)
+    # First and last address of an IPv4 `cidr` / `nat_cidr` as integers, kept by the `set`
+    # listeners below; NULL for IPv6 prefixes (wider than a BigInteger) and when there is no NAT.
+    cidr_first: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    cidr_last: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    nat_first: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    nat_last: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     peer: Mapped[Peer] = relationship(back_populates="subnets")
@@ -209,6 +218,27 @@ def _tunnel_ip_num(peer: Peer, value: str | None, old: Any, initiator: Any) -> N
         peer.tunnel_ip_num = None
 
 
+def ipv4_bounds(cidr: str | None) -> tuple[int, int] | tuple[None, None]:
+    """First and last address of an IPv4 prefix as integers; (None, None) for IPv6 or nothing."""
+    try:
+        net = ip_network(cidr) if cidr else None
+    except ValueError:
+        net = None
+    if net is None or net.version != 4:
+        return None, None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+@event.listens_for(Subnet.cidr, "set")
+def _cidr_bounds(subnet: Subnet, value: str | None, old: Any, initiator: Any) -> None:
+    subnet.cidr_first, subnet.cidr_last = ipv4_bounds(value)
+
+
+@event.listens_for(Subnet.nat_cidr, "set")
+def _nat_bounds(subnet: Subnet, value: str | None, old: Any, initiator: Any) -> None:
+    subnet.nat_first, subnet.nat_last = ipv4_bounds(value)
+
+
 # Columns whose changes never alter a config: staleness bookkeeping and the caches themselves.
 _NOT_CONFIG = frozenset(
     {
@@ -223,6 +253,10 @@ _NOT_CONFIG = frozenset(
         "derived_revision",
         "derived_cache",
         "tunnel_ip_num",
+        "cidr_first",
+        "cidr_last",
+        "nat_first",
+        "nat_last",
     }
 )
 

@@ -7,13 +7,14 @@ from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import selectinload
 
 from app import crypto
 from app.domain.model import (
     DEFAULT_API_PORT,
     DEFAULT_API_USERNAME,
+    IPNetwork,
     MikrotikSpec,
     PeerSpec,
     ServiceSpec,
@@ -52,13 +53,59 @@ def wan_spec(wan: Wan, *, secrets_for: Collection[int] = ()) -> WanSpec:
     return spec
 
 
+def _overlapping(first: Any, last: Any, net: IPNetwork) -> ColumnElement[bool]:
+    """Rows whose IPv4 prefix [first, last] overlaps `net`, as an indexed range query: CIDR blocks
+    overlap only by nesting, so a row's block either starts inside `net` or is one of its (at most
+    32) supernets. IPv6 bounds are not stored (NULL): every IPv6 row is a candidate for IPv6."""
+    if net.version != 4:
+        return and_(first.is_(None), last.is_(None))
+    start, end = int(net.network_address), int(net.broadcast_address)
+    supernets = {start & ~((1 << (32 - length)) - 1) for length in range(net.prefixlen)}
+    inside = first.between(start, end)
+    return or_(inside, and_(first.in_(sorted(supernets)), last >= end)) if supernets else inside
+
+
+def subnet_neighbourhood(wan_id: int, peer_id: int, cidr: IPNetwork, *, nat_pool: bool) -> WanSpec | None:
+    """What `conflicts.check_subnet` (and `auto_nat_existing`) need to decide on `cidr` for peer
+    `peer_id`, read by indexed queries instead of the whole WAN: the WAN's ranges, the peer with
+    all its subnets, and every other subnet whose prefix or NAT translation overlaps `cidr`, with
+    `nat_pool` also everything inside the NAT pool (what a new NAT block must avoid). The rules
+    give the same answer on this part of the WAN as on all of it: they look at nothing else."""
+    s = db.session
+    pool = s.scalar(select(Wan.nat_pool_cidr).where(Wan.id == wan_id))
+    if pool is None:
+        return None
+    near = [_overlapping(Subnet.cidr_first, Subnet.cidr_last, cidr)]
+    if cidr.version == 4:
+        near.append(_overlapping(Subnet.nat_first, Subnet.nat_last, cidr))
+    if nat_pool:
+        pool_net = _network(pool)
+        near += [
+            _overlapping(Subnet.cidr_first, Subnet.cidr_last, pool_net),
+            _overlapping(Subnet.nat_first, Subnet.nat_last, pool_net),
+        ]
+    wanted = or_(Subnet.peer_id == peer_id, and_(Subnet.wan_id == wan_id, or_(*near)))
+    hosts = or_(Peer.id == peer_id, Peer.id.in_(select(Subnet.peer_id).where(Subnet.wan_id == wan_id, or_(*near))))
+    return load_spec(wan_id, subnets_where=wanted, peers_where=hosts)
+
+
 def load_spec(
-    wan_id: int, *, secrets_for: Collection[int] = (), all_secrets: bool = False, session: Any = None
+    wan_id: int,
+    *,
+    secrets_for: Collection[int] = (),
+    all_secrets: bool = False,
+    session: Any = None,
+    subnets_where: ColumnElement[bool] | None = None,
+    peers_where: ColumnElement[bool] | None = None,
 ) -> WanSpec | None:
     """The WAN as plain data, read as rows (no ORM objects: a fraction of the cost for large WANs);
     None when it does not exist. Pending changes of the session are flushed first. Secrets are
-    decrypted for `secrets_for`, or for every peer with `all_secrets`."""
+    decrypted for `secrets_for`, or for every peer with `all_secrets`.
+
+    `subnets_where` / `peers_where` read only part of the WAN (and no services): for rules that
+    look at a few prefixes, see :func:`subnet_neighbourhood`."""
     s = session if session is not None else db.session
+    partial = peers_where is not None
     wan = s.execute(
         select(
             Wan.id, Wan.name, Wan.tunnel_cidr, Wan.services_cidr, Wan.nat_pool_cidr, Wan.topology,
@@ -72,14 +119,14 @@ def load_spec(
     for sid, peer_id, cidr, routed, nat_cidr in s.execute(
         select(Subnet.id, Subnet.peer_id, Subnet.cidr, Subnet.routed, Subnet.nat_cidr)
         .join(Peer, Peer.id == Subnet.peer_id)
-        .where(Peer.wan_id == wan_id)
+        .where(Peer.wan_id == wan_id, true() if subnets_where is None else subnets_where)
         .order_by(Subnet.id)
     ):
         subnets.setdefault(peer_id, []).append(
             SubnetSpec(id=sid, cidr=_network(cidr), routed=routed, nat_cidr=_network(nat_cidr) if nat_cidr else None)
         )
     services: dict[int, list[ServiceSpec]] = {}
-    for row in s.execute(
+    for row in () if partial else s.execute(
         select(
             Service.id, Service.peer_id, Service.name, Service.protocol, Service.local_ip, Service.local_port,
             Service.shared_ip, Service.shared_port, Service.local_ip6, Service.shared_ip6,
@@ -105,7 +152,7 @@ def load_spec(
             Peer.private_key_enc, Peer.is_hub, Peer.hub_priority, Peer.endpoint_host, Peer.endpoint_port,
             Peer.has_port_forward, Peer.keepalive, Peer.mt_host, Peer.mt_port, Peer.mt_use_tls, Peer.mt_verify_cert,
             Peer.mt_username, Peer.mt_password_enc, Peer.mt_auto_deploy, Peer.tunnel_ip6, Peer.enabled,
-        ).where(Peer.wan_id == wan_id).order_by(Peer.id)
+        ).where(Peer.wan_id == wan_id, true() if peers_where is None else peers_where).order_by(Peer.id)
     ):  # fmt: skip
         secrets = all_secrets or p.id in secrets_for
         mikrotik = None
