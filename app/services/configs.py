@@ -180,6 +180,62 @@ def _cached_derived(wan: Wan) -> dict[str, Any] | None:
     return None
 
 
+# The WAN page lists this many conflicts and unreachable prefixes (critical conflicts first) and
+# counts the rest; GET /api/wan/{id}/conflicts and /topology list them all.
+SHOWN_FINDINGS = 50
+
+
+def derived_findings(unreachable: Iterable[Unreachable], found: list[Conflict]) -> dict[str, Any]:
+    """`Wan.derived_cache`: every finding, and the page's part of them under "shown" (the page
+    reads only that key, in SQL, not the whole document: a long WAN has thousands of findings)."""
+    rows = [[u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in unreachable]
+    conflicts = [c.to_dict() for c in found]
+    return {
+        "unreachable": rows,
+        "conflicts": conflicts,
+        "shown": {
+            "unreachable": rows[:SHOWN_FINDINGS],
+            "unreachable_count": len(rows),
+            "conflicts": conflicts[:SHOWN_FINDINGS],
+            "conflict_count": len(conflicts),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ShownFindings:
+    """What the WAN page's conflicts panel shows: the first findings and how many there are."""
+
+    conflicts: list[Conflict]
+    conflict_count: int
+    unreachable: tuple[Unreachable, ...]
+    unreachable_count: int
+
+    @property
+    def critical(self) -> bool:
+        # Critical conflicts sort first, so the first one tells.
+        return bool(self.conflicts) and self.conflicts[0].severity == "critical"
+
+
+def shown_findings(wan: Wan) -> ShownFindings:
+    """The conflicts panel's part of the WAN's findings: read from the cache's "shown" key alone
+    when the cache is current, otherwise :func:`findings` (computed once and cached) cut short."""
+    shown = None
+    if wan.derived_revision is not None and wan.derived_revision == wan.revision:
+        shown = db.session.scalar(
+            select(Wan.derived_cache["shown"]).where(Wan.id == wan.id, Wan.derived_revision == wan.revision)
+        )
+    if not shown:  # not current, or cached before the "shown" key existed
+        found, unreachable = findings(wan)
+        return ShownFindings(found[:SHOWN_FINDINGS], len(found), unreachable[:SHOWN_FINDINGS], len(unreachable))
+    return ShownFindings(
+        [Conflict(**c) for c in shown["conflicts"]],
+        shown["conflict_count"],
+        tuple(Unreachable(u[0], u[1], u[2], ip_network(u[3]), u[4]) for u in shown["unreachable"]),
+        shown["unreachable_count"],
+    )
+
+
 def findings(wan: Wan) -> tuple[list[Conflict], tuple[Unreachable, ...]]:
     """The WAN's conflicts and unreachable prefixes, from the cache when it is current (no peer
     row loaded); otherwise computed once over the whole WAN (and cached)."""
@@ -244,12 +300,7 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
             return None
         topology = build_topology(spec)
         hashes = current_hashes(spec, topology)
-        derived = {
-            "unreachable": [
-                [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
-            ],
-            "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
-        }
+        derived = derived_findings(topology.unreachable, wan_conflicts(spec))
         try:
             if session.scalar(select(Wan.revision).where(Wan.id == wan_id)) == revision:
                 peer = Peer.__table__
