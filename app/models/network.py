@@ -71,6 +71,8 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
         UniqueConstraint("wan_id", "tunnel_ip"),
         UniqueConstraint("wan_id", "name"),
         Index("ix_peer_wan_id_tunnel_ip_num", "wan_id", "tunnel_ip_num"),
+        # "Are every peer's cached hashes current?" without visiting every peer.
+        Index("ix_peer_wan_id_current_hash_revision", "wan_id", "current_hash_revision"),
         # The same for IPv6 (NULL, on an IPv4-only WAN, never collides).
         UniqueConstraint("wan_id", "tunnel_ip6"),
     )

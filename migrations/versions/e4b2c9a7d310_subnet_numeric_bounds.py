@@ -1,4 +1,5 @@
-"""subnet prefixes as integer bounds, for overlap checks by range query
+"""subnet prefixes as integer bounds, for overlap checks by range query; an index on the peers'
+cached hash revision
 
 Revision ID: e4b2c9a7d310
 Revises: d13a5e7c0b21
@@ -36,6 +37,11 @@ def upgrade():
         batch_op.create_index("ix_subnet_wan_id_cidr_first", ["wan_id", "cidr_first"], unique=False)
         batch_op.create_index("ix_subnet_wan_id_nat_first", ["wan_id", "nat_first"], unique=False)
 
+    with op.batch_alter_table("peer", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_peer_wan_id_current_hash_revision", ["wan_id", "current_hash_revision"], unique=False
+        )
+
     subnet = sa.table(
         "subnet",
         sa.column("id", sa.Integer()),
@@ -58,6 +64,9 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table("peer", schema=None) as batch_op:
+        batch_op.drop_index("ix_peer_wan_id_current_hash_revision")
+
     with op.batch_alter_table("subnet", schema=None) as batch_op:
         batch_op.drop_index("ix_subnet_wan_id_nat_first")
         batch_op.drop_index("ix_subnet_wan_id_cidr_first")
