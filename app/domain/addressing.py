@@ -307,17 +307,22 @@ def smallest_free_block(
 
     Sorts the taken intervals once and sweeps: O(n log n) for n taken blocks.
     """
+    bounds = ((int(n.network_address), int(n.broadcast_address)) for n in taken if isinstance(n, IPv4Network))
+    return free_block_among(pool, prefixlen, bounds, field)
+
+
+def free_block_among(
+    pool: IPv4Network, prefixlen: int, taken: Iterable[tuple[int, int]], field: str | None = None
+) -> IPv4Network:
+    """:func:`smallest_free_block` with the taken IPv4 blocks as (first, last) integers: what an
+    indexed query of the NAT pool's occupants returns, without an object per block."""
     hint = "widen the NAT pool in the WAN settings or mark the subnet not routed."
     if not pool.prefixlen <= prefixlen <= 32:
         raise RangeFullError(f"A /{prefixlen} block does not fit in the NAT pool {pool}; {hint}", field)
     pool_start = int(pool.network_address)
     pool_end = int(pool.broadcast_address)
     size = 1 << (32 - prefixlen)
-    intervals = sorted(
-        (int(n.network_address), int(n.broadcast_address))
-        for n in taken
-        if isinstance(n, IPv4Network) and int(n.broadcast_address) >= pool_start and int(n.network_address) <= pool_end
-    )
+    intervals = sorted((first, last) for first, last in taken if last >= pool_start and first <= pool_end)
     candidate = pool_start
     for start, end in intervals:
         if end < candidate:

@@ -21,6 +21,7 @@ from app.domain.addressing import (
     allocate_tunnel_address,
     check_in_range,
     check_range_change,
+    free_block_among,
     smallest_free_block,
     usable_bounds,
 )
@@ -134,7 +135,17 @@ def _nat_taken(wan: WanSpec, exclude_subnet_id: int | None) -> list[IPNetwork]:
     return taken
 
 
-def _nat_block(wan: WanSpec, cidr: IPNetwork, exclude_subnet_id: int | None, field: str) -> IPNetwork:
+def _bounds(net: IPNetwork) -> tuple[int, int]:
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _nat_block(
+    wan: WanSpec,
+    cidr: IPNetwork,
+    exclude_subnet_id: int | None,
+    field: str,
+    pool_taken: Collection[tuple[int, int]] | None = None,
+) -> IPNetwork:
     if not isinstance(cidr, IPv4Network):
         raise ConflictError(
             f"{cidr} is IPv6, and WireWAN does not NAT IPv6 (no NAT66): IPv6 prefixes, ULAs included, "
@@ -143,7 +154,10 @@ def _nat_block(wan: WanSpec, cidr: IPNetwork, exclude_subnet_id: int | None, fie
             field,
             fixes=(FIX_NOT_ROUTED, FIX_RENUMBER),
         )
-    return smallest_free_block(wan.nat_pool_cidr, cidr.prefixlen, _nat_taken(wan, exclude_subnet_id), field)
+    if pool_taken is None:
+        return smallest_free_block(wan.nat_pool_cidr, cidr.prefixlen, _nat_taken(wan, exclude_subnet_id), field)
+    ranges = [_bounds(wan.tunnel_cidr), _bounds(wan.services_cidr)]
+    return free_block_among(wan.nat_pool_cidr, cidr.prefixlen, [*ranges, *pool_taken], field)
 
 
 # --- subnets -----------------------------------------------------------------------------------
@@ -157,6 +171,8 @@ def check_subnet(
     auto_nat: bool,
     exclude_subnet_id: int | None = None,
     field: str = "cidr",
+    *,
+    pool_taken: Collection[tuple[int, int]] | None = None,
 ) -> SubnetDecision:
     """Decide whether peer `peer_id` may host `cidr`, and its NAT translation.
 
@@ -166,6 +182,10 @@ def check_subnet(
     assigns the lowest free block of the same size in the NAT pool. Not-routed subnets never
     conflict with other peers. Pass `exclude_subnet_id` when editing an existing subnet (also for
     "NAT off" and "routed on": call with `auto_nat=False`).
+
+    `pool_taken`: the (first, last) integer bounds of every IPv4 LAN and NAT block of the WAN that
+    reaches into the NAT pool (but the excluded subnet's), in place of collecting them from `wan`:
+    a WAN with thousands of Auto-NAT'd LANs need not be loaded as objects to find a free block.
     """
     for what, rng in _wan_ranges(wan):
         if _overlaps(cidr, rng):
@@ -221,7 +241,7 @@ def check_subnet(
     elif len(clashes) > 2:
         more = f" and {len(clashes) - 1} other routed subnets"
     if auto_nat:
-        nat = _nat_block(wan, cidr, exclude_subnet_id, field)
+        nat = _nat_block(wan, cidr, exclude_subnet_id, field, pool_taken)
         return SubnetDecision(
             nat_cidr=nat,
             notes=(f"{cidr} overlaps {first_desc}{more}; other peers will reach it as {nat} (Auto-NAT).",),
@@ -237,8 +257,11 @@ def check_subnet(
     )
 
 
-def auto_nat_existing(wan: WanSpec, peer_id: int, subnet_id: int) -> IPNetwork:
+def auto_nat_existing(
+    wan: WanSpec, peer_id: int, subnet_id: int, *, pool_taken: Collection[tuple[int, int]] | None = None
+) -> IPNetwork:
     """The "Auto-NAT" button: a NAT block for an existing subnet (its current one if it has one).
+    `pool_taken` as for :func:`check_subnet`.
 
     Raises KeyError when the peer or subnet does not exist.
     """
@@ -247,7 +270,7 @@ def auto_nat_existing(wan: WanSpec, peer_id: int, subnet_id: int) -> IPNetwork:
         if subnet.id == subnet_id:
             if subnet.nat_cidr is not None:
                 return subnet.nat_cidr
-            return _nat_block(wan, subnet.cidr, subnet.id, "cidr")
+            return _nat_block(wan, subnet.cidr, subnet.id, "cidr", pool_taken)
     raise KeyError(subnet_id)
 
 

@@ -53,39 +53,50 @@ def wan_spec(wan: Wan, *, secrets_for: Collection[int] = ()) -> WanSpec:
     return spec
 
 
-def _overlapping(first: Any, last: Any, net: IPNetwork) -> ColumnElement[bool]:
-    """Rows whose IPv4 prefix [first, last] overlaps `net`, as an indexed range query: CIDR blocks
-    overlap only by nesting, so a row's block either starts inside `net` or is one of its (at most
-    32) supernets. IPv6 bounds are not stored (NULL): every IPv6 row is a candidate for IPv6."""
+def _overlapping(wan_id: int, first: Any, last: Any, net: IPNetwork) -> ColumnElement[bool]:
+    """The WAN's subnets whose IPv4 prefix [first, last] overlaps `net`, as an indexed range query:
+    CIDR blocks overlap only by nesting, so a row's block either starts inside `net` or is one of
+    its (at most 32) supernets. IPv6 bounds are not stored (NULL): every IPv6 row is a candidate
+    for IPv6. The WAN id is repeated in each branch so that each is an index lookup of its own
+    (SQLite's multi-index OR, PostgreSQL's BitmapOr)."""
     if net.version != 4:
-        return and_(first.is_(None), last.is_(None))
+        return and_(Subnet.wan_id == wan_id, first.is_(None), last.is_(None))
     start, end = int(net.network_address), int(net.broadcast_address)
     supernets = {start & ~((1 << (32 - length)) - 1) for length in range(net.prefixlen)}
-    inside = first.between(start, end)
-    return or_(inside, and_(first.in_(sorted(supernets)), last >= end)) if supernets else inside
+    inside = and_(Subnet.wan_id == wan_id, first.between(start, end))
+    if not supernets:
+        return inside
+    return or_(inside, and_(Subnet.wan_id == wan_id, first.in_(sorted(supernets)), last >= end))
 
 
-def subnet_neighbourhood(wan_id: int, peer_id: int, cidr: IPNetwork, *, nat_pool: bool) -> WanSpec | None:
-    """What `conflicts.check_subnet` (and `auto_nat_existing`) need to decide on `cidr` for peer
-    `peer_id`, read by indexed queries instead of the whole WAN: the WAN's ranges, the peer with
-    all its subnets, and every other subnet whose prefix or NAT translation overlaps `cidr`, with
-    `nat_pool` also everything inside the NAT pool (what a new NAT block must avoid). The rules
-    give the same answer on this part of the WAN as on all of it: they look at nothing else."""
-    s = db.session
-    pool = s.scalar(select(Wan.nat_pool_cidr).where(Wan.id == wan_id))
+def nat_pool_taken(wan_id: int, exclude_subnet_id: int | None = None) -> list[tuple[int, int]]:
+    """The (first, last) bounds of every LAN and NAT block of the WAN inside its NAT pool, but the
+    excluded subnet's: what a new NAT block must avoid (`conflicts.check_subnet`'s `pool_taken`)."""
+    pool = db.session.scalar(select(Wan.nat_pool_cidr).where(Wan.id == wan_id))
     if pool is None:
-        return None
-    near = [_overlapping(Subnet.cidr_first, Subnet.cidr_last, cidr)]
+        return []
+    pool_net = _network(pool)
+    other = Subnet.id != (exclude_subnet_id or 0)
+    lans = select(Subnet.cidr_first, Subnet.cidr_last).where(
+        other, _overlapping(wan_id, Subnet.cidr_first, Subnet.cidr_last, pool_net)
+    )
+    blocks = select(Subnet.nat_first, Subnet.nat_last).where(
+        other, _overlapping(wan_id, Subnet.nat_first, Subnet.nat_last, pool_net)
+    )
+    return [(first, last) for first, last in db.session.execute(lans.union_all(blocks))]
+
+
+def subnet_neighbourhood(wan_id: int, peer_id: int, cidr: IPNetwork) -> WanSpec | None:
+    """What `conflicts.check_subnet` (and `auto_nat_existing`) need to decide on `cidr` for peer
+    `peer_id`, but the NAT pool's occupants (:func:`nat_pool_taken`), read by indexed queries
+    instead of the whole WAN: the WAN's ranges, the peer with all its subnets, and every other
+    subnet whose prefix or NAT translation overlaps `cidr`. The rules give the same answer on this
+    part of the WAN as on all of it: they look at nothing else."""
+    near = [_overlapping(wan_id, Subnet.cidr_first, Subnet.cidr_last, cidr)]
     if cidr.version == 4:
-        near.append(_overlapping(Subnet.nat_first, Subnet.nat_last, cidr))
-    if nat_pool:
-        pool_net = _network(pool)
-        near += [
-            _overlapping(Subnet.cidr_first, Subnet.cidr_last, pool_net),
-            _overlapping(Subnet.nat_first, Subnet.nat_last, pool_net),
-        ]
-    wanted = or_(Subnet.peer_id == peer_id, and_(Subnet.wan_id == wan_id, or_(*near)))
-    hosts = or_(Peer.id == peer_id, Peer.id.in_(select(Subnet.peer_id).where(Subnet.wan_id == wan_id, or_(*near))))
+        near.append(_overlapping(wan_id, Subnet.nat_first, Subnet.nat_last, cidr))
+    wanted = or_(Subnet.peer_id == peer_id, *near)
+    hosts = or_(Peer.id == peer_id, Peer.id.in_(select(Subnet.peer_id).where(or_(*near))))
     return load_spec(wan_id, subnets_where=wanted, peers_where=hosts)
 
 

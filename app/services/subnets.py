@@ -15,14 +15,14 @@ from app.extensions import db
 from app.models import Peer, Subnet
 from app.services import audit, changes
 from app.services.inputs import as_bool
-from app.services.specs import subnet_neighbourhood
+from app.services.specs import nat_pool_taken, subnet_neighbourhood
 from app.services.tx import lock_wan
 
 
-def _spec(peer: Peer, cidr: IPNetwork, nat_pool: bool) -> WanSpec:
+def _spec(peer: Peer, cidr: IPNetwork) -> WanSpec:
     """The part of the peer's WAN the conflict rules look at for `cidr` (indexed reads: the work
-    does not grow with the WAN)."""
-    spec = subnet_neighbourhood(peer.wan_id, peer.id, cidr, nat_pool=nat_pool)
+    grows with the LANs that overlap it, not with the WAN)."""
+    spec = subnet_neighbourhood(peer.wan_id, peer.id, cidr)
     assert spec is not None
     return spec
 
@@ -44,8 +44,9 @@ def check(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = False)
     cidr = parse_network_strict(cidr_text)
     routed_b = as_bool(routed, "routed")
     auto_nat_b = as_bool(auto_nat, "auto_nat")
-    spec = _spec(peer, cidr, nat_pool=routed_b and auto_nat_b)
-    decision = conflicts.check_subnet(spec, peer.id, cidr, routed_b, auto_nat_b)
+    # What a NAT block must avoid is read only when one may be needed.
+    pool_taken = nat_pool_taken(peer.wan_id) if routed_b and auto_nat_b else None
+    decision = conflicts.check_subnet(_spec(peer, cidr), peer.id, cidr, routed_b, auto_nat_b, pool_taken=pool_taken)
     return SubnetCheck(cidr, routed_b, decision)
 
 
@@ -80,9 +81,10 @@ def update_subnet(peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = 
     cidr = ip_network(subnet.cidr)
     new_routed = subnet.routed if routed is None else as_bool(routed, "routed")
     nat_cidr = subnet.nat_cidr
-    spec = _spec(peer, cidr, nat_pool=as_bool(auto_nat, "auto_nat"))
+    spec = _spec(peer, cidr)
     if as_bool(auto_nat, "auto_nat"):
-        nat_cidr = str(conflicts.auto_nat_existing(spec, peer.id, subnet.id))
+        pool_taken = nat_pool_taken(peer.wan_id, exclude_subnet_id=subnet.id)
+        nat_cidr = str(conflicts.auto_nat_existing(spec, peer.id, subnet.id, pool_taken=pool_taken))
     elif nat is not None and not as_bool(nat, "nat"):
         nat_cidr = None
     if nat_cidr is None:
