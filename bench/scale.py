@@ -167,9 +167,8 @@ def prime_caches(app: Any, wan_id: int) -> None:
             [{"peer_id": p.id, "hash": hashlib.sha256(b"placeholder %d" % p.id).hexdigest()} for p in spec.peers],
         )
         wan = Wan.__table__
-        db.session.execute(
-            update(wan).where(wan.c.id == wan_id).values(derived_revision=revision, derived_cache=derived)
-        )
+        db.session.execute(update(wan).where(wan.c.id == wan_id).values(derived_revision=revision))
+        configs.store_findings(db.session, wan_id, derived)
         db.session.commit()
         print(
             f"  findings: {len(derived['conflicts'])} conflicts, {len(derived['unreachable'])} unreachable prefixes",

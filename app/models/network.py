@@ -54,14 +54,24 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
 
     # Bumped by every flush that changes the WAN, a peer, a subnet or a service of it
     # (`_bump_revisions` below). Cached derived data is valid only at the revision it was
-    # computed for: the peers' current config hashes and `derived_cache` (unreachable prefixes and
-    # conflicts, for the WAN page).
+    # computed for: the peers' current config hashes and the WAN's findings (`WanFindings`:
+    # unreachable prefixes and conflicts, for the WAN page), valid at `derived_revision`.
     revision: Mapped[int] = mapped_column(default=0, server_default="0")
     derived_revision: Mapped[int | None] = mapped_column(default=None)
-    # Loaded only when read (it grows with the WAN; only the WAN page and the dashboard use it).
-    derived_cache: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, deferred=True)
 
     peers: Mapped[list[Peer]] = relationship(back_populates="wan", cascade="all, delete-orphan", order_by="Peer.id")
+
+
+class WanFindings(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
+    """A WAN's cached findings (unreachable prefixes and conflicts), valid while the WAN's
+    `derived_revision` equals its `revision`. A row of its own, not a column of `wan`: every change
+    rewrites the wan row (its revision), and SQLite rewrites a row whole, megabytes of findings at
+    10,000 peers included."""
+
+    __tablename__ = "wan_findings"
+
+    wan_id: Mapped[int] = mapped_column(ForeignKey("wan.id", ondelete="CASCADE"), primary_key=True)
+    findings: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy
@@ -253,7 +263,6 @@ _NOT_CONFIG = frozenset(
         "updated_at",
         "revision",
         "derived_revision",
-        "derived_cache",
         "tunnel_ip_num",
         "cidr_first",
         "cidr_last",

@@ -16,7 +16,7 @@ from ipaddress import ip_network
 from typing import Any
 
 import segno
-from sqlalchemy import bindparam, event, select, update
+from sqlalchemy import bindparam, delete, event, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from app.domain.routeros.script import render_script
 from app.domain.topology import TopologyResult, Unreachable, build_topology
 from app.domain.wireguard import RenderedConfig, config_diff, render_all, render_config
 from app.extensions import db
-from app.models import Peer, Wan
+from app.models import Peer, Wan, WanFindings
 from app.models.base import utcnow
 from app.services import audit
 from app.services.specs import load_spec, wan_spec
@@ -175,9 +175,10 @@ def _cached_hashes(wan: Wan) -> dict[int, str] | None:
 
 
 def _cached_derived(wan: Wan) -> dict[str, Any] | None:
-    if wan.derived_cache is not None and wan.derived_revision == wan.revision:
-        return wan.derived_cache
-    return None
+    if wan.derived_revision is None or wan.derived_revision != wan.revision:
+        return None
+    found: dict[str, Any] | None = db.session.scalar(select(WanFindings.findings).where(WanFindings.wan_id == wan.id))
+    return found
 
 
 # The WAN page lists this many conflicts and unreachable prefixes (critical conflicts first) and
@@ -186,7 +187,7 @@ SHOWN_FINDINGS = 50
 
 
 def derived_findings(unreachable: Iterable[Unreachable], found: list[Conflict]) -> dict[str, Any]:
-    """`Wan.derived_cache`: every finding, and the page's part of them under "shown" (the page
+    """`WanFindings.findings`: every finding, and the page's part of them under "shown" (the page
     reads only that key, in SQL, not the whole document: a long WAN has thousands of findings)."""
     rows = [[u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in unreachable]
     conflicts = [c.to_dict() for c in found]
@@ -222,9 +223,7 @@ def shown_findings(wan: Wan) -> ShownFindings:
     when the cache is current, otherwise :func:`findings` (computed once and cached) cut short."""
     shown = None
     if wan.derived_revision is not None and wan.derived_revision == wan.revision:
-        shown = db.session.scalar(
-            select(Wan.derived_cache["shown"]).where(Wan.id == wan.id, Wan.derived_revision == wan.revision)
-        )
+        shown = db.session.scalar(select(WanFindings.findings["shown"]).where(WanFindings.wan_id == wan.id))
     if not shown:  # not current, or cached before the "shown" key existed
         found, unreachable = findings(wan)
         return ShownFindings(found[:SHOWN_FINDINGS], len(found), unreachable[:SHOWN_FINDINGS], len(unreachable))
@@ -312,14 +311,20 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
                 )
                 wan = Wan.__table__
                 session.execute(
-                    update(wan)
-                    .where(wan.c.id == wan_id, wan.c.revision == revision)
-                    .values(derived_revision=revision, derived_cache=derived)
+                    update(wan).where(wan.c.id == wan_id, wan.c.revision == revision).values(derived_revision=revision)
                 )
+                store_findings(session, wan_id, derived)
                 session.commit()
         except OperationalError:  # a writer holds the database: a later request stores them
             session.rollback()
     return hashes, topology, derived
+
+
+def store_findings(session: Session, wan_id: int, findings: dict[str, Any]) -> None:
+    """Replace the WAN's cached findings (the caller sets `Wan.derived_revision` and commits)."""
+    table = WanFindings.__table__
+    session.execute(delete(table).where(table.c.wan_id == wan_id))
+    session.execute(insert(table).values(wan_id=wan_id, findings=findings))
 
 
 def hashes_for(wan: Wan, peers: Iterable[Peer]) -> dict[int, str]:

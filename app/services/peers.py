@@ -221,7 +221,8 @@ def _choose_tunnel_ip(wan: Wan, requested: IPv4Address | None, exclude_peer_id: 
     first, last = usable_bounds(tunnel_cidr)
     others = (Peer.wan_id == wan.id, Peer.id != (exclude_peer_id or 0))
     # Addresses outside the usable range can neither be handed out nor requested: leave them out.
-    taken = set(db.session.scalars(select(Peer.tunnel_ip_num).where(*others, Peer.tunnel_ip_num.between(first, last))))
+    in_range = select(Peer.tunnel_ip_num).where(*others, Peer.tunnel_ip_num.between(first, last))
+    taken = {num for num in db.session.scalars(in_range) if num is not None}
     holder = None
     if requested is not None:
         row = db.session.execute(

@@ -7,7 +7,7 @@ from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, literal, or_, select, true, union_all
 from sqlalchemy.orm import selectinload
 
 from app import crypto
@@ -83,7 +83,9 @@ def nat_pool_taken(wan_id: int, exclude_subnet_id: int | None = None) -> list[tu
     blocks = select(Subnet.nat_first, Subnet.nat_last).where(
         other, _overlapping(wan_id, Subnet.nat_first, Subnet.nat_last, pool_net)
     )
-    return [(first, last) for first, last in db.session.execute(lans.union_all(blocks))]
+    # Both bounds are set on every row the range conditions select.
+    rows = db.session.execute(lans.union_all(blocks))
+    return [(first, last) for first, last in rows if first is not None and last is not None]
 
 
 def subnet_neighbourhood(wan_id: int, peer_id: int, cidr: IPNetwork) -> WanSpec | None:
@@ -96,7 +98,8 @@ def subnet_neighbourhood(wan_id: int, peer_id: int, cidr: IPNetwork) -> WanSpec 
     if cidr.version == 4:
         near.append(_overlapping(wan_id, Subnet.nat_first, Subnet.nat_last, cidr))
     wanted = or_(Subnet.peer_id == peer_id, *near)
-    hosts = or_(Peer.id == peer_id, Peer.id.in_(select(Subnet.peer_id).where(or_(*near))))
+    # One IN over a union (not `id = ? OR id IN (…)`): both databases drive it by primary key.
+    hosts = Peer.id.in_(union_all(select(literal(peer_id)), select(Subnet.peer_id).where(or_(*near))))
     return load_spec(wan_id, subnets_where=wanted, peers_where=hosts)
 
 
@@ -127,22 +130,25 @@ def load_spec(
     if wan is None:
         return None
     subnets: dict[int, list[SubnetSpec]] = {}
-    for sid, peer_id, cidr, routed, nat_cidr in s.execute(
-        select(Subnet.id, Subnet.peer_id, Subnet.cidr, Subnet.routed, Subnet.nat_cidr)
-        .join(Peer, Peer.id == Subnet.peer_id)
-        .where(Peer.wan_id == wan_id, true() if subnets_where is None else subnets_where)
-        .order_by(Subnet.id)
-    ):
+    subnet_rows = select(Subnet.id, Subnet.peer_id, Subnet.cidr, Subnet.routed, Subnet.nat_cidr).order_by(Subnet.id)
+    if subnets_where is None:
+        subnet_rows = subnet_rows.join(Peer, Peer.id == Subnet.peer_id).where(Peer.wan_id == wan_id)
+    else:  # the condition names the WAN in each branch, so that each is an index lookup
+        subnet_rows = subnet_rows.where(subnets_where)
+    for sid, peer_id, cidr, routed, nat_cidr in s.execute(subnet_rows):
         subnets.setdefault(peer_id, []).append(
             SubnetSpec(id=sid, cidr=_network(cidr), routed=routed, nat_cidr=_network(nat_cidr) if nat_cidr else None)
         )
     services: dict[int, list[ServiceSpec]] = {}
-    for row in () if partial else s.execute(
+    service_rows = (
         select(
             Service.id, Service.peer_id, Service.name, Service.protocol, Service.local_ip, Service.local_port,
             Service.shared_ip, Service.shared_port, Service.local_ip6, Service.shared_ip6,
         ).join(Peer, Peer.id == Service.peer_id).where(Peer.wan_id == wan_id).order_by(Service.id)
-    ):  # fmt: skip
+    )  # fmt: skip
+    # A partial read is for rules about LANs: no services.
+    service_result: Any = () if partial else s.execute(service_rows)
+    for row in service_result:
         services.setdefault(row.peer_id, []).append(
             ServiceSpec(
                 id=row.id,

@@ -1,5 +1,5 @@
 """subnet prefixes as integer bounds, for overlap checks by range query; an index on the peers'
-cached hash revision
+cached hash revision; the WAN's cached findings in a table of their own
 
 Revision ID: e4b2c9a7d310
 Revises: d13a5e7c0b21
@@ -42,6 +42,19 @@ def upgrade():
             "ix_peer_wan_id_current_hash_revision", ["wan_id", "current_hash_revision"], unique=False
         )
 
+    # The findings move out of the wan row (rewritten by every change); they are recomputed on the
+    # next view, so nothing is copied.
+    op.create_table(
+        "wan_findings",
+        sa.Column("wan_id", sa.Integer(), nullable=False),
+        sa.Column("findings", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["wan_id"], ["wan.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("wan_id"),
+    )
+    op.execute(sa.text("UPDATE wan SET derived_revision = NULL"))
+    with op.batch_alter_table("wan", schema=None) as batch_op:
+        batch_op.drop_column("derived_cache")
+
     subnet = sa.table(
         "subnet",
         sa.column("id", sa.Integer()),
@@ -64,6 +77,11 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table("wan", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("derived_cache", sa.JSON(), nullable=True))
+    op.execute(sa.text("UPDATE wan SET derived_revision = NULL"))
+    op.drop_table("wan_findings")
+
     with op.batch_alter_table("peer", schema=None) as batch_op:
         batch_op.drop_index("ix_peer_wan_id_current_hash_revision")
 
