@@ -72,6 +72,9 @@ class WanFindings(db.Model):  # type: ignore[name-defined,misc]  # db.Model is m
 
     wan_id: Mapped[int] = mapped_column(ForeignKey("wan.id", ondelete="CASCADE"), primary_key=True)
     findings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The WAN page's part (the first findings and the counts) in a column of its own: extracting a
+    # key from a JSON document still parses all of it, on PostgreSQL too (40 ms at 10,000 peers).
+    shown: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at run time: no class to mypy

@@ -187,8 +187,8 @@ SHOWN_FINDINGS = 50
 
 
 def derived_findings(unreachable: Iterable[Unreachable], found: list[Conflict]) -> dict[str, Any]:
-    """`WanFindings.findings`: every finding, and the page's part of them under "shown" (the page
-    reads only that key, in SQL, not the whole document: a long WAN has thousands of findings)."""
+    """What `WanFindings` stores: every finding, and the page's part of them under "shown" (stored
+    in a column of its own: the page reads only that, a long WAN has thousands of findings)."""
     rows = [[u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in unreachable]
     conflicts = [c.to_dict() for c in found]
     return {
@@ -223,8 +223,8 @@ def shown_findings(wan: Wan) -> ShownFindings:
     when the cache is current, otherwise :func:`findings` (computed once and cached) cut short."""
     shown = None
     if wan.derived_revision is not None and wan.derived_revision == wan.revision:
-        shown = db.session.scalar(select(WanFindings.findings["shown"]).where(WanFindings.wan_id == wan.id))
-    if not shown:  # not current, or cached before the "shown" key existed
+        shown = db.session.scalar(select(WanFindings.shown).where(WanFindings.wan_id == wan.id))
+    if not shown:  # not current
         found, unreachable = findings(wan)
         return ShownFindings(found[:SHOWN_FINDINGS], len(found), unreachable[:SHOWN_FINDINGS], len(unreachable))
     return ShownFindings(
@@ -324,7 +324,7 @@ def store_findings(session: Session, wan_id: int, findings: dict[str, Any]) -> N
     """Replace the WAN's cached findings (the caller sets `Wan.derived_revision` and commits)."""
     table = WanFindings.__table__
     session.execute(delete(table).where(table.c.wan_id == wan_id))
-    session.execute(insert(table).values(wan_id=wan_id, findings=findings))
+    session.execute(insert(table).values(wan_id=wan_id, findings=findings, shown=findings["shown"]))
 
 
 def hashes_for(wan: Wan, peers: Iterable[Peer]) -> dict[int, str]:

@@ -48,6 +48,7 @@ def upgrade():
         "wan_findings",
         sa.Column("wan_id", sa.Integer(), nullable=False),
         sa.Column("findings", sa.JSON(), nullable=False),
+        sa.Column("shown", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["wan_id"], ["wan.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("wan_id"),
     )
