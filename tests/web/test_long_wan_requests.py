@@ -193,3 +193,27 @@ def test_wan_page_lists_the_first_findings_and_counts_the_rest(app: Flask, api: 
     assert f'Unreachable prefixes <span class="badge badge-warning">{len(everything)}</span>' in page
     assert page.count('<span class="badge badge-warning">unreachable</span>') == 50
     assert f"The first 50 of {len(everything)} unreachable prefixes" in page
+
+
+def test_wan_page_names_the_router_that_saw_a_peer(app: Flask, api: Any, operator_browser: Any) -> None:
+    from datetime import timedelta
+
+    from app.models import PeerStatus
+    from app.models.base import utcnow
+
+    wan = make_wan(api)
+    router = make_peer(api, wan["id"], "edge-router", kind="mikrotik", endpoint="203.0.113.1")
+    laptop = make_peer(api, wan["id"], "laptop", kind="client")
+    phone = make_peer(api, wan["id"], "phone", kind="client")
+    with app.app_context():
+        now = utcnow()
+        db.session.add_all(
+            [
+                PeerStatus(peer_id=laptop["id"], online=True, source=f"router:{router['id']}", observed_at=now,
+                           last_handshake_at=now - timedelta(seconds=20)),
+                PeerStatus(peer_id=phone["id"], online=False, source="report", observed_at=now),
+            ]
+        )  # fmt: skip
+        db.session.commit()
+    page = operator_browser.get(f"/wans/{wan['id']}").get_data(as_text=True)
+    assert "seen by edge-router" in page and "reported" in page
