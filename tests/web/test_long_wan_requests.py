@@ -193,6 +193,14 @@ def test_wan_page_lists_the_first_findings_and_counts_the_rest(app: Flask, api: 
     assert f'Unreachable prefixes <span class="badge badge-warning">{len(everything)}</span>' in page
     assert page.count('<span class="badge badge-warning">unreachable</span>') == 50
     assert f"The first 50 of {len(everything)} unreachable prefixes" in page
+    # The cached findings go with their WAN.
+    from app.models import WanFindings
+
+    with app.app_context():
+        assert db.session.get(WanFindings, wan["id"]) is not None
+    assert api.delete(f"/api/wan/{wan['id']}").status_code == 204
+    with app.app_context():
+        assert db.session.get(WanFindings, wan["id"]) is None
 
 
 def test_wan_page_names_the_router_that_saw_a_peer(app: Flask, api: Any, operator_browser: Any) -> None:
