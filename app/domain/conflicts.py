@@ -173,6 +173,7 @@ def check_subnet(
     field: str = "cidr",
     *,
     pool_taken: Collection[tuple[int, int]] | None = None,
+    more_clashes: int = 0,
 ) -> SubnetDecision:
     """Decide whether peer `peer_id` may host `cidr`, and its NAT translation.
 
@@ -186,6 +187,8 @@ def check_subnet(
     `pool_taken`: the (first, last) integer bounds of every IPv4 LAN and NAT block of the WAN that
     reaches into the NAT pool (but the excluded subnet's), in place of collecting them from `wan`:
     a WAN with thousands of Auto-NAT'd LANs need not be loaded as objects to find a free block.
+    `more_clashes`: how many routed subnets of other peers that overlap `cidr` the caller left out
+    of `wan` (it passes the first one, which the message names, and counts the rest).
     """
     for what, rng in _wan_ranges(wan):
         if _overlaps(cidr, rng):
@@ -235,11 +238,12 @@ def check_subnet(
         return SubnetDecision(nat_cidr=None)
 
     first_peer, first_subnet, first_desc = clashes[0]
+    total = len(clashes) + more_clashes
     more = ""
-    if len(clashes) == 2:
+    if total == 2:
         more = " and 1 other routed subnet"
-    elif len(clashes) > 2:
-        more = f" and {len(clashes) - 1} other routed subnets"
+    elif total > 2:
+        more = f" and {total - 1} other routed subnets"
     if auto_nat:
         nat = _nat_block(wan, cidr, exclude_subnet_id, field, pool_taken)
         return SubnetDecision(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, or_, select, true, union_all
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import selectinload
 
 from app import crypto
@@ -88,19 +89,40 @@ def nat_pool_taken(wan_id: int, exclude_subnet_id: int | None = None) -> list[tu
     return [(first, last) for first, last in rows if first is not None and last is not None]
 
 
-def subnet_neighbourhood(wan_id: int, peer_id: int, cidr: IPNetwork) -> WanSpec | None:
+@dataclass(frozen=True)
+class Neighbourhood:
+    """The part of a WAN a subnet check looks at, and how many clashes it leaves out."""
+
+    spec: WanSpec
+    more_clashes: int
+
+
+def subnet_neighbourhood(
+    wan_id: int, peer_id: int, cidr: IPNetwork, exclude_subnet_id: int | None = None
+) -> Neighbourhood | None:
     """What `conflicts.check_subnet` (and `auto_nat_existing`) need to decide on `cidr` for peer
     `peer_id`, but the NAT pool's occupants (:func:`nat_pool_taken`), read by indexed queries
-    instead of the whole WAN: the WAN's ranges, the peer with all its subnets, and every other
-    subnet whose prefix or NAT translation overlaps `cidr`. The rules give the same answer on this
-    part of the WAN as on all of it: they look at nothing else."""
+    instead of the whole WAN: the WAN's ranges, the peer with all its subnets, and of the other
+    peers' routed subnets whose prefix or NAT translation overlaps `cidr`, the first (by peer, then
+    subnet: the one a refusal names) and how many more there are (a refusal counts them; a common
+    home LAN has thousands). The rules give the same answer on this as on the whole WAN."""
+    s = db.session
     near = [_overlapping(wan_id, Subnet.cidr_first, Subnet.cidr_last, cidr)]
     if cidr.version == 4:
         near.append(_overlapping(wan_id, Subnet.nat_first, Subnet.nat_last, cidr))
-    wanted = or_(Subnet.peer_id == peer_id, *near)
-    # One IN over a union (not `id = ? OR id IN (…)`): both databases drive it by primary key.
-    hosts = Peer.id.in_(union_all(select(literal(peer_id)), select(Subnet.peer_id).where(or_(*near))))
-    return load_spec(wan_id, subnets_where=wanted, peers_where=hosts)
+    # The clashes as check_subnet counts them: routed, of another peer, not the subnet being edited.
+    clashing = (or_(*near), Subnet.routed.is_(True), Subnet.peer_id != peer_id, Subnet.id != (exclude_subnet_id or 0))
+    first_clash = select(Subnet.id, Subnet.peer_id).where(*clashing).order_by(Subnet.peer_id, Subnet.id).limit(1)
+    first = s.execute(first_clash).first()
+    wanted: ColumnElement[bool] = Subnet.peer_id == peer_id
+    hosts = [peer_id]
+    more = 0
+    if first is not None:
+        wanted = or_(wanted, Subnet.id == first.id)
+        hosts.append(first.peer_id)
+        more = (s.scalar(select(func.count()).select_from(Subnet).where(*clashing)) or 1) - 1
+    spec = load_spec(wan_id, subnets_where=wanted, peers_where=Peer.id.in_(hosts))
+    return Neighbourhood(spec, more) if spec is not None else None
 
 
 def load_spec(
