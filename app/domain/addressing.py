@@ -7,7 +7,7 @@ block search among thousands of NAT blocks stay fast (no per-host object churn).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import lru_cache
 from ipaddress import (
     IPv4Address,
@@ -154,9 +154,20 @@ def _allocate(
     addr_label: str,
     field: str,
 ) -> IPAddress:
+    used_ints = {int(a) for a in used if a.version == network.version}
+    return _allocate_among(network, used_ints, requested, range_label, addr_label, field)
+
+
+def _allocate_among(
+    network: IPNetwork,
+    used_ints: Collection[int],
+    requested: IPAddress | None,
+    range_label: str,
+    addr_label: str,
+    field: str,
+) -> IPAddress:
     first, last = usable_bounds(network)
     make = type(network.network_address)
-    used_ints = {int(a) for a in used if a.version == network.version}
     in_use = sum(1 for a in used_ints if first <= a <= last)
 
     def lowest_free() -> int | None:
@@ -221,6 +232,17 @@ def allocate_tunnel_ip(
     addr = _allocate(network, used, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
     assert isinstance(addr, IPv4Address)
     return addr
+
+
+def allocate_tunnel_address(
+    network: IPNetwork, taken: Collection[int], requested: IPAddress | None = None
+) -> IPAddress:
+    """:func:`allocate_tunnel_ip` (or its IPv6 twin, by the range's version) from the taken
+    addresses as integers of that version: what an indexed query of the taken addresses returns,
+    without building an address object per peer."""
+    if network.version == 4:
+        return _allocate_among(network, taken, requested, "tunnel range", "Tunnel IP", "tunnel_ip")
+    return _allocate_among(network, taken, requested, "IPv6 tunnel range", "Tunnel IPv6", "tunnel_ip6")
 
 
 def allocate_tunnel_ip6(
@@ -308,17 +330,22 @@ def smallest_free_block(
 
     Sorts the taken intervals once and sweeps: O(n log n) for n taken blocks.
     """
+    bounds = ((int(n.network_address), int(n.broadcast_address)) for n in taken if isinstance(n, IPv4Network))
+    return free_block_among(pool, prefixlen, bounds, field)
+
+
+def free_block_among(
+    pool: IPv4Network, prefixlen: int, taken: Iterable[tuple[int, int]], field: str | None = None
+) -> IPv4Network:
+    """:func:`smallest_free_block` with the taken IPv4 blocks as (first, last) integers: what an
+    indexed query of the NAT pool's occupants returns, without an object per block."""
     hint = "widen the NAT pool in the WAN settings or mark the subnet not routed."
     if not pool.prefixlen <= prefixlen <= 32:
         raise RangeFullError(f"A /{prefixlen} block does not fit in the NAT pool {pool}; {hint}", field)
     pool_start = int(pool.network_address)
     pool_end = int(pool.broadcast_address)
     size = 1 << (32 - prefixlen)
-    intervals = sorted(
-        (int(n.network_address), int(n.broadcast_address))
-        for n in taken
-        if isinstance(n, IPv4Network) and int(n.broadcast_address) >= pool_start and int(n.network_address) <= pool_end
-    )
+    intervals = sorted((first, last) for first, last in taken if last >= pool_start and first <= pool_end)
     candidate = pool_start
     for start, end in intervals:
         if end < candidate:

@@ -8,7 +8,7 @@ Whole-WAN scans sort prefixes by start address and sweep, so 2,000 subnets stay 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Literal
@@ -18,10 +18,10 @@ from app.domain.addressing import (
     RangeKind,
     allocate_service_ip,
     allocate_service_ip6,
-    allocate_tunnel_ip,
-    allocate_tunnel_ip6,
+    allocate_tunnel_address,
     check_in_range,
     check_range_change,
+    free_block_among,
     smallest_free_block,
     usable_bounds,
 )
@@ -135,7 +135,17 @@ def _nat_taken(wan: WanSpec, exclude_subnet_id: int | None) -> list[IPNetwork]:
     return taken
 
 
-def _nat_block(wan: WanSpec, cidr: IPNetwork, exclude_subnet_id: int | None, field: str) -> IPNetwork:
+def _bounds(net: IPNetwork) -> tuple[int, int]:
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _nat_block(
+    wan: WanSpec,
+    cidr: IPNetwork,
+    exclude_subnet_id: int | None,
+    field: str,
+    pool_taken: Collection[tuple[int, int]] | None = None,
+) -> IPNetwork:
     if not isinstance(cidr, IPv4Network):
         raise ConflictError(
             f"{cidr} is IPv6, and WireWAN does not NAT IPv6 (no NAT66): IPv6 prefixes, ULAs included, "
@@ -144,7 +154,10 @@ def _nat_block(wan: WanSpec, cidr: IPNetwork, exclude_subnet_id: int | None, fie
             field,
             fixes=(FIX_NOT_ROUTED, FIX_RENUMBER),
         )
-    return smallest_free_block(wan.nat_pool_cidr, cidr.prefixlen, _nat_taken(wan, exclude_subnet_id), field)
+    if pool_taken is None:
+        return smallest_free_block(wan.nat_pool_cidr, cidr.prefixlen, _nat_taken(wan, exclude_subnet_id), field)
+    ranges = [_bounds(wan.tunnel_cidr), _bounds(wan.services_cidr)]
+    return free_block_among(wan.nat_pool_cidr, cidr.prefixlen, [*ranges, *pool_taken], field)
 
 
 # --- subnets -----------------------------------------------------------------------------------
@@ -158,6 +171,9 @@ def check_subnet(
     auto_nat: bool,
     exclude_subnet_id: int | None = None,
     field: str = "cidr",
+    *,
+    pool_taken: Collection[tuple[int, int]] | None = None,
+    more_clashes: int = 0,
 ) -> SubnetDecision:
     """Decide whether peer `peer_id` may host `cidr`, and its NAT translation.
 
@@ -167,6 +183,12 @@ def check_subnet(
     assigns the lowest free block of the same size in the NAT pool. Not-routed subnets never
     conflict with other peers. Pass `exclude_subnet_id` when editing an existing subnet (also for
     "NAT off" and "routed on": call with `auto_nat=False`).
+
+    `pool_taken`: the (first, last) integer bounds of every IPv4 LAN and NAT block of the WAN that
+    reaches into the NAT pool (but the excluded subnet's), in place of collecting them from `wan`:
+    a WAN with thousands of Auto-NAT'd LANs need not be loaded as objects to find a free block.
+    `more_clashes`: how many routed subnets of other peers that overlap `cidr` the caller left out
+    of `wan` (it passes the first one, which the message names, and counts the rest).
     """
     for what, rng in _wan_ranges(wan):
         if _overlaps(cidr, rng):
@@ -216,13 +238,14 @@ def check_subnet(
         return SubnetDecision(nat_cidr=None)
 
     first_peer, first_subnet, first_desc = clashes[0]
+    total = len(clashes) + more_clashes
     more = ""
-    if len(clashes) == 2:
+    if total == 2:
         more = " and 1 other routed subnet"
-    elif len(clashes) > 2:
-        more = f" and {len(clashes) - 1} other routed subnets"
+    elif total > 2:
+        more = f" and {total - 1} other routed subnets"
     if auto_nat:
-        nat = _nat_block(wan, cidr, exclude_subnet_id, field)
+        nat = _nat_block(wan, cidr, exclude_subnet_id, field, pool_taken)
         return SubnetDecision(
             nat_cidr=nat,
             notes=(f"{cidr} overlaps {first_desc}{more}; other peers will reach it as {nat} (Auto-NAT).",),
@@ -238,8 +261,11 @@ def check_subnet(
     )
 
 
-def auto_nat_existing(wan: WanSpec, peer_id: int, subnet_id: int) -> IPNetwork:
+def auto_nat_existing(
+    wan: WanSpec, peer_id: int, subnet_id: int, *, pool_taken: Collection[tuple[int, int]] | None = None
+) -> IPNetwork:
     """The "Auto-NAT" button: a NAT block for an existing subnet (its current one if it has one).
+    `pool_taken` as for :func:`check_subnet`.
 
     Raises KeyError when the peer or subnet does not exist.
     """
@@ -248,11 +274,48 @@ def auto_nat_existing(wan: WanSpec, peer_id: int, subnet_id: int) -> IPNetwork:
         if subnet.id == subnet_id:
             if subnet.nat_cidr is not None:
                 return subnet.nat_cidr
-            return _nat_block(wan, subnet.cidr, subnet.id, "cidr")
+            return _nat_block(wan, subnet.cidr, subnet.id, "cidr", pool_taken)
     raise KeyError(subnet_id)
 
 
 # --- tunnel IPs and services -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The peer that holds an address, as a refusal names it."""
+
+    peer_id: int
+    name: str
+
+
+def choose_tunnel_ip(
+    tunnel_cidr: IPNetwork, taken: Collection[int], requested: IPAddress | None, holder: Holder | None
+) -> IPAddress:
+    """The rule behind :func:`assign_tunnel_ip` and :func:`assign_tunnel_ip6`, given only what it
+    needs of the WAN: the other peers' addresses of the range's version as integers, and the peer
+    holding `requested` (the lowest id when several do). The services read exactly that with two
+    indexed queries, so adding a peer does not load the whole WAN."""
+    v4 = tunnel_cidr.version == 4
+    range_label, addr_label, field = (
+        ("tunnel range", "Tunnel IP", "tunnel_ip") if v4 else ("IPv6 tunnel range", "Tunnel IPv6", "tunnel_ip6")
+    )
+    if requested is None:
+        return allocate_tunnel_address(tunnel_cidr, taken)
+    check_in_range(requested, tunnel_cidr, range_label, addr_label, field)
+    if holder is not None:
+        try:
+            hint = f" ({allocate_tunnel_address(tunnel_cidr, taken)})"
+        except RangeFullError:
+            hint = f", but the {range_label} is full; widen it in the WAN settings"
+        raise ConflictError(
+            f"{addr_label} {requested} is already used by peer '{holder.name}'; leave it empty to get "
+            f"the lowest free address{hint}.",
+            field,
+            fixes=("other_address",),
+            other_peer_id=holder.peer_id,
+        )
+    return requested
 
 
 def assign_tunnel_ip(
@@ -260,57 +323,39 @@ def assign_tunnel_ip(
 ) -> IPv4Address:
     """A tunnel IP for a new (or edited, `exclude_peer_id`) peer; a taken one names its owner."""
     others = [p for p in wan.peers if p.id != exclude_peer_id]
-    used = [p.tunnel_ip for p in others]
-    if requested is None:
-        return allocate_tunnel_ip(wan.tunnel_cidr, used)
-    check_in_range(requested, wan.tunnel_cidr, "tunnel range", "Tunnel IP", "tunnel_ip")
-    for peer in others:
-        if peer.tunnel_ip == requested:
-            try:
-                hint = f" ({allocate_tunnel_ip(wan.tunnel_cidr, used)})"
-            except RangeFullError:
-                hint = ", but the tunnel range is full; widen it in the WAN settings"
-            raise ConflictError(
-                f"Tunnel IP {requested} is already used by peer '{peer.name}'; leave it empty to get "
-                f"the lowest free address{hint}.",
-                "tunnel_ip",
-                fixes=("other_address",),
-                other_peer_id=peer.id,
-            )
-    return requested
+    holder = next((Holder(p.id, p.name) for p in others if p.tunnel_ip == requested), None)
+    chosen = choose_tunnel_ip(wan.tunnel_cidr, {int(p.tunnel_ip) for p in others}, requested, holder)
+    assert isinstance(chosen, IPv4Address)
+    return chosen
 
 
 def assign_tunnel_ip6(
     wan: WanSpec, requested: IPv6Address | None = None, exclude_peer_id: int | None = None
 ) -> IPv6Address | None:
     """A tunnel IPv6 address for a new (or edited) peer; None when the WAN has no IPv6 range."""
-    if wan.tunnel_cidr6 is None:
-        if requested is not None:
-            raise ValidationError(
-                f"Tunnel IPv6 {requested} cannot be set: the WAN has no IPv6 tunnel range; set one in "
-                "the WAN settings first.",
-                "tunnel_ip6",
-            )
+    if not tunnel_ip6_wanted(wan.tunnel_cidr6, requested):
         return None
-    others = [p for p in wan.peers if p.id != exclude_peer_id]
-    used = [p.tunnel_ip6 for p in others if p.tunnel_ip6 is not None]
-    if requested is None:
-        return allocate_tunnel_ip6(wan.tunnel_cidr6, used)
-    check_in_range(requested, wan.tunnel_cidr6, "IPv6 tunnel range", "Tunnel IPv6", "tunnel_ip6")
-    for peer in others:
-        if peer.tunnel_ip6 == requested:
-            try:
-                hint = f" ({allocate_tunnel_ip6(wan.tunnel_cidr6, used)})"
-            except RangeFullError:
-                hint = ", but the IPv6 tunnel range is full; widen it in the WAN settings"
-            raise ConflictError(
-                f"Tunnel IPv6 {requested} is already used by peer '{peer.name}'; leave it empty to get "
-                f"the lowest free address{hint}.",
-                "tunnel_ip6",
-                fixes=("other_address",),
-                other_peer_id=peer.id,
-            )
-    return requested
+    assert wan.tunnel_cidr6 is not None
+    others = [p for p in wan.peers if p.id != exclude_peer_id and p.tunnel_ip6 is not None]
+    holder = next((Holder(p.id, p.name) for p in others if p.tunnel_ip6 == requested), None)
+    taken = {int(p.tunnel_ip6) for p in others if p.tunnel_ip6 is not None}
+    chosen = choose_tunnel_ip(wan.tunnel_cidr6, taken, requested, holder)
+    assert isinstance(chosen, IPv6Address)
+    return chosen
+
+
+def tunnel_ip6_wanted(tunnel_cidr6: IPv6Network | None, requested: IPv6Address | None) -> bool:
+    """Whether a peer gets a tunnel IPv6 address: only in a WAN with an IPv6 tunnel range (asking
+    for one in a WAN without is refused)."""
+    if tunnel_cidr6 is not None:
+        return True
+    if requested is not None:
+        raise ValidationError(
+            f"Tunnel IPv6 {requested} cannot be set: the WAN has no IPv6 tunnel range; set one in "
+            "the WAN settings first.",
+            "tunnel_ip6",
+        )
+    return False
 
 
 def hubs_first(peers: Iterable[PeerSpec]) -> list[PeerSpec]:

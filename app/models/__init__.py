@@ -2,7 +2,7 @@
 
 from app.models.audit import AuditEntry
 from app.models.jobs import Deployment, Job
-from app.models.network import Peer, Service, Subnet, Wan
+from app.models.network import Peer, Service, Subnet, Wan, WanFindings
 from app.models.status import (
     PeerObservation,
     PeerStatus,
@@ -32,6 +32,7 @@ __all__ = [
     "Subnet",
     "User",
     "Wan",
+    "WanFindings",
     "Webhook",
     "WebhookDelivery",
 ]

@@ -18,7 +18,7 @@ from ipaddress import ip_network
 from typing import Any
 
 import segno
-from sqlalchemy import bindparam, event, select, update
+from sqlalchemy import bindparam, delete, event, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from app.domain.routeros.script import render_script
 from app.domain.topology import TopologyResult, Unreachable, build_topology
 from app.domain.wireguard import RenderedConfig, config_diff, render_all, render_config
 from app.extensions import db
-from app.models import Peer, Wan
+from app.models import Peer, Wan, WanFindings
 from app.models.base import utcnow
 from app.services import audit
 from app.services.specs import load_spec, wan_spec
@@ -227,9 +227,64 @@ def _cached_hashes(wan: Wan) -> dict[int, str] | None:
 
 
 def _cached_derived(wan: Wan) -> dict[str, Any] | None:
-    if wan.derived_cache is not None and wan.derived_revision == wan.revision:
-        return wan.derived_cache
-    return None
+    if wan.derived_revision is None or wan.derived_revision != wan.revision:
+        return None
+    found: dict[str, Any] | None = db.session.scalar(select(WanFindings.findings).where(WanFindings.wan_id == wan.id))
+    return found
+
+
+# The WAN page lists this many conflicts and unreachable prefixes (critical conflicts first) and
+# counts the rest; GET /api/wan/{id}/conflicts and /topology list them all.
+SHOWN_FINDINGS = 50
+
+
+def derived_findings(unreachable: Iterable[Unreachable], found: list[Conflict]) -> dict[str, Any]:
+    """What `WanFindings` stores: every finding, and the page's part of them under "shown" (stored
+    in a column of its own: the page reads only that, a long WAN has thousands of findings)."""
+    rows = [[u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in unreachable]
+    conflicts = [c.to_dict() for c in found]
+    return {
+        "unreachable": rows,
+        "conflicts": conflicts,
+        "shown": {
+            "unreachable": rows[:SHOWN_FINDINGS],
+            "unreachable_count": len(rows),
+            "conflicts": conflicts[:SHOWN_FINDINGS],
+            "conflict_count": len(conflicts),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ShownFindings:
+    """What the WAN page's conflicts panel shows: the first findings and how many there are."""
+
+    conflicts: list[Conflict]
+    conflict_count: int
+    unreachable: tuple[Unreachable, ...]
+    unreachable_count: int
+
+    @property
+    def critical(self) -> bool:
+        # Critical conflicts sort first, so the first one tells.
+        return bool(self.conflicts) and self.conflicts[0].severity == "critical"
+
+
+def shown_findings(wan: Wan) -> ShownFindings:
+    """The conflicts panel's part of the WAN's findings: read from the cache's "shown" key alone
+    when the cache is current, otherwise :func:`findings` (computed once and cached) cut short."""
+    shown = None
+    if wan.derived_revision is not None and wan.derived_revision == wan.revision:
+        shown = db.session.scalar(select(WanFindings.shown).where(WanFindings.wan_id == wan.id))
+    if not shown:  # not current
+        found, unreachable = findings(wan)
+        return ShownFindings(found[:SHOWN_FINDINGS], len(found), unreachable[:SHOWN_FINDINGS], len(unreachable))
+    return ShownFindings(
+        [Conflict(**c) for c in shown["conflicts"]],
+        shown["conflict_count"],
+        tuple(Unreachable(u[0], u[1], u[2], ip_network(u[3]), u[4]) for u in shown["unreachable"]),
+        shown["unreachable_count"],
+    )
 
 
 def findings(wan: Wan) -> tuple[list[Conflict], tuple[Unreachable, ...]]:
@@ -299,12 +354,7 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
             # Through the cache: the zip and the WAN page that follow a change then find it built.
             topology = wan_topology(spec)
             hashes = current_hashes(spec, topology)
-            derived = {
-                "unreachable": [
-                    [u.from_peer_id, u.peer_id, u.subnet_id, str(u.prefix), u.message] for u in topology.unreachable
-                ],
-                "conflicts": [c.to_dict() for c in wan_conflicts(spec)],
-            }
+            derived = derived_findings(topology.unreachable, wan_conflicts(spec))
         try:
             if session.scalar(select(Wan.revision).where(Wan.id == wan_id)) == revision:
                 peer = Peer.__table__
@@ -316,14 +366,20 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
                 )
                 wan = Wan.__table__
                 session.execute(
-                    update(wan)
-                    .where(wan.c.id == wan_id, wan.c.revision == revision)
-                    .values(derived_revision=revision, derived_cache=derived)
+                    update(wan).where(wan.c.id == wan_id, wan.c.revision == revision).values(derived_revision=revision)
                 )
+                store_findings(session, wan_id, derived)
                 session.commit()
         except OperationalError:  # a writer holds the database: a later request stores them
             session.rollback()
     return hashes, topology, derived
+
+
+def store_findings(session: Session, wan_id: int, findings: dict[str, Any]) -> None:
+    """Replace the WAN's cached findings (the caller sets `Wan.derived_revision` and commits)."""
+    table = WanFindings.__table__
+    session.execute(delete(table).where(table.c.wan_id == wan_id))
+    session.execute(insert(table).values(wan_id=wan_id, findings=findings, shown=findings["shown"]))
 
 
 def hashes_for(wan: Wan, peers: Iterable[Peer]) -> dict[int, str]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from sqlalchemy import select
 
 from app import crypto
 from app.domain import bulk, conflicts, keys, validation
-from app.domain.addressing import parse_ipv4_address, parse_ipv6_address
+from app.domain.addressing import parse_ipv4_address, parse_ipv6_address, usable_bounds
 from app.domain.errors import ConflictError
 from app.domain.model import DEFAULT_API_PORT, DEFAULT_API_USERNAME, PeerSpec
 from app.extensions import db
@@ -214,14 +214,53 @@ def _check_management(peer: Peer, wan: Wan) -> None:
         )
 
 
+def _choose_tunnel_ip(wan: Wan, requested: IPv4Address | None, exclude_peer_id: int | None) -> IPv4Address:
+    """`conflicts.assign_tunnel_ip` without loading the WAN: the taken addresses of the range
+    come from the (wan_id, tunnel_ip_num) index, the holder of a requested one by equality."""
+    tunnel_cidr = IPv4Network(wan.tunnel_cidr)
+    first, last = usable_bounds(tunnel_cidr)
+    others = (Peer.wan_id == wan.id, Peer.id != (exclude_peer_id or 0))
+    # Addresses outside the usable range can neither be handed out nor requested: leave them out.
+    in_range = select(Peer.tunnel_ip_num).where(*others, Peer.tunnel_ip_num.between(first, last))
+    taken = {num for num in db.session.scalars(in_range) if num is not None}
+    holder = None
+    if requested is not None:
+        row = db.session.execute(
+            select(Peer.id, Peer.name).where(*others, Peer.tunnel_ip_num == int(requested)).order_by(Peer.id).limit(1)
+        ).first()
+        holder = conflicts.Holder(row.id, row.name) if row is not None else None
+    chosen = conflicts.choose_tunnel_ip(tunnel_cidr, taken, requested, holder)
+    assert isinstance(chosen, IPv4Address)
+    return chosen
+
+
+def _choose_tunnel_ip6(wan: Wan, requested: IPv6Address | None, exclude_peer_id: int | None) -> IPv6Address | None:
+    """`conflicts.assign_tunnel_ip6` from the WAN's IPv6 tunnel addresses only (one column)."""
+    tunnel_cidr6 = IPv6Network(wan.tunnel_cidr6) if wan.tunnel_cidr6 else None
+    if not conflicts.tunnel_ip6_wanted(tunnel_cidr6, requested):
+        return None
+    assert tunnel_cidr6 is not None
+    rows = db.session.execute(
+        select(Peer.id, Peer.name, Peer.tunnel_ip6)
+        .where(Peer.wan_id == wan.id, Peer.id != (exclude_peer_id or 0), Peer.tunnel_ip6.is_not(None))
+        .order_by(Peer.id)
+    ).all()
+    taken = {int(IPv6Address(row.tunnel_ip6)) for row in rows}
+    holder = next(
+        (conflicts.Holder(row.id, row.name) for row in rows if IPv6Address(row.tunnel_ip6) == requested), None
+    )
+    chosen = conflicts.choose_tunnel_ip(tunnel_cidr6, taken, requested, holder)
+    assert isinstance(chosen, IPv6Address)
+    return chosen
+
+
 def create_peer(wan: Wan, data: Mapping[str, Any]) -> Peer:
     changes.touched(wan.id)
     lock_wan(wan.id)
     values = _parse(wan, data, None)
     _check_name_free(wan, values["name"], None)
-    spec = wan_spec(wan)
-    tunnel_ip = conflicts.assign_tunnel_ip(spec, values["tunnel_ip"])
-    tunnel_ip6 = conflicts.assign_tunnel_ip6(spec, values["tunnel_ip6"])
+    tunnel_ip = _choose_tunnel_ip(wan, values["tunnel_ip"], None)
+    tunnel_ip6 = _choose_tunnel_ip6(wan, values["tunnel_ip6"], None)
     peer = Peer(wan=wan, tunnel_ip=str(tunnel_ip), tunnel_ip6=str(tunnel_ip6) if tunnel_ip6 is not None else None)
     if values["public_key"]:
         peer.public_key, peer.private_key_enc = values["public_key"], None
@@ -250,10 +289,10 @@ def update_peer(peer: Peer, data: Mapping[str, Any]) -> Peer:
     values = _parse(wan, data, peer)
     _check_name_free(wan, values["name"], peer.id)
     if values["tunnel_ip"] is not None and str(values["tunnel_ip"]) != peer.tunnel_ip:
-        tunnel_ip = conflicts.assign_tunnel_ip(wan_spec(wan), values["tunnel_ip"], exclude_peer_id=peer.id)
+        tunnel_ip = _choose_tunnel_ip(wan, values["tunnel_ip"], peer.id)
         peer.tunnel_ip = str(tunnel_ip)
     if values["tunnel_ip6"] is not None and str(values["tunnel_ip6"]) != peer.tunnel_ip6:
-        tunnel_ip6 = conflicts.assign_tunnel_ip6(wan_spec(wan), values["tunnel_ip6"], exclude_peer_id=peer.id)
+        tunnel_ip6 = _choose_tunnel_ip6(wan, values["tunnel_ip6"], peer.id)
         peer.tunnel_ip6 = str(tunnel_ip6) if tunnel_ip6 is not None else None
     if values["public_key"] and values["public_key"] != peer.public_key:
         # A new public key from the user means the device holds the private key from now on.

@@ -30,6 +30,12 @@ def router_source(router_id: int) -> str:
     return f"router:{router_id}"
 
 
+def router_ids(sources: Iterable[str]) -> set[int]:
+    """The routers named by status sources ("router:<id>"; other sources name none)."""
+    prefix = router_source(0)[:-1]
+    return {int(s[len(prefix) :]) for s in sources if s.startswith(prefix) and s[len(prefix) :].isdigit()}
+
+
 def status_interval() -> float:
     return float(current_app.config.get("STATUS_INTERVAL") or 60)
 

@@ -10,20 +10,21 @@ from app.domain import conflicts
 from app.domain.addressing import parse_network_strict
 from app.domain.conflicts import SubnetDecision
 from app.domain.errors import ConflictError
-from app.domain.model import IPNetwork, WanSpec
+from app.domain.model import IPNetwork
 from app.extensions import db
 from app.models import Peer, Subnet
 from app.services import audit, changes
 from app.services.inputs import as_bool
-from app.services.specs import load_spec
+from app.services.specs import Neighbourhood, nat_pool_taken, subnet_neighbourhood
 from app.services.tx import lock_wan
 
 
-def _spec(peer: Peer) -> WanSpec:
-    """The peer's WAN as plain data, loaded in three queries (not two per peer)."""
-    spec = load_spec(peer.wan_id)
-    assert spec is not None
-    return spec
+def _near(peer: Peer, cidr: IPNetwork, exclude_subnet_id: int | None = None) -> Neighbourhood:
+    """The part of the peer's WAN the conflict rules look at for `cidr` (indexed reads: the work
+    does not grow with the WAN)."""
+    near = subnet_neighbourhood(peer.wan_id, peer.id, cidr, exclude_subnet_id)
+    assert near is not None
+    return near
 
 
 def _describe(subnet: Subnet) -> str:
@@ -42,7 +43,13 @@ def check(peer: Peer, cidr_text: Any, routed: Any = True, auto_nat: Any = False)
     """Parse and check without saving (also the live check under the form field)."""
     cidr = parse_network_strict(cidr_text)
     routed_b = as_bool(routed, "routed")
-    decision = conflicts.check_subnet(_spec(peer), peer.id, cidr, routed_b, as_bool(auto_nat, "auto_nat"))
+    auto_nat_b = as_bool(auto_nat, "auto_nat")
+    # What a NAT block must avoid is read only when one may be needed.
+    pool_taken = nat_pool_taken(peer.wan_id) if routed_b and auto_nat_b else None
+    near = _near(peer, cidr)
+    decision = conflicts.check_subnet(
+        near.spec, peer.id, cidr, routed_b, auto_nat_b, pool_taken=pool_taken, more_clashes=near.more_clashes
+    )
     return SubnetCheck(cidr, routed_b, decision)
 
 
@@ -74,16 +81,19 @@ def update_subnet(peer: Peer, subnet: Subnet, *, routed: Any = None, nat: Any = 
     changes.touched(peer.wan_id)
     lock_wan(peer.wan_id)
     before = _describe(subnet)
-    spec = _spec(peer)
     cidr = ip_network(subnet.cidr)
     new_routed = subnet.routed if routed is None else as_bool(routed, "routed")
     nat_cidr = subnet.nat_cidr
+    near = _near(peer, cidr, exclude_subnet_id=subnet.id)
     if as_bool(auto_nat, "auto_nat"):
-        nat_cidr = str(conflicts.auto_nat_existing(spec, peer.id, subnet.id))
+        pool_taken = nat_pool_taken(peer.wan_id, exclude_subnet_id=subnet.id)
+        nat_cidr = str(conflicts.auto_nat_existing(near.spec, peer.id, subnet.id, pool_taken=pool_taken))
     elif nat is not None and not as_bool(nat, "nat"):
         nat_cidr = None
     if nat_cidr is None:
-        conflicts.check_subnet(spec, peer.id, cidr, new_routed, False, exclude_subnet_id=subnet.id)
+        conflicts.check_subnet(
+            near.spec, peer.id, cidr, new_routed, False, exclude_subnet_id=subnet.id, more_clashes=near.more_clashes
+        )
     subnet.routed, subnet.nat_cidr = new_routed, nat_cidr
     after = _describe(subnet)
     if before != after:

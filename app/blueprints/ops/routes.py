@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -164,9 +165,14 @@ def peer_status_context(peer: Peer) -> dict[str, Any]:
     }
 
 
-def source_names(wan_id: int) -> dict[str, str]:
-    """ "router:<id>" → "seen by <router name>", "report" → "reported"."""
-    routers = db.session.execute(select(Peer.id, Peer.name).where(Peer.wan_id == wan_id, Peer.kind == "mikrotik"))
+def source_names(wan_id: int, only: Collection[str] | None = None) -> dict[str, str]:
+    """ "router:<id>" → "seen by <router name>", "report" → "reported"; with `only`, just the
+    routers among those sources (a page of peers names a few of a WAN's routers)."""
+    query = select(Peer.id, Peer.name).where(Peer.wan_id == wan_id, Peer.kind == "mikrotik")
+    wanted = None if only is None else sorted(status_service.router_ids(only))
+    if wanted is not None:
+        query = query.where(Peer.id.in_(wanted))
+    routers: list[tuple[int, str]] = [] if wanted == [] else [(i, n) for i, n in db.session.execute(query)]
     names = {status_service.router_source(i): f"seen by {n}" for i, n in routers}
     names[status_service.REPORT_SOURCE] = "reported"
     return names

@@ -102,20 +102,21 @@ def wan_page_context(wan: Wan) -> dict[str, Any]:
     query = page_query(request.args)
     if live:
         query = replace(query, only_ids=frozenset(status_service.live_filter_ids(wan.id, live)))
-    page = queries.peer_page(wan, query)
-    found_conflicts, unreachable = configs.findings(wan)
+    page = queries.peer_page(wan, query, count_stale=True)
+    statuses = status_service.statuses_for([p.id for p in page.peers])
     return {
         "wan": wan,
         "live_filter": live,
         "peers": page.peers,
         "listing": page,
-        "peer_count": queries.peer_count(wan),
-        "conflicts": found_conflicts,
-        "unreachable": unreachable,
+        # Unfiltered, the page's own count is the WAN's.
+        "peer_count": page.total if query.unfiltered and not live else queries.peer_count(wan),
+        "findings": configs.shown_findings(wan),
         "stale_ids": page.stale_ids,
+        "stale_total": page.stale_total,
         # Live status (issue 12): the table refreshes itself every poll interval.
-        "statuses": status_service.statuses_for([p.id for p in page.peers]),
-        "source_names": source_names(wan.id),
+        "statuses": statuses,
+        "source_names": source_names(wan.id, {s.source for s in statuses.values() if s.source}),
     }
 
 
