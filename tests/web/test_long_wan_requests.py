@@ -175,7 +175,7 @@ def test_mark_all_applied_confirms_the_wans_stale_count_not_the_pages(
     wan, _ = long_wan(api, 70)
     page = operator_browser.get(f"/wans/{wan['id']}").get_data(as_text=True)
     assert page.count('<tr id="peer-') == 50
-    assert "Mark all 71 stale peers of this WAN as running their current config?" in page
+    assert "Mark all 71 peers of this WAN, not applied or stale, as running their current config?" in page
     resp = operator_browser.post(f"/wans/{wan['id']}/mark-applied")
     assert resp.status_code == 303
     assert "71 peers marked" in operator_browser.get(f"/wans/{wan['id']}").get_data(as_text=True)
