@@ -405,7 +405,7 @@ def _in_main_table(row: Row) -> bool:
     return row.get("routing-table", "main") == "main"
 
 
-def _endpoints(desired: DesiredState) -> list[IPNetwork]:
+def endpoint_hosts(desired: DesiredState) -> list[IPNetwork]:
     """Remote peers' endpoint addresses (as host prefixes) this router dials."""
     out: list[IPNetwork] = []
     for res in desired.in_menu(WG_PEERS):
@@ -437,7 +437,7 @@ def shadowed_routes(desired: DesiredState, actual: ActualState) -> list[Resource
     if not covering:
         return []
     wanted = {net for net, _ in covering}
-    endpoints = _endpoints(desired)
+    endpoints = endpoint_hosts(desired)
     found: dict[IPNetwork, Resource] = {}
     for menu in ROUTE_MENUS:
         for row in actual.get(menu, ()):
