@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_address, ip_network
 from typing import Literal
 
-from app.domain.model import IPNetwork
+from app.domain.model import IPAddress, IPNetwork
 from app.domain.routeros.desired import (
     LIST_PROPS,
     RESET_DEFAULTS,
@@ -405,16 +405,22 @@ def _in_main_table(row: Row) -> bool:
     return row.get("routing-table", "main") == "main"
 
 
-def endpoint_hosts(desired: DesiredState) -> list[IPNetwork]:
-    """Remote peers' endpoint addresses (as host prefixes) this router dials."""
-    out: list[IPNetwork] = []
+def endpoint_hosts(desired: DesiredState) -> list[IPAddress]:
+    """Remote peers' endpoint addresses this router dials (DNS names left out)."""
+    out: list[IPAddress] = []
     for res in desired.in_menu(WG_PEERS):
+        text = res.props.get("endpoint-address", "")
+        if not text:
+            continue
         try:
-            host = ip_address(res.props.get("endpoint-address", ""))
+            out.append(ip_address(text))
         except ValueError:
-            continue  # a DNS name, or no endpoint
-        out.append(ip_network(host))
+            continue  # a DNS name
     return out
+
+
+def _span(net: IPNetwork) -> tuple[int, int, int]:
+    return net.version, int(net.network_address), int(net.broadcast_address)
 
 
 def shadowed_routes(desired: DesiredState, actual: ActualState) -> list[Resource]:
@@ -429,15 +435,15 @@ def shadowed_routes(desired: DesiredState, actual: ActualState) -> list[Resource
     peer's endpoint (it keeps the tunnel's own packets off the tunnel).
     """
     covering = [
-        (ip_network(res.props["dst-address"]), res)
+        (_span(net), net, res)
         for menu in ROUTE_MENUS
         for res in desired.in_menu(menu)
         if res.tagged and "dst-address" in res.props
+        for net in (ip_network(res.props["dst-address"]),)
     ]
     if not covering:
         return []
-    wanted = {net for net, _ in covering}
-    endpoints = endpoint_hosts(desired)
+    endpoints: list[tuple[int, int]] | None = None  # read only when a candidate turns up
     found: dict[IPNetwork, Resource] = {}
     for menu in ROUTE_MENUS:
         for row in actual.get(menu, ()):
@@ -447,16 +453,17 @@ def shadowed_routes(desired: DesiredState, actual: ActualState) -> list[Resource
                 dst = ip_network(row.get("dst-address", ""), strict=False)
             except ValueError:
                 continue
-            if dst in wanted or dst in found:
-                continue
-            if any(e.version == dst.version and e.subnet_of(dst) for e in endpoints):  # type: ignore[arg-type]  # same version checked first
-                continue
+            version, low, high = _span(dst)
             inside = [
                 (net, res)
-                for net, res in covering
-                if net.version == dst.version and dst.subnet_of(net)  # type: ignore[arg-type]  # same version checked first
+                for (v, lo, hi), net, res in covering
+                if v == version and lo <= low and high <= hi and net != dst
             ]
-            if not inside:
+            if not inside or dst in found or any(net == dst for _, net, _ in covering):
+                continue
+            if endpoints is None:
+                endpoints = [(host.version, int(host)) for host in endpoint_hosts(desired)]
+            if any(v == version and low <= host <= high for v, host in endpoints):
                 continue
             net, res = max(inside, key=lambda t: t[0].prefixlen)  # the most specific covering route
             found[dst] = Resource(

@@ -174,7 +174,7 @@ def _shadowed_lines(desired: DesiredState, prefix: IPNetwork, menu: str) -> list
         f":if ([get $r distance] < {desired.demotion.below}) do={{ set $r distance={desired.demotion.to} }}",
     ]
     # A route to a remote peer's endpoint keeps the tunnel's own packets off the tunnel: left alone.
-    inside = [e.network_address for e in endpoint_hosts(desired) if e.version == prefix.version and e.subnet_of(prefix)]  # type: ignore[arg-type]  # same version checked first
+    inside = [host for host in endpoint_hosts(desired) if host in prefix]
     if inside:
         keep = " && ".join(f"!({host} in $shadowDst)" for host in inside)
         body = [f":if ({keep}) do={{", *(INDENT + line for line in body), "}"]
