@@ -207,3 +207,19 @@ def test_two_wans_with_one_listen_port_on_one_router_is_a_named_conflict(
     assert api.patch(f"/api/wan/{beta['wan']['id']}", json={"interface_name": "wg-alpha"}).status_code == 200
     pre = finished(api, run_jobs, api.get(f"/api/peers/{alpha['router']['id']}/mikrotik/preflight"))
     assert any("WAN 'beta'" in b and "interface name 'wg-alpha'" in b for b in pre["result"]["blocking"])
+
+
+def test_another_wans_route_inside_ours_is_not_taken_over(api: Any, run_jobs: Any, sim: SimRouter, wans) -> None:
+    """beta routes 10.101.7.0/24, inside alpha's 10.101.0.0/16: it is beta's route, not an unmanaged
+    one, so alpha neither adds its own route to 10.101.7.0/24 nor demotes beta's."""
+    alpha, beta = wans[0], wans[1]
+    assert api.post(f"/api/peers/{beta['server']['id']}/subnets", json={"cidr": "10.101.7.0/24"}).status_code == 201
+    for w in (beta, alpha):
+        _, dep = preflight_and_deploy(api, run_jobs, w["router"]["id"])
+        assert dep["status"] == "succeeded", dep
+    routes = sorted(
+        (str(r.get("comment")), r["distance"]) for r in sim.rows("/ip/route", **{"dst-address": "10.101.7.0/24"})
+    )
+    assert routes == [(f"{TAG}w{beta['wan']['id']}:route-10.101.7.0/24", "10")]
+    verify = finished(api, run_jobs, api.get(f"/api/peers/{alpha['router']['id']}/mikrotik/verify"))
+    assert verify["result"]["in_sync"] is True, verify

@@ -104,6 +104,66 @@ def test_a_shadowing_route_is_demoted_to_11_and_clear_restores_it(
     }
 
 
+def _aggregated_wan(api: Any, router_wan: dict[str, Any]) -> None:
+    """The VPS hosts four adjacent /24s: the router gets one aggregated 10.1.0.0/22 route."""
+    for third in range(4):
+        cidr = f"10.1.{third}.0/24"
+        assert api.post(f"/api/peers/{router_wan['server']['id']}/subnets", json={"cidr": cidr}).status_code == 201
+
+
+def _route(sim: SimRouter, dst: str, tagged: bool) -> list[dict[str, str]]:
+    rows = sim.rows("/ip/route", **{"dst-address": dst})
+    return [r for r in rows if str(r.get("comment", "")).startswith(TAG) == tagged and r.get("dynamic") != "true"]
+
+
+def test_a_route_inside_an_aggregated_route_is_taken_over_and_clear_restores_it(
+    api: Any, run_direct: Any, sim: SimRouter, router_wan: dict[str, Any]
+) -> None:
+    router = router_wan["router"]["id"]
+    _aggregated_wan(api, router_wan)
+    sim.state.add("/ip/route", {"dst-address": "10.1.2.0/24", "gateway": "192.168.88.254", "comment": "old IPsec"})
+    before = sim.normalized_dump()
+    (old,) = _route(sim, "10.1.2.0/24", tagged=False)
+    assert old.get("distance", "1") == "1"
+
+    deploy_ok(run_direct, router)
+    assert [r["distance"] for r in _route(sim, "10.1.0.0/22", tagged=True)] == ["10"]
+    (ours,) = _route(sim, "10.1.2.0/24", tagged=True)
+    (theirs,) = _route(sim, "10.1.2.0/24", tagged=False)
+    assert (ours["distance"], ours["gateway"]) == ("10", sim.rows("/interface/wireguard")[0]["name"])
+    assert ours["active"] == "true" and ours["comment"].startswith(TAG + f"w{router_wan['wan']['id']}:")
+    assert (theirs[".id"], theirs["distance"], theirs["active"]) == (old[".id"], "11", "false")
+    assert run_direct("verify", router)["result"]["in_sync"] is True
+    assert api.get(f"/api/peers/{router}").get_json()["stale"] is False
+    assert deploy_ok(run_direct, router)["result"]["writes"] == 0
+
+    clear = run_direct("clear", router)
+    assert clear["status"] == "succeeded" and clear["result"]["restored_routes"] == 1, clear
+    assert [r["distance"] for r in _route(sim, "10.1.2.0/24", tagged=False)] == ["1"]
+    assert not tagged_rows(sim)
+    assert {m: r for m, r in sim.normalized_dump().items() if m not in STEP0} == {
+        m: r for m, r in before.items() if m not in STEP0
+    }
+
+
+def test_the_exact_managed_route_goes_when_the_unmanaged_one_does(
+    api: Any, run_direct: Any, sim: SimRouter, router_wan: dict[str, Any]
+) -> None:
+    router = router_wan["router"]["id"]
+    _aggregated_wan(api, router_wan)
+    rid = sim.state.add("/ip/route", {"dst-address": "10.1.2.0/24", "gateway": "192.168.88.254"})
+    deploy_ok(run_direct, router)
+    assert len(_route(sim, "10.1.2.0/24", tagged=True)) == 1
+
+    sim.state.remove("/ip/route", rid)
+    drift = run_direct("verify", router)["result"]
+    assert drift["in_sync"] is False and [d["kind"] for d in drift["drift"]] == ["extra"]
+    deploy_ok(run_direct, router)
+    assert _route(sim, "10.1.2.0/24", tagged=True) == []
+    assert [r["distance"] for r in _route(sim, "10.1.0.0/22", tagged=True)] == ["10"]
+    assert run_direct("verify", router)["result"]["in_sync"] is True
+
+
 def test_filter_accepts_go_before_the_defconf_drops(
     run_direct: Any, sim: SimRouter, router_wan: dict[str, Any]
 ) -> None:

@@ -157,3 +157,47 @@ def test_the_script_retags_a_router_deployed_before_tags_named_their_wan():
         sim.run_script(render_script(desired, "homelab", "office-mikrotik"))
         p, drift = fresh_plan(sim, desired)
         assert p.empty and drift == [], [op.cli() for op in p.ops]
+
+
+def _old_route(sim: SimRouter, dst: str, gateway: str = "192.168.88.254") -> None:
+    sim.state.add(ROUTE, {"dst-address": dst, "gateway": gateway, "comment": "old IPsec"})
+
+
+def test_script_and_api_take_over_a_route_inside_a_managed_one_alike():
+    """10.20.5.0/24 lies inside WireWAN's 10.20.0.0/16 and would win by prefix length: both ways add
+    a WireWAN route to exactly 10.20.5.0/24 and demote the old one, and then agree there is nothing to do."""
+    desired = desired_x()
+    script = render_script(desired, "homelab", "office-mikrotik")
+    with SimRouter(password=PASSWORD) as by_script, SimRouter(password=PASSWORD) as by_api:
+        for sim in (by_script, by_api):
+            _old_route(sim, "10.20.5.0/24")
+        by_script.run_script(script)
+        deploy_over_api(by_api, desired)
+        assert by_script.normalized_dump() == by_api.normalized_dump()
+        routes = sorted(
+            (r.get("comment", ""), r["distance"]) for r in by_script.rows(ROUTE, **{"dst-address": "10.20.5.0/24"})
+        )
+        assert routes == [("WAN-Overlay-Manager:w7:route-10.20.5.0/24", "10"), ("old IPsec", "11")]
+        for sim in (by_script, by_api):
+            leftover, drift = fresh_plan(sim, desired)
+            assert leftover.cli_lines() == [] and drift == []
+        once = by_script.normalized_dump()
+        by_script.run_script(script)
+        assert by_script.normalized_dump() == once
+        assert by_script.internal_errors == [] and by_api.internal_errors == []
+
+
+def test_a_route_to_a_remote_endpoint_inside_a_managed_prefix_is_left_alone_both_ways():
+    from tests.domain.routeros.fixtures import mikrotik_x, remote_a, remote_b
+
+    desired = desired_x(mesh_wan(mikrotik_x(), remote_a(endpoint_host="10.20.0.1"), remote_b()))
+    with SimRouter(password=PASSWORD) as by_script, SimRouter(password=PASSWORD) as by_api:
+        for sim in (by_script, by_api):
+            _old_route(sim, "10.20.0.1/32", gateway="ether1")
+        by_script.run_script(render_script(desired, "homelab", "office-mikrotik"))
+        deploy_over_api(by_api, desired)
+        for sim in (by_script, by_api):
+            assert [(r.get("comment"), r["distance"]) for r in sim.rows(ROUTE, **{"dst-address": "10.20.0.1/32"})] == [
+                ("old IPsec", "1")
+            ]
+            assert fresh_plan(sim, desired)[0].cli_lines() == []

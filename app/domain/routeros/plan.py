@@ -16,11 +16,12 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from ipaddress import ip_address, ip_network
 from typing import Literal
 
 from app.domain.addressing import cached_network
-from app.domain.model import IPNetwork
+from app.domain.model import IPAddress, IPNetwork
 from app.domain.routeros.desired import (
     LIST_PROPS,
     RESET_DEFAULTS,
@@ -36,6 +37,7 @@ from app.domain.routeros.desired import (
     is_legacy_tag,
     is_managed_comment,
     legacy_key,
+    managed_key,
 )
 from app.domain.routeros.escape import render_value
 
@@ -407,6 +409,99 @@ def demotion_candidates(desired: DesiredState, actual: ActualState) -> list[tupl
     return out
 
 
+def _is_static(row: Row) -> bool:
+    return not is_dynamic(row) and row.get("connect") != "true"
+
+
+def _in_main_table(row: Row) -> bool:
+    # WireWAN's routes go to the main table; a route in another table (a VRF) shadows nothing there.
+    return row.get("routing-table", "main") == "main"
+
+
+def endpoint_hosts(desired: DesiredState) -> list[IPAddress]:
+    """Remote peers' endpoint addresses this router dials (DNS names left out)."""
+    out: list[IPAddress] = []
+    for res in desired.in_menu(WG_PEERS):
+        text = res.props.get("endpoint-address", "")
+        if not text:
+            continue
+        try:
+            out.append(ip_address(text))
+        except ValueError:
+            continue  # a DNS name
+    return out
+
+
+def _span(net: IPNetwork) -> tuple[int, int, int]:
+    return net.version, int(net.network_address), int(net.broadcast_address)
+
+
+def shadowed_routes(desired: DesiredState, actual: ActualState) -> list[Resource]:
+    """Managed routes to exactly the destination of each unmanaged static route that lies strictly
+    inside one of WireWAN's routes (DESIGN.md §6, "Route conflict demotion").
+
+    RouterOS picks the longest matching prefix before it looks at distance, so an old static route to
+    10.1.2.0/24 beats WireWAN's aggregated 10.1.0.0/22 however it is demoted. A WireWAN route to the
+    same /24 (the covering route's gateway and distance, this WAN's tag) makes the two comparable by
+    distance again, and the normal demotion then hands the LAN to the overlay. Left alone: routes
+    tagged by any WAN, dynamic and connected routes, other routing tables, and a route to a remote
+    peer's endpoint (it keeps the tunnel's own packets off the tunnel).
+    """
+    covering = [
+        (_span(net), net, res)
+        for menu in ROUTE_MENUS
+        for res in desired.in_menu(menu)
+        if res.tagged and "dst-address" in res.props
+        for net in (ip_network(res.props["dst-address"]),)
+    ]
+    if not covering:
+        return []
+    endpoints: list[tuple[int, int]] | None = None  # read only when a candidate turns up
+    found: dict[IPNetwork, Resource] = {}
+    for menu in ROUTE_MENUS:
+        for row in actual.get(menu, ()):
+            if not _is_static(row) or is_managed_comment(row.get("comment")) or not _in_main_table(row):
+                continue
+            try:
+                dst = ip_network(row.get("dst-address", ""), strict=False)
+            except ValueError:
+                continue
+            version, low, high = _span(dst)
+            inside = [
+                (net, res)
+                for (v, lo, hi), net, res in covering
+                if v == version and lo <= low and high <= hi and net != dst
+            ]
+            if not inside or dst in found or any(net == dst for _, net, _ in covering):
+                continue
+            if endpoints is None:
+                endpoints = [(host.version, int(host)) for host in endpoint_hosts(desired)]
+            if any(v == version and low <= host <= high for v, host in endpoints):
+                continue
+            net, res = max(inside, key=lambda t: t[0].prefixlen)  # the most specific covering route
+            found[dst] = Resource(
+                res.menu,
+                managed_key("route", dst, desired.wan_id),
+                {**res.props, "dst-address": str(dst)},
+                title=f"route {dst} (inside {net}, over an unmanaged route to {dst})",
+            )
+    return sorted(found.values(), key=lambda r: (r.menu, r.key))
+
+
+def with_shadowed_routes(desired: DesiredState, actual: ActualState) -> DesiredState:
+    """`desired` plus :func:`shadowed_routes`, whose unmanaged routes it then demotes too: the state a
+    plan and a verify compare the router with. Built from the router, so never hashed for staleness."""
+    extra = shadowed_routes(desired, actual)
+    if not extra:
+        return desired
+    prefixes = tuple(ip_network(r.props["dst-address"]) for r in extra)
+    return replace(
+        desired,
+        resources=desired.resources + tuple(extra),
+        demotion=replace(desired.demotion, dst_prefixes=desired.demotion.dst_prefixes + prefixes),
+    )
+
+
 def stale_rows(desired: DesiredState, actual: ActualState) -> list[tuple[str, Row]]:
     """This WAN's tagged rows of managed menus that its desired state no longer has (rows of other
     WANs on the same router are never stale here)."""
@@ -690,7 +785,7 @@ def plan(desired: DesiredState, actual: RawActual) -> Plan:
     :param actual: rows per menu as read from the router (raw librouteros rows are fine).
     """
     parsed = parse_actual(actual)
-    return _Builder(desired, parsed, secrets_shown=secrets_visible(parsed)).build()
+    return _Builder(with_shadowed_routes(desired, parsed), parsed, secrets_shown=secrets_visible(parsed)).build()
 
 
 def state_lines(desired: DesiredState) -> list[str]:
@@ -701,4 +796,9 @@ def state_lines(desired: DesiredState) -> list[str]:
         lines.append(Op("add", res.menu, None, props, res.key).cli())
     for prefix in desired.demotion.dst_prefixes:
         lines.append(f"# demote unmanaged static routes to {prefix} with distance < 10 to distance 11")
+    if desired.demotion.dst_prefixes:
+        lines.append(
+            "# an unmanaged static route inside one of these gets a managed route to its exact "
+            "destination, then is demoted too (seen on the router at deploy)"
+        )
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.domain.model import MANAGED_COMMENT_PREFIX
+from app.domain.model import MANAGED_COMMENT_PREFIX, IPNetwork
 from app.domain.routeros.desired import (
     ADDRESS,
     ADDRESS6,
@@ -27,9 +27,10 @@ from app.domain.routeros.desired import (
     DesiredState,
     Resource,
     legacy_key,
+    managed_key,
 )
 from app.domain.routeros.escape import quote, render_value
-from app.domain.routeros.plan import BOOL_PROPS, FORCE_QUOTE
+from app.domain.routeros.plan import BOOL_PROPS, FORCE_QUOTE, endpoint_hosts
 
 INDENT = "    "
 
@@ -39,7 +40,10 @@ STEP_TITLES: Mapping[int, str] = {
     2: "Steps 2-3: WireGuard peer entries (one per visible remote peer, updated in place)",
     4: "Step 4: tunnel address",
     5: "Step 5: routes to remote prefixes at distance 10",
-    6: "Step 6: demote unmanaged static routes that would shadow them (distance < 10 -> 11)",
+    6: (
+        "Step 6: demote unmanaged static routes that would shadow them (distance < 10 -> 11), each one"
+        " inside them after a WireWAN route to its exact destination"
+    ),
     7: "Step 7: firewall input accepts, before the first input drop rule",
     8: "Step 8: firewall forward accepts, before the first forward drop rule",
     9: "Step 9: NAT: netmap for NAT'd subnets, no masquerade towards the overlay",
@@ -149,7 +153,39 @@ def _demotion_lines(desired: DesiredState) -> list[str]:
             f"distance<{desired.demotion.below} !(comment~{managed})] do={{ "
             f"set $r distance={desired.demotion.to} }}"
         )
+        lines += _shadowed_lines(desired, prefix, m)
     return lines
+
+
+def _shadowed_lines(desired: DesiredState, prefix: IPNetwork, menu: str) -> list[str]:
+    """plan.shadowed_routes in RouterOS script: a static route strictly inside `prefix` wins by prefix
+    length whatever its distance, so the script adds a tagged route to exactly its destination (the
+    covering route's gateway and distance) and then demotes it like the exact matches above."""
+    covering = next((r for r in desired.in_menu(menu) if r.props.get("dst-address") == str(prefix)), None)
+    if covering is None:
+        return []
+    managed = quote("^" + MANAGED_COMMENT_PREFIX)
+    # The tag is a constant, quoted, with the destination read from the router interpolated at its end.
+    tag_prefix = quote(managed_key("route", "", desired.wan_id))
+    props = {k: v for k, v in covering.props.items() if k != "dst-address"}
+    add = f"add dst-address=$shadowDst {_words(props)} comment=$shadowTag"
+    body = [
+        f":if ([:len [find where comment=$shadowTag]] = 0) do={{ {add} }}",
+        f":if ([get $r distance] < {desired.demotion.below}) do={{ set $r distance={desired.demotion.to} }}",
+    ]
+    # A route to a remote peer's endpoint keeps the tunnel's own packets off the tunnel: left alone.
+    inside = [host for host in endpoint_hosts(desired) if host in prefix]
+    if inside:
+        keep = " && ".join(f"!({host} in $shadowDst)" for host in inside)
+        body = [f":if ({keep}) do={{", *(INDENT + line for line in body), "}"]
+    return [
+        f":foreach r in=[find where dst-address in {prefix} dst-address!={prefix} dynamic=no "
+        f"routing-table=main !(comment~{managed})] do={{",
+        f"{INDENT}:local shadowDst [get $r dst-address]",
+        f'{INDENT}:local shadowTag {tag_prefix[:-1]}$shadowDst"',
+        *(INDENT + line for line in body),
+        "}",
+    ]
 
 
 def render_script(desired: DesiredState, wan_name: str, peer_name: str) -> str:

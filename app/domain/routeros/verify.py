@@ -17,6 +17,7 @@ from app.domain.routeros.plan import (
     parse_actual,
     secrets_visible,
     stale_rows,
+    with_shadowed_routes,
 )
 
 DriftKind = Literal["missing", "changed", "extra", "demotion-undone"]
@@ -44,9 +45,12 @@ def verify(desired: DesiredState, actual: Mapping[str, Iterable[Mapping[str, obj
 
     missing: a desired row is absent · changed: a desired row differs (properties, placement, or a
     read-only property such as the interface's public key) · extra: a tagged row that is not desired
-    (or a duplicate) · demotion-undone: an unmanaged static route shadows a managed one again.
+    (or a duplicate) · demotion-undone: an unmanaged static route shadows a managed one again (a new
+    one inside a managed route also shows the exact managed route over it as missing).
     """
     rows_by_menu = parse_actual(actual)
+    # The same state plan() deploys: exact routes over unmanaged routes inside WireWAN's are desired.
+    desired = with_shadowed_routes(desired, rows_by_menu)
     index = RowIndex(rows_by_menu)
     shown = secrets_visible(rows_by_menu)
     out: list[Drift] = []

@@ -186,6 +186,15 @@ _SHAPES = [
         r":foreach r in=\[find where dst-address=[0-9a-f.:/]+ dynamic=no distance<10 "
         r'!\(comment~"__S__"\)\] do=\{ set \$r distance=11 \}',
         r':(?:log info|put) "__S__"',
+        # Routes inside a managed one: a WireWAN route to the exact destination, then the demotion.
+        r":foreach r in=\[find where dst-address in ([0-9a-f.:/]+) dst-address!=\1 dynamic=no routing-table=main "
+        r'!\(comment~"__S__"\)\] do=\{',
+        r":local shadowDst \[get \$r dst-address\]",
+        r':local shadowTag "__S__"',
+        r":if \(!\([0-9a-f.:]+ in \$shadowDst\)(?: && !\([0-9a-f.:]+ in \$shadowDst\))*\) do=\{",
+        rf":if \(\[:len \[find where comment=\$shadowTag\]\] = 0\) do=\{{ add dst-address=\$shadowDst(?: {_WORD})+ "
+        r"comment=\$shadowTag \}",
+        r":if \(\[get \$r distance\] < 10\) do=\{ set \$r distance=11 \}",
     )
 ]
 
@@ -245,3 +254,15 @@ def test_script_adds_exactly_what_the_api_plan_adds() -> None:
     )
     assert script_adds == plan_adds
     assert len(plan_adds) == len([r for r in d.resources if r.create]) == 16
+
+
+@pytest.mark.skipif(LSP is None, reason=NO_LSP)
+def test_script_sparing_a_route_to_an_endpoint_inside_a_routed_lan_passes_routeros_lsp(tmp_path: Path) -> None:
+    assert LSP is not None
+    wan = mesh_wan(mikrotik_x(), remote_a(endpoint_host="10.20.0.1"), remote_b())
+    text = render_script(build_desired(wan, 1), wan.name, "office")
+    assert "    :if (!(10.20.0.1 in $shadowDst)) do={" in text.splitlines()
+    path = tmp_path / "endpoint_inside.rsc"
+    path.write_text(text, encoding="ascii")
+    proc = subprocess.run([LSP, "check", "--strict", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -53,10 +53,22 @@
 } else={
     set [find where (comment="WAN-Overlay-Manager:w7:route-192.168.50.0/24" or comment="WAN-Overlay-Manager:route-192.168.50.0/24")] dst-address=192.168.50.0/24 gateway=wg-wan-overlay distance=10 disabled=no comment="WAN-Overlay-Manager:w7:route-192.168.50.0/24"
 }
-# Step 6: demote unmanaged static routes that would shadow them (distance < 10 -> 11)
+# Step 6: demote unmanaged static routes that would shadow them (distance < 10 -> 11), each one inside them after a WireWAN route to its exact destination
 /ip/route
 :foreach r in=[find where dst-address=10.20.0.0/16 dynamic=no distance<10 !(comment~"^WAN-Overlay-Manager:")] do={ set $r distance=11 }
+:foreach r in=[find where dst-address in 10.20.0.0/16 dst-address!=10.20.0.0/16 dynamic=no routing-table=main !(comment~"^WAN-Overlay-Manager:")] do={
+    :local shadowDst [get $r dst-address]
+    :local shadowTag "WAN-Overlay-Manager:w7:route-$shadowDst"
+    :if ([:len [find where comment=$shadowTag]] = 0) do={ add dst-address=$shadowDst gateway=wg-wan-overlay distance=10 comment=$shadowTag }
+    :if ([get $r distance] < 10) do={ set $r distance=11 }
+}
 :foreach r in=[find where dst-address=192.168.50.0/24 dynamic=no distance<10 !(comment~"^WAN-Overlay-Manager:")] do={ set $r distance=11 }
+:foreach r in=[find where dst-address in 192.168.50.0/24 dst-address!=192.168.50.0/24 dynamic=no routing-table=main !(comment~"^WAN-Overlay-Manager:")] do={
+    :local shadowDst [get $r dst-address]
+    :local shadowTag "WAN-Overlay-Manager:w7:route-$shadowDst"
+    :if ([:len [find where comment=$shadowTag]] = 0) do={ add dst-address=$shadowDst gateway=wg-wan-overlay distance=10 comment=$shadowTag }
+    :if ([get $r distance] < 10) do={ set $r distance=11 }
+}
 # Step 7: firewall input accepts, before the first input drop rule
 /ip/firewall/filter
 :local inputDrop [find where chain=input action=drop dynamic=no]
