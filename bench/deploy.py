@@ -236,9 +236,12 @@ def add_peers(app: Any, wan_id: int, specs: list[dict[str, Any]]) -> list[int]:
         return [int(p.id) for p, _ in rows]
 
 
-def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int], lan_every: int = 3) -> list[dict[str, Any]]:
+def remote_peer_specs(
+    n: int, start: int, tunnel_base: tuple[int, int], lan_every: int = 3, scattered: bool = False
+) -> list[dict[str, Any]]:
     """n remote peers: 2 in 3 servers with a public endpoint, 1 in 3 CGNAT laptops; 1 in `lan_every`
-    with a LAN."""
+    with a LAN. Adjacent /24s merge into a few routes on the router (the relay aggregation);
+    `scattered` leaves a gap after each LAN, so none merge: one route per LAN, as in the issue."""
     a, b = tunnel_base
     out = []
     for i in range(n):
@@ -250,7 +253,11 @@ def remote_peer_specs(n: int, start: int, tunnel_base: tuple[int, int], lan_ever
                 "kind": "client" if cgnat else "server",
                 "tunnel_ip": f"10.{a}.{b + host // 256}.{host % 256}",
                 "endpoint_host": None if cgnat else f"198.51.{100 + i // 256}.{i % 256}",
-                "lan": f"10.{100 + i // 256}.{i % 256}.0/24" if i % lan_every == 0 else None,
+                "lan": (
+                    (f"10.{100 + i // 128}.{i % 128 * 2}.0/24" if scattered else f"10.{100 + i // 256}.{i % 256}.0/24")
+                    if i % lan_every == 0
+                    else None
+                ),
             }
         )
     return out
@@ -779,7 +786,9 @@ def part_pair(app: Any, args: argparse.Namespace, env: dict[str, str], queue: An
             }
         ],
     )
-    remote_ids = add_peers(app, wan_id, remote_peer_specs(n, 2, (8, 0), lan_every=1))  # issue 16: a LAN each
+    remote_ids = add_peers(
+        app, wan_id, remote_peer_specs(n, 2, (8, 0), lan_every=1, scattered=args.scattered_lans)
+    )  # issue 16: a LAN each
     procs = start_workers(1, env, args.worker_class if args.worker_class != "rq" else "production", tmp)
     results: dict[str, list[tuple[JobFigures, JobFigures, int]]] = {}
     try:
@@ -1057,6 +1066,11 @@ def main() -> int:
     )
     parser.add_argument("--probe-seconds", type=float, default=1.0, help="WIREWAN_PROBE_SECONDS (default 1)")
     parser.add_argument("--verbose", action="store_true", help="print each fan-out job's timeline")
+    parser.add_argument(
+        "--scattered-lans",
+        action="store_true",
+        help="part 0: LANs that do not merge (a gap after each /24): one route per LAN, 512 first-deploy writes",
+    )
     parser.add_argument("--skip-pair", action="store_true", help="skip part 0 (preflight + deploy as a user waits)")
     parser.add_argument("--skip-single", action="store_true", help="skip part 1")
     parser.add_argument("--skip-fanout", action="store_true", help="skip part 2")

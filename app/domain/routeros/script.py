@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.domain.model import MANAGED_COMMENT_PREFIX, IPNetwork
+from app.domain.model import MANAGED_COMMENT_PREFIX, IPAddress, IPNetwork
 from app.domain.routeros.desired import (
     ADDRESS,
     ADDRESS6,
@@ -143,6 +143,12 @@ def _demotion_lines(desired: DesiredState) -> list[str]:
     lines: list[str] = []
     menu = None
     managed = quote("^" + MANAGED_COMMENT_PREFIX)
+    hosts = endpoint_hosts(desired)  # once: a router with 250 LAN routes asks for them 250 times
+    covering_routes = {
+        (menu_name, res.props.get("dst-address")): res
+        for menu_name in {desired.demotion.menu_of(p) for p in desired.demotion.dst_prefixes}
+        for res in desired.in_menu(menu_name)
+    }
     for prefix in desired.demotion.dst_prefixes:
         m = desired.demotion.menu_of(prefix)
         if m != menu:
@@ -153,15 +159,16 @@ def _demotion_lines(desired: DesiredState) -> list[str]:
             f"distance<{desired.demotion.below} !(comment~{managed})] do={{ "
             f"set $r distance={desired.demotion.to} }}"
         )
-        lines += _shadowed_lines(desired, prefix, m)
+        lines += _shadowed_lines(desired, prefix, covering_routes.get((m, str(prefix))), hosts)
     return lines
 
 
-def _shadowed_lines(desired: DesiredState, prefix: IPNetwork, menu: str) -> list[str]:
+def _shadowed_lines(
+    desired: DesiredState, prefix: IPNetwork, covering: Resource | None, hosts: list[IPAddress]
+) -> list[str]:
     """plan.shadowed_routes in RouterOS script: a static route strictly inside `prefix` wins by prefix
     length whatever its distance, so the script adds a tagged route to exactly its destination (the
     covering route's gateway and distance) and then demotes it like the exact matches above."""
-    covering = next((r for r in desired.in_menu(menu) if r.props.get("dst-address") == str(prefix)), None)
     if covering is None:
         return []
     managed = quote("^" + MANAGED_COMMENT_PREFIX)
@@ -174,7 +181,7 @@ def _shadowed_lines(desired: DesiredState, prefix: IPNetwork, menu: str) -> list
         f":if ([get $r distance] < {desired.demotion.below}) do={{ set $r distance={desired.demotion.to} }}",
     ]
     # A route to a remote peer's endpoint keeps the tunnel's own packets off the tunnel: left alone.
-    inside = [host for host in endpoint_hosts(desired) if host in prefix]
+    inside = [host for host in hosts if host in prefix]
     if inside:
         keep = " && ".join(f"!({host} in $shadowDst)" for host in inside)
         body = [f":if ({keep}) do={{", *(INDENT + line for line in body), "}"]
