@@ -184,7 +184,10 @@ def test_mark_all_applied_confirms_the_wans_stale_count_not_the_pages(
     stale = api.get(f"/api/peers/wan/{wan['id']}?stale=true&page=1").get_json()
     assert sorted(p["name"] for p in stale) == ["hub", "late"]
     page = operator_browser.get(f"/wans/{wan['id']}?q=p00").get_data(as_text=True)
-    assert "late" not in page and "Mark all 2 peers of this WAN, not applied or stale, as running their current config?" in page
+    assert (
+        "late" not in page
+        and "Mark all 2 peers of this WAN, not applied or stale, as running their current config?" in page
+    )
 
 
 def test_wan_page_lists_the_first_findings_and_counts_the_rest(app: Flask, api: Any, operator_browser: Any) -> None:
