@@ -198,7 +198,18 @@ def reap_abandoned(stale_after_seconds: float | None = None) -> int:
             f"The worker running this job stopped (no heartbeat for {int(limit)} s). Nothing more will "
             "happen; run the job again — a deploy reads the router first, so it converges."
         )
+        _release_auto_deploy_marker(job)
     return len(stale) + _reap_lost(limit)
+
+
+def _release_auto_deploy_marker(job: Job) -> None:
+    """An auto-deploy releases its router's pending marker as it starts; one whose worker died before
+    that would keep it for JOB_TIMEOUT, and every change meanwhile would queue no deploy."""
+    if job.kind == JobKind.DEPLOY.value and job.peer_id is not None and (job.params or {}).get("auto"):
+        try:
+            release_pending(job.peer_id)
+        except Exception as exc:  # noqa: BLE001  (Redis down: the marker expires by itself)
+            current_app.logger.warning("pending-deploy marker of peer %s not released: %s", job.peer_id, exc)
 
 
 def _reap_lost(grace_seconds: float) -> int:
@@ -209,6 +220,7 @@ def _reap_lost(grace_seconds: float) -> int:
     waiting = db.session.scalars(select(Job).where(Job.status == JobStatus.QUEUED.value, Job.created_at < cutoff)).all()
     lost = [job for job in waiting if not job.rq_id or not RqJob.exists(job.rq_id, connection=redis_connection())]
     for job in lost:
+        _release_auto_deploy_marker(job)
         job.abandon(
             "The job queue no longer holds this job (Redis restarted, or the request that queued it "
             "stopped), so no worker will run it. Nothing was done; run it again.",

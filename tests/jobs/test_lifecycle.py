@@ -129,6 +129,30 @@ def test_the_reaper_ends_only_jobs_whose_heartbeat_stopped(app: Flask, router_wa
         assert lifecycle.reap_abandoned(stale_after_seconds=60) == 0
 
 
+def test_an_auto_deploy_whose_worker_died_before_it_began_does_not_block_the_next_one(
+    app: Flask, router_wan: dict[str, Any]
+) -> None:
+    """The auto-deploy releases its router's pending marker as it begins; a worker killed just
+    before that left the marker for ten minutes, and no change in between queued a deploy."""
+    with app.app_context():
+        peer = router(app, router_wan)
+        dying = lifecycle.schedule_auto_deploy(peer)
+        assert dying is not None
+        assert lifecycle.schedule_auto_deploy(peer) is None  # coalesced while it is pending
+        lifecycle.discard_staged()
+        dying.start()
+        dying.heartbeat_at = utcnow() - timedelta(minutes=5)
+        commit()
+        assert lifecycle.schedule_auto_deploy(peer) is None  # killed before release_pending
+        assert lifecycle.reap_abandoned(stale_after_seconds=60) == 1
+        commit()
+        assert dying.status == "abandoned"
+        next_deploy = lifecycle.schedule_auto_deploy(peer)
+        assert next_deploy is not None and next_deploy.params == {"auto": True}
+        lifecycle.discard_staged()
+        lifecycle.release_pending(peer.id)
+
+
 def test_the_reaper_ends_queued_jobs_the_queue_lost(app: Flask, router_wan: dict[str, Any]) -> None:
     """./run.sh's private Redis keeps nothing on disk: after a restart, a job the database still
     calls queued will never run, and it would keep its router's buttons disabled for good."""
