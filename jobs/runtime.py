@@ -21,6 +21,7 @@ from redis.exceptions import LockError
 
 from app.extensions import db, redis_connection
 from app.models import AuditEntry, Job, Peer
+from app.models.base import utcnow
 from app.models.jobs import JobKind, JobStatus
 from app.routeros_api import CallRecord, RouterError
 from app.services import audit, webhooks
@@ -109,6 +110,9 @@ class JobContext:
         """Every router call becomes an audit entry (secrets already redacted by the adapter)."""
         db.session.add(
             AuditEntry(
+                # When the call ended, not when the batched entries are flushed (later, often after
+                # the router lock is released): the log tells when WireWAN talked to the router.
+                created_at=utcnow(),
                 actor=self.job.actor,
                 user_id=self.job.user_id,
                 action="router-call",
