@@ -4,6 +4,12 @@ Building a 10,000-peer WAN's topology, configs and findings allocates millions o
 that hold no reference cycles (tuples, prefixes, frozen dataclasses, strings): reference counting
 frees every one of them. The cyclic collector, triggered by the allocations alone, would walk the
 growing heap again and again and free nothing: about half the time of such a build.
+
+Pausing alone only postpones that walk: the objects that outlive the block (the topology kept in a
+cache, the spec and hashes being stored) are all in the youngest generation when it ends, so the
+next allocations scan them there, then again in the middle generation, ~0.35 s at 10,000 peers.
+The block therefore hands its survivors straight to the oldest generation, which is scanned only
+by the full collections that already walk every long-lived object.
 """
 
 from __future__ import annotations
@@ -26,4 +32,19 @@ def cycle_collection_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            promote_young_objects()
             gc.enable()
+
+
+def promote_young_objects() -> None:
+    """Move every object of the young generations into the oldest one without scanning them.
+
+    `gc.freeze()` moves all tracked objects to the permanent generation and `gc.unfreeze()` moves
+    that into the oldest one: two list splices, whatever the number of objects. Nothing leaks: a
+    cycle among them is freed by the next full collection instead of a young one. Skipped when the
+    process froze its heap on purpose (the RQ worker does before forking its work horses), as
+    unfreezing would hand that heap back to the collector.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
