@@ -58,7 +58,7 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple, overload
 
-from app.domain.address_sets import Interval, bounds, cidrs, interval, merged, without
+from app.domain.address_sets import V6_BASE, Interval, bounds, interval, merged, prefix_text, without
 from app.domain.gc_pause import cycle_collection_paused
 from app.domain.model import IPAddress, IPNetwork, PeerSpec, WanSpec
 
@@ -315,7 +315,21 @@ _NO_GROUP = _Sel()
 class _Peer:
     """What the builder precomputes once per peer."""
 
-    __slots__ = ("cgnat", "hub", "idx", "lans", "meta", "name", "own", "own_keys", "pid", "rest", "spec")
+    __slots__ = (
+        "cgnat",
+        "hub",
+        "idx",
+        "lan_bounds",
+        "lan_lines",
+        "lans",
+        "meta",
+        "name",
+        "own",
+        "own_keys",
+        "pid",
+        "rest",
+        "spec",
+    )
 
     def __init__(self, idx: int, spec: PeerSpec, adv: list[tuple[IPNetwork, int | None]], aggs: list[Interval]) -> None:
         self.idx = idx
@@ -335,6 +349,74 @@ class _Peer:
         self.rest: tuple[IPNetwork, ...] = tuple(p for p in self.own if not _covered(p, aggs))
         # Its real LANs, routed or not: remote prefixes overlapping them are never routed here.
         self.lans: tuple[IPNetwork, ...] = tuple(s.cidr for s in spec.subnets)
+        self.lan_lines: list[Interval] = [interval(lan) for lan in self.lans]  # on the one line
+        self.lan_bounds: list[Interval] = [bounds(lan) for lan in self.lans]  # within the version
+
+
+class _Prefixes:
+    """The fewest CIDRs of intervals (as `address_sets.cidrs`), with their sort keys, every prefix
+    built once per topology build.
+
+    Relay sections cut holes into the same aggregated blocks thousands of times. What is left of a
+    block beside a hole is an interval sharing one end with the block, and its CIDRs are mostly
+    those of its neighbours' remainders (the halves and quarters of the block). So an interval's
+    CIDRs are kept, and a new one is worked out from its shared end inwards until it meets an
+    interval already known: a peer costs about the CIDRs its own hole makes, not the whole block's.
+    The fewest CIDRs of an interval are unique (its maximal aligned blocks), so the order in which
+    they are found does not change them. Sharing the prefix objects also keeps a 10,000-peer
+    topology small and the renderers' per-object caches warm.
+    """
+
+    __slots__ = ("known", "made")
+
+    def __init__(self) -> None:
+        self.made: dict[int, IPNetwork] = {}  # by prefix_sort_key
+        self.known: dict[Interval, tuple[tuple[IPNetwork, ...], tuple[int, ...]]] = {}
+
+    def of(self, lo: int, hi: int, *, keep_lo: bool = True) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
+        """The fewest CIDRs covering exactly [lo, hi] (one IP version, on the address line), in
+        address order, and their keys. `keep_lo`: intervals sharing `lo` are the likely next ones
+        (CIDRs are then peeled off the high end), else intervals sharing `hi`."""
+        known = self.known
+        got = known.get((lo, hi))
+        if got is not None:
+            return got
+        if lo >= V6_BASE:
+            bits, base, tag, make = 128, V6_BASE, 6 << 140, IPv6Network
+        else:
+            bits, base, tag, make = 32, 0, 4 << 140, IPv4Network  # type: ignore[assignment]
+        peeled: list[tuple[int, int, int, int]] = []  # (lo, hi) of the interval, start and size of its CIDR
+        a, b = lo, hi
+        rest: tuple[tuple[IPNetwork, ...], tuple[int, ...]] = ((), ())
+        while a <= b:
+            got = known.get((a, b))
+            if got is not None:
+                rest = got
+                break
+            first, last = a - base, b - base
+            if keep_lo:  # the largest aligned block ending at b that starts within [a, b]
+                end = last + 1
+                size = min((end & -end).bit_length() - 1, (last - first + 1).bit_length() - 1)
+                start = end - (1 << size)
+                peeled.append((a, b, start, size))
+                b -= 1 << size
+            else:  # the largest aligned block starting at a that ends within [a, b]
+                size = min((first & -first).bit_length() - 1 if first else bits, (last - first + 1).bit_length() - 1)
+                peeled.append((a, b, first, size))
+                a += 1 << size
+        nets, keys = rest
+        made = self.made
+        for a, b, start, size in reversed(peeled):
+            key = tag | start << 8 | (bits - size)
+            net = made.get(key)
+            if net is None:
+                net = made[key] = make((start, bits - size))
+            if keep_lo:
+                nets, keys = (*nets, net), (*keys, key)
+            else:
+                nets, keys = (net, *nets), (key, *keys)
+            known[(a, b)] = (nets, keys)
+        return nets, keys
 
 
 class _Merged:
@@ -353,7 +435,6 @@ class _Merged:
         "flat_ends",
         "flat_keys",
         "flat_starts",
-        "key_of",
         "made",
         "nets",
         "parent",
@@ -361,7 +442,7 @@ class _Merged:
         "starts",
     )
 
-    def __init__(self, entries: list[_Entry], made: dict[tuple[int, int], IPNetwork], key_of: dict[int, int]) -> None:
+    def __init__(self, entries: list[_Entry], made: _Prefixes) -> None:
         self.nets: tuple[IPNetwork, ...] = tuple(e[1] for e in entries)
         self.positions: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
@@ -382,22 +463,17 @@ class _Merged:
         # The union (overlapping or adjacent entries merged) as the fewest CIDRs. Each entry lies
         # inside exactly one of them: an aligned block inside the union is inside a maximal one.
         self.made = made
-        self.key_of = key_of  # prefix_sort_key of the CIDRs in `made`, by id
-        self.flat: tuple[IPNetwork, ...] = tuple(n for lo, hi in merged(lines) for n in cidrs(lo, hi, made))
-        self.flat_keys: tuple[int, ...] = self._keys(self.flat)
+        flat: list[IPNetwork] = []
+        flat_keys: list[int] = []
+        for lo, hi in merged(lines):
+            nets, keys = made.of(lo, hi)
+            flat.extend(nets)
+            flat_keys.extend(keys)
+        self.flat = tuple(flat)
+        self.flat_keys = tuple(flat_keys)
         flat_lines = [interval(n) for n in self.flat]
         self.flat_starts = [lo for lo, _ in flat_lines]
         self.flat_ends = [hi for _, hi in flat_lines]
-
-    def _keys(self, nets: Iterable[IPNetwork]) -> tuple[int, ...]:
-        key_of = self.key_of
-        out = []
-        for net in nets:
-            key = key_of.get(id(net))
-            if key is None:
-                key = key_of[id(net)] = prefix_sort_key(net)
-            out.append(key)
-        return tuple(out)
 
     def _holes(self, dropped: set[int]) -> list[Interval]:
         """The addresses only dropped entries cover, as sorted disjoint intervals.
@@ -435,10 +511,12 @@ class _Merged:
         for k in sorted(by_block):
             nets.extend(self.flat[done:k])
             keys.extend(self.flat_keys[done:k])
-            for lo, hi in without([(self.flat_starts[k], self.flat_ends[k])], by_block[k]):
-                pieces = cidrs(lo, hi, self.made)
+            block_lo = self.flat_starts[k]
+            for lo, hi in without([(block_lo, self.flat_ends[k])], by_block[k]):
+                # What is left of a block beside a hole shares the block's start or its end.
+                pieces, piece_keys = self.made.of(lo, hi, keep_lo=lo == block_lo)
                 nets.extend(pieces)
-                keys.extend(self._keys(pieces))
+                keys.extend(piece_keys)
             done = k + 1
         nets.extend(self.flat[done:])
         keys.extend(self.flat_keys[done:])
@@ -482,13 +560,12 @@ class _Builder:
         rid = relay_peer_id(wan)
         self.relay: _Peer | None = self.by_id[rid] if rid is not None else None
         self._groups: dict[_Sel, tuple[list[_Peer], tuple[int, ...]]] = {}
-        self._merged_aggs: dict[tuple[_Sel, tuple[IPNetwork, ...]], _Merged] = {}
-        self._rest_aggs: dict[tuple[IPNetwork, ...], list[tuple[IPNetwork, ...]]] = {}
+        # Keyed by positions in self.aggs: hashing prefixes is Python code, once per peer adds up.
+        self._merged_aggs: dict[tuple[_Sel, tuple[int, ...]], _Merged] = {}
+        self._rest_aggs: dict[tuple[int, ...], list[tuple[IPNetwork, ...]]] = {}
         self._group_idx: dict[_Sel, frozenset[int]] = {}
         self._sections: dict[tuple[int, int | None], PeerSection] = {}
-        # Aggregated CIDRs by (start, size), shared by every relay section (see address_sets.cidrs).
-        self._made: dict[tuple[int, int], IPNetwork] = {}
-        self._key_of: dict[int, int] = {}
+        self._made = _Prefixes()  # the aggregated CIDRs, shared by every relay section
         self._index_prefixes()
 
     # --- global indexes --------------------------------------------------------------------------
@@ -552,36 +629,38 @@ class _Builder:
     def _blocked(self, x: _Peer) -> dict[int, dict[IPNetwork, str]]:
         """Remote prefixes X must not route, by owner idx, with the reason."""
         out: dict[int, dict[IPNetwork, str]] = {}
-        for lan in x.lans:
+        for lan, (lo, hi) in zip(x.lans, x.lan_bounds, strict=True):
             v = lan.version
-            lo, hi = bounds(lan)
             starts = self.starts[v]
             entries = self.entries[v]
             for i in range(bisect_left(starts, lo - self.max_span[v]), bisect_right(starts, hi)):
                 start, end, net, owner = entries[i]
                 if owner == x.idx or end < lo or start > hi:
                     continue
+                by_net = out.setdefault(owner, {})
+                if net in by_net:
+                    continue
                 z = self.peers[owner]
-                mine = next((s for s in x.spec.subnets if s.cidr == lan), None)
+                mine = x.spec.subnets[x.lans.index(lan)]  # the first with this prefix (X may list it twice)
+                net_text, lan_text = prefix_text(net), prefix_text(lan)
                 if z.meta.get(net) is None:
                     fix = f"Fix: renumber {x.name}'s LAN; it must not overlap the WAN's tunnel or services range."
-                elif mine is not None and mine.nat_cidr is not None:
+                elif mine.nat_cidr is not None:
                     # X's side is NATed already: the others reach X's LAN, but inside X the range is
                     # X's own, so X reaches Z's LAN only under a translation of Z's too.
                     fix = (
-                        f"{x.name}'s LAN is published to the others as {mine.nat_cidr}, but inside "
-                        f"{x.name} that range is its own. Fix: Auto-NAT {net} on '{z.name}' too "
+                        f"{x.name}'s LAN is published to the others as {prefix_text(mine.nat_cidr)}, but inside "
+                        f"{x.name} that range is its own. Fix: Auto-NAT {net_text} on '{z.name}' too "
                         f"({x.name} then reaches it under its translation), or mark one not routed."
                     )
                 else:
                     fix = (
-                        f"Fix: Auto-NAT both LANs ({x.name}'s {lan} and {z.name}'s {net}; each is then "
+                        f"Fix: Auto-NAT both LANs ({x.name}'s {lan_text} and {z.name}'s {net_text}; each is then "
                         "reached under its own translation), or mark one not routed."
                     )
-                out.setdefault(owner, {}).setdefault(
-                    net,
-                    f"{net} of peer '{z.name}' is unreachable from '{x.name}': it overlaps "
-                    f"{x.name}'s own LAN {lan}. {fix}",
+                by_net[net] = (
+                    f"{net_text} of peer '{z.name}' is unreachable from '{x.name}': it overlaps "
+                    f"{x.name}'s own LAN {lan_text}. {fix}"
                 )
         for net, owners in self.dups.items():
             winner = x if x.idx in owners else self.peers[owners[0]]
@@ -615,32 +694,34 @@ class _Builder:
 
     # --- relay sections --------------------------------------------------------------------------
 
-    def _rest_for(self, aggs: tuple[IPNetwork, ...]) -> list[tuple[IPNetwork, ...]]:
-        """Per peer idx: its own prefixes not covered by `aggs` (a subset of the WAN's aggregates)."""
-        got = self._rest_aggs.get(aggs)
+    def _rest_for(self, kept: tuple[int, ...]) -> list[tuple[IPNetwork, ...]]:
+        """Per peer idx: its own prefixes not covered by the aggregates at positions `kept`."""
+        got = self._rest_aggs.get(kept)
         if got is None:
-            if aggs == self.aggs:
+            if len(kept) == len(self.aggs):
                 got = [p.rest for p in self.peers]
             else:
-                lines = [interval(a) for a in aggs]
+                lines = [self.agg_lines[i] for i in kept]
                 got = [tuple(n for n in p.own if not _covered(n, lines)) for p in self.peers]
-            self._rest_aggs[aggs] = got
+            self._rest_aggs[kept] = got
         return got
 
-    def _shared_relay_section(self, sel: _Sel, relay: _Peer, aggs: tuple[IPNetwork, ...]) -> _Merged:
-        """The relay section shared by every peer relaying the selected groups through `aggs`: the
-        relay's own prefixes beyond the aggregates, the aggregates, and every prefix of the relayed
-        groups beyond them (aggregated once here, adjusted per peer)."""
-        key = (sel, aggs)
+    def _shared_relay_section(self, sel: _Sel, relay: _Peer, kept: tuple[int, ...]) -> _Merged:
+        """The relay section shared by every peer relaying the selected groups through the
+        aggregates at positions `kept`: the relay's own prefixes beyond the aggregates, the
+        aggregates, and every prefix of the relayed groups beyond them (aggregated once here,
+        adjusted per peer)."""
+        key = (sel, kept)
         got = self._merged_aggs.get(key)
         if got is None:
-            rest = self._rest_for(aggs)
+            aggs = [self.aggs[i] for i in kept]
+            rest = self._rest_for(kept)
             entries: list[_Entry] = [(prefix_sort_key(n), n, relay.idx) for n in rest[relay.idx]]
             entries.extend((prefix_sort_key(a), a, -1) for a in aggs)
             for z in self._group(sel)[0]:
                 entries.extend((prefix_sort_key(n), n, z.idx) for n in rest[z.idx])
             entries.sort(key=itemgetter(0))
-            got = _Merged(entries, self._made, self._key_of)
+            got = _Merged(entries, self._made)
             self._merged_aggs[key] = got
         return got
 
@@ -656,7 +737,7 @@ class _Builder:
         x: _Peer,
         relay: _Peer,
         relayed_sel: _Sel,
-        aggs: tuple[IPNetwork, ...],
+        kept_aggs: tuple[int, ...],
         blocked: dict[int, dict[IPNetwork, str]],
         unreachable: list[Unreachable],
     ) -> tuple[tuple[IPNetwork, ...], tuple[int, ...]]:
@@ -667,7 +748,7 @@ class _Builder:
         members = self._group_members(relayed_sel)
         if relay.idx in members:
             raise TopologyInvariantError(f"relay {relay.name} is among the peers it relays for {x.name}")
-        merged = self._shared_relay_section(relayed_sel, relay, aggs)
+        merged = self._shared_relay_section(relayed_sel, relay, kept_aggs)
         drop = list(merged.positions.get(x.idx, ()))
         owners = [o for o in blocked if o != x.idx and (o == relay.idx or o in members)]
         owners.sort(key=lambda o: (o != relay.idx, o))  # the relay first, then tunnel order
@@ -707,13 +788,13 @@ class _Builder:
             pos = bisect_left(relayed_all_ids, x.pid)
             found = pos < len(relayed_all_ids) and relayed_all_ids[pos] == x.pid
             relayed_ids: Sequence[int] = PeerIds(relayed_all_ids, pos if found else -1)
-            lans = [interval(lan) for lan in x.lans]
-            aggs = tuple(
-                a
-                for a, (a_lo, a_hi) in zip(self.aggs, self.agg_lines, strict=True)
-                if not any(lo <= a_hi and a_lo <= hi for lo, hi in lans)
+            # The aggregates X's own LANs do not overlap (an overlapped one would route them away).
+            kept = tuple(
+                i
+                for i, (a_lo, a_hi) in enumerate(self.agg_lines)
+                if not any(lo <= a_hi and a_lo <= hi for lo, hi in x.lan_lines)
             )
-            nets, relay_keys = self._relay_section(x, relay, relayed_sel, aggs, blocked, unreachable)
+            nets, relay_keys = self._relay_section(x, relay, relayed_sel, kept, blocked, unreachable)
             relay_section = PeerSection(
                 relay.pid, nets, relay.spec.endpoint, _keepalive(self.wan, x.spec, relay.spec), relayed_ids
             )

@@ -8,15 +8,15 @@ with the standard library's ``collapse_addresses`` and ``address_exclude``, not 
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_network, summarize_address_range
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.domain.address_sets import prefix_text
+from app.domain.address_sets import V6_BASE, prefix_text
 from app.domain.model import IPNetwork, PeerSpec, SubnetSpec, WanSpec
 from app.domain.routeros.desired import RouterHasher
-from app.domain.topology import PeerSection, TopologyResult, build_topology
+from app.domain.topology import PeerSection, TopologyResult, _Prefixes, build_topology, prefix_sort_key
 from app.domain.wireguard import render_config
 from tests.domain.test_topology import AGG, nets, peer, section, subnet, wan_of
 from tests.domain.test_topology_properties import advertised, collapse, wans
@@ -180,3 +180,51 @@ def test_random_wans_aggregate_relay_sections_and_routes_losslessly(wan: WanSpec
 @given(adjacent_wans())
 def test_random_wans_with_adjacent_lans_aggregate_losslessly(wan: WanSpec) -> None:
     check(wan)
+
+
+# --- cutting holes: the CIDRs of each remainder, shared between peers ----------------------------------
+
+
+def _remainders() -> st.SearchStrategy[list[tuple[int, int, bool]]]:
+    """Intervals as relay sections cut them: inside one block (IPv4 or IPv6 on the address line),
+    many sharing an end, in any order."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[tuple[int, int, bool]]:
+        v6 = draw(st.booleans())
+        bits = 128 if v6 else 32
+        size = draw(st.integers(1, 20))
+        base = draw(st.integers(0, (1 << (bits - size)) - 1)) << size
+        line = V6_BASE if v6 else 0
+        lo, hi = line + base, line + base + (1 << size) - 1
+        out = []
+        for _ in range(draw(st.integers(1, 30))):
+            a = draw(st.integers(lo, hi))
+            b = draw(st.integers(a, hi))
+            shape = draw(st.sampled_from(["from the start", "to the end", "inside"]))
+            if shape == "from the start":
+                out.append((lo, b, True))
+            elif shape == "to the end":
+                out.append((a, hi, False))
+            else:
+                out.append((a, b, draw(st.booleans())))
+        return out
+
+    return build()
+
+
+@given(_remainders())
+def test_each_remainder_is_the_fewest_cidrs_of_its_addresses_whatever_was_cut_before(
+    cuts: list[tuple[int, int, bool]],
+) -> None:
+    prefixes = _Prefixes()  # one per build: every cut below shares what the earlier ones found
+    for lo, hi, keep_lo in cuts:
+        base = V6_BASE if lo >= V6_BASE else 0
+        make = IPv6Address if base else IPv4Address
+        first, last = make(lo - base), make(hi - base)
+        nets, keys = prefixes.of(lo, hi, keep_lo=keep_lo)
+        assert list(nets) == list(summarize_address_range(first, last))  # type: ignore[arg-type]
+        assert list(keys) == [prefix_sort_key(n) for n in nets]
+    # Equal prefixes are one object: sections share them, and the renderers' caches with them.
+    made = [n for lo, hi, keep_lo in cuts for n in prefixes.of(lo, hi, keep_lo=keep_lo)[0]]
+    assert len({id(n) for n in made}) == len(set(made))
