@@ -162,9 +162,7 @@ def prime_caches(app: Any, wan_id: int) -> None:
         revision = db.session.scalar(select_revision(wan_id))
         peer = Peer.__table__
         db.session.execute(
-            update(peer)
-            .where(peer.c.id == bindparam("peer_id"))
-            .values(current_hash=bindparam("hash"), current_hash_revision=revision),
+            update(peer).where(peer.c.id == bindparam("peer_id")).values(current_hash=bindparam("hash")),
             [{"peer_id": p.id, "hash": hashlib.sha256(b"placeholder %d" % p.id).hexdigest()} for p in spec.peers],
         )
         wan = Wan.__table__

@@ -54,8 +54,10 @@ class Wan(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at r
 
     # Bumped by every flush that changes the WAN, a peer, a subnet or a service of it
     # (`_bump_revisions` below). Cached derived data is valid only at the revision it was
-    # computed for: the peers' current config hashes and the WAN's findings (`WanFindings`:
-    # unreachable prefixes and conflicts, for the WAN page), valid at `derived_revision`.
+    # computed for: the peers' current config hashes (`Peer.current_hash`) and the WAN's findings
+    # (`WanFindings`: unreachable prefixes and conflicts, for the WAN page), both stored at once
+    # and valid while `derived_revision` equals `revision`. One marker for the whole WAN: a
+    # recompute rewrites only the peers whose hash changed.
     revision: Mapped[int] = mapped_column(default=0, server_default="0")
     derived_revision: Mapped[int | None] = mapped_column(default=None)
 
@@ -84,8 +86,6 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
         UniqueConstraint("wan_id", "tunnel_ip"),
         UniqueConstraint("wan_id", "name"),
         Index("ix_peer_wan_id_tunnel_ip_num", "wan_id", "tunnel_ip_num"),
-        # "Are every peer's cached hashes current?" without visiting every peer.
-        Index("ix_peer_wan_id_current_hash_revision", "wan_id", "current_hash_revision"),
         # The same for IPv6 (NULL, on an IPv4-only WAN, never collides).
         UniqueConstraint("wan_id", "tunnel_ip6"),
     )
@@ -128,9 +128,8 @@ class Peer(db.Model):  # type: ignore[name-defined,misc]  # db.Model is made at 
     applied_config_masked: Mapped[str | None] = mapped_column(Text, default=None)
     applied_at: Mapped[datetime | None] = mapped_column(default=None)
     # The hash of the peer's current config (wg-quick text, or the router's desired state), valid
-    # while current_hash_revision equals the WAN's revision (app/services/configs.py).
+    # while the WAN's derived_revision equals its revision (app/services/configs.py).
     current_hash: Mapped[str | None] = mapped_column(String(64), default=None)
-    current_hash_revision: Mapped[int | None] = mapped_column(default=None)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -261,7 +260,6 @@ _NOT_CONFIG = frozenset(
         "applied_config_masked",
         "applied_at",
         "current_hash",
-        "current_hash_revision",
         "created_at",
         "updated_at",
         "revision",

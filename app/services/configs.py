@@ -12,13 +12,14 @@ import re
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from typing import Any
 
 import segno
-from sqlalchemy import bindparam, delete, event, insert, select, update
+from sqlalchemy import Integer, Text, bindparam, cast, delete, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -216,18 +217,38 @@ def current_hashes(spec: WanSpec, topology: TopologyResult, peer_ids: Iterable[i
     return out
 
 
+def hashes_current(wan: Wan) -> bool:
+    """The peers' stored current hashes and the WAN's findings were computed at its revision (they
+    are stored together, by `_compute_and_store`)."""
+    return wan.derived_revision is not None and wan.derived_revision == wan.revision
+
+
+def _stored_hashes(wan_id: int, peer_ids: Collection[int] | None = None) -> dict[int, str]:
+    """The stored current hashes of the WAN's peers (or of `peer_ids`) when they are current.
+
+    Read in one statement with the WAN's marker: a peer row read earlier in the request (the
+    session keeps it) may hold an older hash than a marker read later, after another process
+    stored new ones. Empty when not current; a peer without a hash is left out."""
+    query = (
+        select(Peer.id, Peer.current_hash)
+        .join(Wan, Wan.id == Peer.wan_id)
+        .where(Peer.wan_id == wan_id, Wan.derived_revision == Wan.revision, Peer.current_hash.is_not(None))
+    )
+    if peer_ids is not None:
+        query = query.where(Peer.id.in_(sorted(peer_ids)))
+    return {pid: h for pid, h in db.session.execute(query) if h is not None}
+
+
 def _cached_hashes(wan: Wan) -> dict[int, str] | None:
-    revision = wan.revision
-    hashes = {}
-    for p in wan.peers:
-        if p.current_hash is None or p.current_hash_revision != revision:
-            return None
-        hashes[p.id] = p.current_hash
-    return hashes
+    if not hashes_current(wan):
+        return None
+    hashes = _stored_hashes(wan.id)
+    # Every change bumps the revision, so all are there; a missing one is only a safeguard.
+    return hashes if len(hashes) == len(wan.peers) else None
 
 
 def _cached_derived(wan: Wan) -> dict[str, Any] | None:
-    if wan.derived_revision is None or wan.derived_revision != wan.revision:
+    if not hashes_current(wan):
         return None
     found: dict[str, Any] | None = db.session.scalar(select(WanFindings.findings).where(WanFindings.wan_id == wan.id))
     return found
@@ -274,7 +295,7 @@ def shown_findings(wan: Wan) -> ShownFindings:
     """The conflicts panel's part of the WAN's findings: read from the cache's "shown" key alone
     when the cache is current, otherwise :func:`findings` (computed once and cached) cut short."""
     shown = None
-    if wan.derived_revision is not None and wan.derived_revision == wan.revision:
+    if hashes_current(wan):
         shown = db.session.scalar(select(WanFindings.shown).where(WanFindings.wan_id == wan.id))
     if not shown:  # not current
         found, unreachable = findings(wan)
@@ -330,6 +351,9 @@ def wan_configs(wan: Wan) -> WanConfigs:
         return WanConfigs(wan, hashes, derived=_cached_derived(wan))
     if _session_clean():
         computed = _compute_and_store(wan.id)
+        # Read the marker again when next asked: what was just stored is then used in this request
+        # too (stored hashes are only ever read together with the marker, see _stored_hashes).
+        db.session.expire(wan, ["derived_revision"])
         if computed is not None:
             hashes, topology, derived = computed
             return WanConfigs(wan, hashes, topology=topology, derived=derived)
@@ -356,23 +380,57 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
             hashes = current_hashes(spec, topology)
             derived = derived_findings(topology.unreachable, wan_conflicts(spec))
         try:
-            if session.scalar(select(Wan.revision).where(Wan.id == wan_id)) == revision:
-                peer = Peer.__table__
-                session.execute(
-                    update(peer)
-                    .where(peer.c.id == bindparam("peer_id"), peer.c.wan_id == wan_id)
-                    .values(current_hash=bindparam("hash"), current_hash_revision=revision),
-                    [{"peer_id": pid, "hash": h} for pid, h in hashes.items()],
-                )
-                wan = Wan.__table__
-                session.execute(
-                    update(wan).where(wan.c.id == wan_id, wan.c.revision == revision).values(derived_revision=revision)
-                )
+            # Claim the revision first. The WAN row is then locked until the commit: a change
+            # committing meanwhile waits for it (and invalidates what is stored), one committed
+            # since the rows were read leaves nothing claimed, and nothing is stored.
+            wan = Wan.__table__
+            claimed = session.execute(
+                update(wan).where(wan.c.id == wan_id, wan.c.revision == revision).values(derived_revision=revision)
+            )
+            if getattr(claimed, "rowcount", 0) == 1:
+                _store_hashes(session, wan_id, hashes)
                 store_findings(session, wan_id, derived)
                 session.commit()
+            else:
+                session.rollback()
         except OperationalError:  # a writer holds the database: a later request stores them
             session.rollback()
     return hashes, topology, derived
+
+
+def _store_hashes(session: Session, wan_id: int, hashes: dict[int, str]) -> None:
+    """Store the peers' current hashes, writing only the rows whose hash changed: a change to one
+    peer of 10,000 rewrites a few rows, not all (0.35 s on PostgreSQL, with the peer's indexes)."""
+    if not hashes:  # a WAN without peers
+        return
+    peer = Peer.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement over two arrays: executemany would send one UPDATE per peer.
+        computed = (
+            func.unnest(cast(list(hashes), ARRAY(Integer)), cast(list(hashes.values()), ARRAY(Text)))
+            .table_valued("peer_id", "hash")
+            .render_derived(name="computed")
+        )
+        session.execute(
+            update(peer)
+            .where(
+                peer.c.id == computed.c.peer_id,
+                peer.c.wan_id == wan_id,
+                peer.c.current_hash.is_distinct_from(computed.c.hash),
+            )
+            .values(current_hash=computed.c.hash)
+        )
+        return
+    session.execute(
+        update(peer)
+        .where(
+            peer.c.id == bindparam("peer_id"),
+            peer.c.wan_id == wan_id,
+            peer.c.current_hash.is_distinct_from(bindparam("hash")),
+        )
+        .values(current_hash=bindparam("hash")),
+        [{"peer_id": pid, "hash": h} for pid, h in hashes.items()],
+    )
 
 
 def store_findings(session: Session, wan_id: int, findings: dict[str, Any]) -> None:
@@ -385,13 +443,9 @@ def store_findings(session: Session, wan_id: int, findings: dict[str, Any]) -> N
 def hashes_for(wan: Wan, peers: Iterable[Peer]) -> dict[int, str]:
     """The current config hashes of some peers of `wan`: the cached ones when current, the others
     computed from their own views only."""
-    out: dict[int, str] = {}
-    missing = []
-    for p in peers:
-        if p.current_hash is not None and p.current_hash_revision == wan.revision:
-            out[p.id] = p.current_hash
-        else:
-            missing.append(p.id)
+    wanted = [p.id for p in peers]
+    out = _stored_hashes(wan.id, wanted) if wanted else {}
+    missing = [pid for pid in wanted if pid not in out]
     if missing:
         spec = load_spec(wan.id, secrets_for=set(missing))
         assert spec is not None
@@ -410,8 +464,9 @@ def peer_stale(peer: Peer) -> bool:
 
 def peer_hash(peer: Peer) -> str:
     """The peer's current config hash (the cached one when it is current)."""
-    if peer.current_hash is not None and peer.current_hash_revision == peer.wan.revision:
-        return peer.current_hash
+    stored = _stored_hashes(peer.wan_id, [peer.id])
+    if stored:
+        return stored[peer.id]
     spec = load_spec(peer.wan_id, secrets_for={peer.id})
     assert spec is not None
     return current_hashes(spec, build_topology(spec, [peer.id]), [peer.id])[peer.id]

@@ -211,30 +211,13 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _hashes_current(wan: Wan) -> bool:
-    """Every peer's cached config hash is valid at the WAN's revision (one query)."""
-    # "Not equal" as two ranges and NULL: all three are lookups in the (wan_id, current_hash_revision)
-    # index, where `!=` would visit every peer of the WAN.
-    behind = db.session.scalar(
-        select(Peer.id)
-        .where(
-            Peer.wan_id == wan.id,
-            Peer.current_hash_revision.is_(None)
-            | (Peer.current_hash_revision < wan.revision)
-            | (Peer.current_hash_revision > wan.revision),
-        )
-        .limit(1)
-    )
-    return behind is None
-
-
 def peer_page(wan: Wan, query: PeerQuery, *, count_stale: bool = False) -> PeerPage:
     """One page of the WAN's peers matching the search and filters, in a bounded number of
     statements whatever the page size: the hashes check, a count, the page, its subnets, its services.
     `count_stale` also counts the WAN's stale peers (`stale_total`, one more statement)."""
 
     hashes: dict[int, str] | None = None
-    if not _hashes_current(wan):
+    if not configs.hashes_current(wan):
         # A change since the hashes were cached: compute them all once (stored for the next request).
         hashes = configs.wan_configs(wan).hashes
     stale_expr = Peer.applied_config_hash.is_(None) | (Peer.applied_config_hash != Peer.current_hash)

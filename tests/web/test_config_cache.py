@@ -7,7 +7,8 @@ import io
 import zipfile
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from app.domain.topology import build_topology
 from app.extensions import db
@@ -73,9 +74,10 @@ def test_second_list_uses_the_cache(app, api, wan, monkeypatch):
     add(api, wan, "laptop", kind="client")
     first = listed_stale(api, wan)
     with app.app_context():
-        rev = db.session.scalar(select(Wan.revision).where(Wan.id == wan["id"]))
-        cached = db.session.scalars(select(Peer.current_hash_revision).where(Peer.wan_id == wan["id"])).all()
-        assert cached == [rev, rev]
+        rev, stored_at = db.session.execute(select(Wan.revision, Wan.derived_revision).where(Wan.id == wan["id"])).one()
+        assert stored_at == rev
+        cached = db.session.scalars(select(Peer.current_hash).where(Peer.wan_id == wan["id"])).all()
+        assert len(cached) == 2 and all(cached)
 
     def refuse(*_a, **_k):
         raise AssertionError("rendered although the cache is current")
@@ -239,3 +241,61 @@ def _spec(*peers):
         nat_pool_cidr=ip_network("172.16.0.0/12"),
         peers=tuple(specs),
     )
+
+
+def test_a_recompute_rewrites_only_the_peers_whose_config_changed(app, api, wan):
+    hq = add(api, wan, "hq", endpoint="203.0.113.1", is_hub=True)
+    for name in ("branch-1", "branch-2", "branch-3"):
+        add(api, wan, name, endpoint="198.51.100.7")
+    laptop = add(api, wan, "laptop", kind="client")
+    listed_stale(api, wan)  # computes and stores every hash
+    with app.app_context():
+        before = dict(db.session.execute(select(Peer.id, Peer.current_hash).where(Peer.wan_id == wan["id"])).all())
+    # Its own listen port: only the laptop's config changes (it has no endpoint for others to list).
+    assert api.patch(f"/api/peers/{laptop['id']}", json={"listen_port": 51999}).status_code == 200
+    written: list[int] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE peer SET current_hash"):
+            written.append(cursor.rowcount)
+
+    with app.app_context():
+        event.listen(db.engine, "after_cursor_execute", count)
+        try:
+            listed_stale(api, wan)
+        finally:
+            event.remove(db.engine, "after_cursor_execute", count)
+        after = dict(db.session.execute(select(Peer.id, Peer.current_hash).where(Peer.wan_id == wan["id"])).all())
+        spec = configs.load_spec(wan["id"], all_secrets=True)
+        assert after == configs.current_hashes(spec, build_topology(spec))
+    changed = {pid for pid in after if after[pid] != before[pid]}
+    assert laptop["id"] in changed and hq["id"] not in changed
+    assert sum(written) == len(changed)
+
+
+def test_a_peer_read_before_another_process_stored_new_hashes_gets_the_new_one(app, api, wan):
+    hq = add(api, wan, "hq", endpoint="203.0.113.1")
+    branch = add(api, wan, "branch", endpoint="198.51.100.7")
+    api.post(f"/api/peers/{hq['id']}/config")  # applied: its hash is compared, not skipped
+    listed_stale(api, wan)
+    with app.app_context():
+        peer = db.session.get(Peer, hq["id"])
+        old = peer.current_hash  # the session keeps this row as read now
+        # Another process adds a LAN to the branch (hq's config lists it) and stores the new hashes.
+        with Session(db.engine) as other:
+            other.add(Subnet(wan_id=wan["id"], peer_id=branch["id"], cidr="192.168.9.0/24"))
+            other.commit()
+        assert configs._compute_and_store(wan["id"]) is not None
+        spec = configs.load_spec(wan["id"], all_secrets=True)
+        fresh = configs.current_hashes(spec, build_topology(spec), [hq["id"]])[hq["id"]]
+        assert fresh != old
+        assert configs.peer_hash(peer) == fresh
+        assert configs.peer_stale(peer) is True
+
+
+def test_a_wan_without_peers_lists_and_caches_nothing(app, api, wan):
+    assert listed_stale(api, wan) == {}
+    with app.app_context():
+        rev, stored_at = db.session.execute(select(Wan.revision, Wan.derived_revision).where(Wan.id == wan["id"])).one()
+        assert stored_at == rev
+    assert api.get(f"/api/wan/{wan['id']}/configs.zip").status_code == 200
