@@ -93,9 +93,18 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     with application.app_context():
         db.create_all()
     yield application
+    close_app(application)
+
+
+def close_app(application: Flask) -> None:
+    """Close what an app opened: its database pool and its Redis client. Left to the garbage
+    collector, their sockets raise ResourceWarnings in whatever later test happens to collect them."""
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+    redis = application.extensions.pop("wirewan_redis", None)
+    if redis is not None:
+        redis.close()
 
 
 @pytest.fixture
@@ -111,9 +120,7 @@ def make_app(app_config: dict[str, Any]) -> Iterator[Any]:
 
     yield build
     for application in made:
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        close_app(application)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ growing heap again and again and free nothing: about half the time of such a bui
 Pausing alone only postpones that walk: the objects that outlive the block (the topology kept in a
 cache, the spec and hashes being stored) are all in the youngest generation when it ends, so the
 next allocations scan them there, then again in the middle generation, ~0.35 s at 10,000 peers.
-The block therefore hands its survivors straight to the oldest generation, which is scanned only
-by the full collections that already walk every long-lived object.
+A block that built that much therefore hands its survivors straight to the oldest generation,
+which is scanned only by the full collections that already walk every long-lived object. A small
+block leaves them where they are: whatever cyclic garbage is young then is freed as soon as before.
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ def cycle_collection_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
-            promote_young_objects()
+            if gc.get_count()[0] > PROMOTE_AFTER:
+                promote_young_objects()
             gc.enable()
+
+
+# Net allocations of tracked objects in a block above which its survivors are promoted: a
+# 1,000-peer build makes hundreds of thousands, a 10,000-peer one millions; the collector's own
+# young generation holds 700.
+PROMOTE_AFTER = 100_000
 
 
 def promote_young_objects() -> None:
