@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.domain.conflicts import Conflict, wan_conflicts
-from app.domain.gc_pause import cycle_collection_paused
+from app.domain.gc_pause import LARGE_WAN_PEERS, cycle_collection_paused
 from app.domain.model import WanSpec
 from app.domain.routeros.desired import RouterHasher, build_desired
 from app.domain.routeros.script import render_script
@@ -188,7 +188,8 @@ def script_text(spec: WanSpec, peer_id: int, topology: TopologyResult, peer_name
 
 
 def _render(spec: WanSpec, topology: TopologyResult) -> dict[int, PeerConfig]:
-    with cycle_collection_paused():  # every config of the WAN: many acyclic objects (domain.gc_pause)
+    # Every config of the WAN: many acyclic objects (domain.gc_pause).
+    with cycle_collection_paused(promote_survivors=len(spec.peers) >= LARGE_WAN_PEERS):
         wg_ids = [p.id for p in spec.peers if p.kind != "mikrotik"]
         out = {
             peer_id: PeerConfig(peer_id, "wireguard", r.text, r.sha256)
@@ -371,10 +372,11 @@ def _compute_and_store(wan_id: int) -> tuple[dict[int, str], TopologyResult, dic
     change committed meanwhile (the revision read before the rows is still the current one)."""
     with Session(db.engine) as session:
         revision = session.scalar(select(Wan.revision).where(Wan.id == wan_id))
-        with cycle_collection_paused():  # the whole WAN, millions of acyclic objects (domain.gc_pause)
+        with cycle_collection_paused() as pause:  # the whole WAN, millions of acyclic objects (domain.gc_pause)
             spec = load_spec(wan_id, all_secrets=True, session=session)
             if revision is None or spec is None:
                 return None
+            pause.promote_survivors = len(spec.peers) >= LARGE_WAN_PEERS
             # Through the cache: the zip and the WAN page that follow a change then find it built.
             topology = wan_topology(spec)
             hashes = current_hashes(spec, topology)

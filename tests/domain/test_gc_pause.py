@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from app.domain.gc_pause import PROMOTE_AFTER, cycle_collection_paused
+from app.domain.gc_pause import cycle_collection_paused
 
 
 class Node:
@@ -14,18 +14,18 @@ class Node:
         self.other: Node | None = None
 
 
-def test_what_a_large_block_builds_goes_to_the_oldest_generation_unscanned() -> None:
+def test_what_a_large_build_leaves_goes_to_the_oldest_generation_unscanned() -> None:
     assert gc.isenabled()
-    with cycle_collection_paused():
+    with cycle_collection_paused(promote_survivors=True):
         assert not gc.isenabled()
-        survivor = [Node() for _ in range(PROMOTE_AFTER + 1000)]
+        survivor = [Node() for _ in range(1000)]
     assert gc.isenabled()
     oldest = {id(o) for o in gc.get_objects(generation=2)}
     assert all(id(node) in oldest for node in survivor)
     assert not any(node is survivor[0] for node in gc.get_objects(generation=0))
 
 
-def test_a_small_block_leaves_its_objects_young() -> None:
+def test_a_small_build_leaves_its_objects_young() -> None:
     # Young cyclic garbage (another request's, say) is then collected as soon as without the block.
     with cycle_collection_paused():
         survivor = [Node() for _ in range(100)]
@@ -33,14 +33,13 @@ def test_a_small_block_leaves_its_objects_young() -> None:
     assert not any(o is survivor[0] for o in gc.get_objects(generation=2))
 
 
-def test_cycles_made_in_a_large_block_are_still_collected() -> None:
-    with cycle_collection_paused():
-        filler = [Node() for _ in range(PROMOTE_AFTER + 1000)]
+def test_cycles_made_in_a_large_build_are_still_collected() -> None:
+    with cycle_collection_paused() as pause:
+        pause.promote_survivors = True  # decided inside, as a build does once it knows its size
         a, b = Node(), Node()
         a.other, b.other = b, a
         gone = weakref.ref(a)
         del a, b
-    del filler
     assert gone() is not None  # a cycle: reference counting alone never frees it
     gc.collect()
     assert gone() is None
@@ -51,9 +50,8 @@ def test_a_heap_frozen_on_purpose_stays_frozen() -> None:
     kept = Node()
     gc.freeze()
     try:
-        with cycle_collection_paused():
-            made = [Node() for _ in range(PROMOTE_AFTER + 1000)]
-        assert made
+        with cycle_collection_paused(promote_survivors=True):
+            [Node() for _ in range(100)]
         # Frozen objects are in no generation the collector walks.
         assert gc.get_freeze_count() > 0
         assert all(o is not kept for o in gc.get_objects())
