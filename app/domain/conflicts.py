@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Literal
 
+from app.domain.address_sets import interval
 from app.domain.addressing import (
     RANGE_LABELS,
     RangeKind,
@@ -647,15 +648,14 @@ def overlapping_pairs(prefixes: Iterable[IPNetwork]) -> Iterator[tuple[int, int]
     CIDR blocks overlap only by nesting, so the active set is a short chain; the cost is
     O(n log n) plus the number of pairs reported.
     """
-    keyed = sorted(
-        (net.version, int(net.network_address), -int(net.broadcast_address), i) for i, net in enumerate(prefixes)
-    )
-    active: list[tuple[int, int, int]] = []  # (version, end, index)
-    for version, start, neg_end, index in keyed:
-        active = [a for a in active if a[0] == version and a[1] >= start]
-        for _, _, other in active:
+    # On the one integer line, where IPv6 sorts above IPv4 and never overlaps it.
+    keyed = sorted((lo, -hi, i) for i, (lo, hi) in enumerate(map(interval, prefixes)))
+    active: list[tuple[int, int]] = []  # (end, index)
+    for start, neg_end, index in keyed:
+        active = [a for a in active if a[0] >= start]
+        for _, other in active:
             yield other, index
-        active.append((version, -neg_end, index))
+        active.append((-neg_end, index))
 
 
 def _reported_lan_overlaps(flat: list[tuple[PeerSpec, SubnetSpec]]) -> list[tuple[int, int]]:
@@ -666,10 +666,8 @@ def _reported_lan_overlaps(flat: list[tuple[PeerSpec, SubnetSpec]]) -> list[tupl
     millions of pairs that no rule reports.
     """
     cidrs = [s.cidr for _, s in flat]
-    order = sorted(
-        range(len(cidrs)),
-        key=lambda i: (cidrs[i].version, int(cidrs[i].network_address), -int(cidrs[i].broadcast_address), i),
-    )
+    lines = [interval(c) for c in cidrs]
+    order = sorted(range(len(cidrs)), key=lambda i: (lines[i][0], -lines[i][1], i))
     rank = [0] * len(cidrs)
     for r, i in enumerate(order):
         rank[i] = r
@@ -747,9 +745,13 @@ def wan_conflicts(wan: WanSpec) -> list[Conflict]:
 
     # Subnets against the WAN ranges, and against each other.
     flat: list[tuple[PeerSpec, SubnetSpec]] = [(p, s) for p in wan.peers for s in p.subnets]
+    # On the integer line (IPv6 above IPv4): `ipaddress` overlap tests are Python code, and a
+    # 10,000-peer WAN has 20,000 subnets to test against each range.
+    range_lines = [(what, rng, *interval(rng)) for what, rng in ranges]
     for peer, subnet in flat:
-        for what, rng in ranges:
-            if _overlaps(subnet.cidr, rng):
+        lo, hi = interval(subnet.cidr)
+        for what, rng, range_lo, range_hi in range_lines:
+            if lo <= range_hi and range_lo <= hi:
                 label = RANGE_LABELS[what][0]
                 out.append(
                     Conflict(
