@@ -61,25 +61,16 @@ def without(spans: list[Interval], cut: list[Interval]) -> list[Interval]:
     return out
 
 
-def cidrs(lo: int, hi: int, made: dict[tuple[int, int], IPNetwork] | None = None) -> list[IPNetwork]:
-    """The fewest CIDRs covering exactly [lo, hi] (one IP version), in address order.
-
-    `made` keeps the CIDRs built before by (start, size), so callers that cut many holes into
-    the same blocks share prefix objects (and the renderers' per-object caches) instead of
-    building equal ones again.
-    """
+def cidrs(lo: int, hi: int) -> list[IPNetwork]:
+    """The fewest CIDRs covering exactly [lo, hi] (one IP version), in address order. (The topology
+    cuts many holes into the same blocks and keeps what it found: `topology._Prefixes`.)"""
     v6 = lo >= V6_BASE
     bits = 128 if v6 else 32
     out: list[IPNetwork] = []
     while lo <= hi:
         # The largest block aligned at lo that ends within hi.
         size = min((lo & -lo).bit_length() - 1 if lo else bits, (hi - lo + 1).bit_length() - 1)
-        net = made.get((lo, size)) if made is not None else None
-        if net is None:
-            net = IPv6Network((lo - V6_BASE, 128 - size)) if v6 else IPv4Network((lo, 32 - size))
-            if made is not None:
-                made[(lo, size)] = net
-        out.append(net)
+        out.append(IPv6Network((lo - V6_BASE, 128 - size)) if v6 else IPv4Network((lo, 32 - size)))
         lo += 1 << size
     return out
 
