@@ -18,7 +18,9 @@ from typing import Any
 
 from flask import current_app
 from flask_login import current_user
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
+from rq.job import JobStatus as RqStatus
 from sqlalchemy import select, update
 
 from app.domain.errors import DomainError
@@ -214,19 +216,43 @@ def _release_auto_deploy_marker(job: Job) -> None:
 
 def _reap_lost(grace_seconds: float) -> int:
     """End the queued jobs that RQ no longer holds: the queue lost them (a Redis restart; the private
-    Redis of ./run.sh keeps nothing on disk) or the process died between commit and enqueue. Left
-    queued, such a job would never run and would keep its router's actions disabled for good."""
+    Redis of ./run.sh keeps nothing on disk), the process died between commit and enqueue, or a
+    worker died after taking the job but before marking it running (RQ then records the job failed).
+    Left queued, such a job would never run and would keep its router's actions disabled for good."""
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     waiting = db.session.scalars(select(Job).where(Job.status == JobStatus.QUEUED.value, Job.created_at < cutoff)).all()
-    lost = [job for job in waiting if not job.rq_id or not RqJob.exists(job.rq_id, connection=redis_connection())]
-    for job in lost:
+    lost = 0
+    for job in waiting:
+        why = _why_rq_will_not_run(job.rq_id)
+        if why is None:
+            continue
         _release_auto_deploy_marker(job)
-        job.abandon(
-            "The job queue no longer holds this job (Redis restarted, or the request that queued it "
-            "stopped), so no worker will run it. Nothing was done; run it again.",
-            summary="lost from the queue",
-        )
-    return len(lost)
+        job.abandon(f"{why}, so no worker will run it. Nothing was done; run it again.", summary="lost from the queue")
+        lost += 1
+    return lost
+
+
+# What RQ may still hand to a worker. STARTED too: a worker holds the job and is about to mark the row
+# running, or died and RQ's own cleanup will soon record the job failed (then it is lost here).
+_RQ_WILL_RUN = frozenset(
+    (RqStatus.CREATED, RqStatus.QUEUED, RqStatus.STARTED, RqStatus.DEFERRED, RqStatus.SCHEDULED,
+     RqStatus.RATE_LIMITED, RqStatus.READY_TO_ENQUEUE)
+)  # fmt: skip
+
+
+def _why_rq_will_not_run(rq_id: str | None) -> str | None:
+    """None while RQ may still run the job; otherwise what happened to it, for the job's error."""
+    if rq_id is not None:
+        try:
+            status = RqJob.fetch(rq_id, connection=redis_connection()).get_status(refresh=False)
+        except NoSuchJobError:
+            pass
+        else:
+            if status is None or RqStatus(status) in _RQ_WILL_RUN:  # no status recorded: not ours to judge
+                return None
+            recorded = RqStatus(status).value
+            return f"The queue ended this job before it began (RQ recorded it {recorded}: its worker stopped)"
+    return "The job queue no longer holds this job (Redis restarted, or the request that queued it stopped)"
 
 
 # ---------------------------------------------------------------- auto-deploy coalescing

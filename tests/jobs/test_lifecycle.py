@@ -14,8 +14,10 @@ import pytest
 from flask import Flask
 from redis import Redis
 from rq import Queue
+from rq.job import Job as RqJob
+from rq.job_lifecycle import record_job_failure
 
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.models import Job, Peer
 from app.models.base import utcnow
 from app.models.jobs import JobKind, JobStatus
@@ -170,3 +172,24 @@ def test_the_reaper_ends_queued_jobs_the_queue_lost(app: Flask, router_wan: dict
         assert (held.status, lost.status, fresh.status) == ("queued", "abandoned", "queued")
         assert "no longer holds this job" in (lost.error or "")
         assert lost.log[-1].endswith("ABANDONED: lost from the queue")
+
+
+def test_the_reaper_ends_queued_jobs_whose_worker_died_before_they_began(
+    app: Flask, router_wan: dict[str, Any]
+) -> None:
+    """A worker killed after RQ handed it the job but before the job marked its row running: RQ's
+    cleanup records the job failed, and the row would otherwise stay queued for good."""
+    with app.app_context():
+        peer = router(app, router_wan)
+        taken, waiting = lifecycle.create(JobKind.VERIFY, peer), lifecycle.create(JobKind.PREFLIGHT, peer)
+        commit()  # both really enqueued
+        taken.created_at = waiting.created_at = utcnow() - timedelta(minutes=5)
+        commit()
+        rq_job = RqJob.fetch(taken.rq_id, connection=redis_connection())
+        with redis_connection().pipeline() as pipe:  # what RQ's StartedJobRegistry.cleanup does then
+            record_job_failure(rq_job, "Moved to FailedJobRegistry, due to AbandonedJobError", pipe)
+            pipe.execute()
+        assert lifecycle.reap_abandoned(stale_after_seconds=60) == 1
+        commit()
+        assert (taken.status, waiting.status) == ("abandoned", "queued")
+        assert "RQ recorded it failed" in (taken.error or "") and "run it again" in (taken.error or "")
