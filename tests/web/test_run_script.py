@@ -97,7 +97,11 @@ def test_run_sh_serves_and_stops_cleanly(tmp_path):
         while f"worker (pid {worker}) exited" not in log_path.read_text() and time.monotonic() < deadline + 30:
             time.sleep(0.2)
         assert f"worker (pid {worker}) exited with status 137; restarting it" in log_path.read_text()
+        # The line is written just before the new worker is forked (and then exec's rq): wait for it.
         restarted = _component(proc.pid, b"PreloadWorker")
+        while restarted in (None, worker) and time.monotonic() < deadline + 30:
+            time.sleep(0.1)
+            restarted = _component(proc.pid, b"PreloadWorker")
         assert restarted is not None and restarted != worker
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
             assert json.load(resp)["status"] == "ok"
