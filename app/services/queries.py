@@ -54,6 +54,9 @@ class JobFilters:
 
 # Succeeded status polls (one per router per minute) are what the status shows, not news.
 QUIET_POLLS = (Job.kind == JobKind.STATUS.value) & (Job.status == "succeeded")
+# The same and the polls on their way (queued or running): what a list of the last few jobs leaves
+# out, or every minute's round would fill it. A poll that failed or was abandoned stays: that is news.
+ROUTINE_POLLS = (Job.kind == JobKind.STATUS.value) & Job.status.in_(("queued", "running", "succeeded"))
 
 
 def list_jobs(filters: JobFilters, limit: int) -> list[Job]:
@@ -134,7 +137,11 @@ class RouterPanel:
 
 def router_panel(peer: Peer, stale: bool | None = None) -> RouterPanel:
     """The Router section's data; `stale` when the caller already knows it (saves rendering)."""
-    latest = db.session.scalar(select(Job).where(Job.peer_id == peer.id).order_by(Job.id.desc()).limit(1))
+    latest = db.session.scalar(
+        # Not a status poll: the Status card shows those (an unreachable router too), and one each
+        # minute would push the operator's own last job (a deploy's result, a test) out of sight.
+        select(Job).where(Job.peer_id == peer.id, Job.kind != JobKind.STATUS.value).order_by(Job.id.desc()).limit(1)
+    )
     preflight = db.session.scalar(
         select(Job).where(Job.peer_id == peer.id, Job.kind == JobKind.PREFLIGHT).order_by(Job.id.desc()).limit(1)
     )

@@ -16,6 +16,9 @@ from app import crypto
 from app.extensions import db
 from app.models import Job, Peer, User, Wan
 from app.models.base import utcnow
+from app.models.jobs import JobKind
+from app.services.tx import commit
+from jobs.ops import queue_round
 from jobs.runtime import reap_abandoned_jobs
 from tests.jobs.conftest import ROUTER_PASSWORD
 
@@ -243,6 +246,37 @@ def test_router_buttons_show_their_job_inline(app, operator_browser, run_jobs, r
 
     # Without htmx every button answers 303 to the job page.
     assert job_id_from(operator_browser.post(f"/peers/{router_id}/router/verify")) > job_id
+
+
+def test_status_polls_do_not_push_the_operators_job_out_of_the_router_section(
+    app, operator_browser, run_jobs, sim, router_id
+):
+    """The cron polls every router each minute: a poll must neither replace the deploy's result in the
+    Router section nor stop the page reload that follows the deploy. The Status card tells what the
+    polls found, an unreachable router too."""
+    pre, dep = preflight_and_deploy(app, operator_browser, run_jobs, router_id)
+
+    def poll_round() -> list[int]:
+        with app.app_context():
+            created = queue_round(JobKind.STATUS)
+            commit()
+        return created
+
+    queued = poll_round()  # a round queued while the deploy's widget is still on the page
+    assert len(queued) == 1 and job_row(app, queued[0]).peer_id == router_id
+    section = operator_browser.get(f"/peers/{router_id}/router", headers={"HX-Request": "true"})
+    assert f'id="job-status-{dep}"' in text(section) and section.headers.get("HX-Refresh") == "true"
+    run_jobs()
+    assert job_row(app, queued[0]).status == "succeeded"
+    page = text(operator_browser.get(f"/peers/{router_id}"))
+    assert f'id="job-status-{dep}"' in page and router_sync(page) == "in sync"
+
+    sim.stop()  # the router goes away: the poll records it, and the section still shows the deploy
+    poll_round()
+    run_jobs()
+    page = text(operator_browser.get(f"/peers/{router_id}"))
+    router_status = page[page.index('id="router-status"') :]
+    assert f'id="job-status-{dep}"' in page and router_status[: router_status.index("</p>")].count("unreachable") == 1
 
 
 def test_clear_asks_for_confirmation(admin_browser, router_id):

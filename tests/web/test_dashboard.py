@@ -136,6 +136,20 @@ def test_pending_and_failed_deploys_and_the_last_jobs(app, admin_browser, wan_id
     assert 'href="/jobs/?wan_id=' in body
 
 
+def test_the_last_jobs_leave_out_routine_status_polls(app, admin_browser, wan_id):
+    """The cron polls every router each minute: a round queued, running or done is not news, and would
+    push the operator's own jobs off the list. A poll that failed or was abandoned is."""
+    hq = peer_id(app, "hq")
+    deploy = add_job(app, hq, "deploy", "succeeded")
+    for status in ("succeeded", "running", "queued"):
+        add_job(app, hq, "status", status)
+    body = admin_browser.get("/").get_data(as_text=True)
+    assert re.findall(r'<tr id="last-job-(\d+)">', body) == [str(deploy)]
+    failed, abandoned = add_job(app, hq, "status", "failed"), add_job(app, hq, "status", "abandoned")
+    body = admin_browser.get("/").get_data(as_text=True)
+    assert re.findall(r'<tr id="last-job-(\d+)">', body) == [str(abandoned), str(failed), str(deploy)]
+
+
 def test_last_jobs_are_capped(app, admin_browser, wan_id):
     hq = peer_id(app, "hq")
     for _ in range(15):

@@ -176,10 +176,9 @@ def result(job_id: int) -> Any:
 @login_required
 def router_section(peer_id: int) -> Any:
     peer = _router_peer_or_404(peer_id)
-    body = render_template(
-        "peers/_router.html", peer=peer, wan=peer.wan, router=router_panel(peer), can_edit=current_user.can_edit
-    )
-    latest = db.session.scalar(select(Job).where(Job.peer_id == peer.id).order_by(Job.id.desc()).limit(1))
+    panel = router_panel(peer)
+    body = render_template("peers/_router.html", peer=peer, wan=peer.wan, router=panel, can_edit=current_user.can_edit)
+    latest = panel.latest_job
     if is_htmx() and latest is not None and latest.status == "succeeded" and latest.kind in CHANGING_KINDS:
         # This refresh follows a job's end. A deploy, revert or clear also changes the page around
         # the section (the stale banner and badges), so reload the whole page instead.

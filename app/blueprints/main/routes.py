@@ -14,7 +14,7 @@ from app.models.base import utcnow
 from app.models.jobs import JobKind
 from app.services import status as status_service
 from app.services.configs import cached_conflicts, wan_configs
-from app.services.queries import QUIET_POLLS
+from app.services.queries import ROUTINE_POLLS
 from app.services.specs import load_wan
 
 bp = Blueprint("main", __name__)
@@ -120,7 +120,7 @@ def wan_row(wan: Wan, jobs: JobCounts) -> WanRow:
 def index() -> Any:
     jobs = _job_counts()
     rows = [wan_row(wan, jobs) for wan in db.session.scalars(select(Wan).order_by(Wan.name)).all()]
-    last_jobs = db.session.scalars(select(Job).where(~QUIET_POLLS).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
+    last_jobs = db.session.scalars(select(Job).where(~ROUTINE_POLLS).order_by(Job.id.desc()).limit(LAST_JOBS)).all()
     wan_names = {row.wan.id: row.wan.name for row in rows}
     live = status_service.wan_counts(utcnow() - timedelta(hours=24))
     totals = {
