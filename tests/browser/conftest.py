@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port
 from tests.routeros_sim.server import SimRouter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +39,6 @@ CHROMIUM_FLAGS = [
 ]
 ROUTER_PASSWORD = "router-pw"
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not shutil.which("bash"):
         pytest.skip("needs bash to run ./run.sh")
     instance = tmp_path_factory.mktemp("browser-instance")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WIREWAN_INSTANCE": str(instance),

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -32,6 +31,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import AuditEntry, Job, Peer
 from tests.conftest import TEST_SECRETS
+from tests.ports import free_port
 from tests.routeros_sim.server import SimRouter
 
 pytestmark = pytest.mark.slow
@@ -39,12 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv" / "bin"
 ROUTERS = int(os.environ.get("SCALE_ROUTERS", "30"))
 PASSWORD = "router-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 240, every: float = 1.0) -> Any:
@@ -129,25 +123,27 @@ class Stack:
         self.signal_tree(name, signal.SIGKILL)
         self.procs[name].wait()
 
-    def kill_worker_mid_job(self, name: str, app: Flask, timeout: float = 120) -> int:
-        """SIGKILL a worker while it runs a job, and return that job's id. The worker is frozen
-        (SIGSTOP) while its current job is looked up, so the job cannot end between the look and the
-        kill: a kill landing between two jobs would prove nothing."""
-        connection = Redis.from_url(self.env["REDIS_URL"])
-        queue = Queue(self.env["RQ_QUEUE"], connection=connection)
+    def kill_worker_mid_job(self, name: str, app: Flask, kind: str = "deploy", timeout: float = 120) -> int:
+        """SIGKILL a worker while it runs a job of `kind`, and return that job's id. The worker is
+        frozen (SIGSTOP) while its current job is looked up, so the job cannot end between the look and
+        the kill: a kill landing between two jobs would prove nothing."""
         pid = self.procs[name].pid
         deadline = time.monotonic() + timeout
-        while True:
-            self.signal_tree(name, signal.SIGSTOP)
-            rq_id = next((w.get_current_job_id() for w in Worker.all(queue=queue) if w.pid == pid), None)
-            with app.app_context():
-                job_id = db.session.scalar(select(Job.id).where(Job.rq_id == rq_id, Job.status == "running"))
-            if rq_id is not None and job_id is not None:
-                self.kill(name)
-                return int(job_id)
-            self.signal_tree(name, signal.SIGCONT)
-            assert time.monotonic() < deadline, f"{name} was never caught running a job"
-            time.sleep(0.05)
+        with Redis.from_url(self.env["REDIS_URL"]) as connection:
+            queue = Queue(self.env["RQ_QUEUE"], connection=connection)
+            while True:
+                self.signal_tree(name, signal.SIGSTOP)
+                rq_id = next((w.get_current_job_id() for w in Worker.all(queue=queue) if w.pid == pid), None)
+                with app.app_context():
+                    job_id = db.session.scalar(
+                        select(Job.id).where(Job.rq_id == rq_id, Job.kind == kind, Job.status == "running")
+                    )
+                if rq_id is not None and job_id is not None:
+                    self.kill(name)
+                    return int(job_id)
+                self.signal_tree(name, signal.SIGCONT)
+                assert time.monotonic() < deadline, f"{name} was never caught running a {kind} job"
+                time.sleep(0.05)
 
     def down(self) -> None:
         for proc in self.procs.values():

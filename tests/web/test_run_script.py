@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _descendants(pid: int) -> set[int]:
@@ -68,7 +63,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the venv that ./run.sh creates")
 def test_run_sh_serves_and_stops_cleanly(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update({"PORT": str(port), "HOST": "127.0.0.1", "WIREWAN_INSTANCE": str(tmp_path / "instance")})
     log_path = tmp_path / "run.log"
