@@ -46,6 +46,11 @@ from pathlib import Path
 INTERNET = "198.18.0"  # 198.18.0.0/24 on the "internet" bridge (RFC 2544 benchmarking range)
 CGNAT_PUBLIC = f"{INTERNET}.254"
 CGNAT_INSIDE = "100.64.0"  # the carrier's private side (RFC 6598 shared address space)
+# How long a check that should succeed keeps trying. WireGuard resends an unanswered handshake
+# initiation only after REKEY_TIMEOUT (5 s plus jitter): one lost initiation, or a loaded machine
+# starting many `ip netns exec` at once, must not turn a working tunnel into a failure. Passing
+# checks return at their first success, so this costs nothing when all is well.
+POSITIVE_WAIT = 15.0
 TOOLS = ("ip", "wg", "wg-quick", "wireguard-go", "iptables", "ip6tables", "ping", "curl")
 TTL_RE = re.compile(r"\bttl=(\d+)")
 # IPv4: "Time to live exceeded"; IPv6: "Time exceeded: Hop limit".
@@ -252,7 +257,7 @@ class Network:
         self.servers.append(proc)
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(bind, f"[{bind}]" if ":" in bind else bind)
         url = f"http://{host}:{port}/"
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + POSITIVE_WAIT
         while True:
             if self.run(node, "curl", "-sf", "-m", "1", "-o", "/dev/null", url, check=False).returncode == 0:
                 return
@@ -310,7 +315,7 @@ class Network:
 
     # --- probes ------------------------------------------------------------------------------------
 
-    def ping(self, node: Node, dst: str, *, within: float = 5.0) -> int | None:
+    def ping(self, node: Node, dst: str, *, within: float = POSITIVE_WAIT) -> int | None:
         """The TTL of the first echo reply from `dst`, retrying (handshakes) for up to `within`
         seconds; None when nothing answered."""
         deadline = time.monotonic() + within
@@ -340,7 +345,7 @@ class Network:
         ]  # fmt: skip
         return [(name, dst) for name, dst, proc in procs if proc.wait(timeout=wait + 10) == 0]
 
-    def first_hop(self, node: Node, dst: str, *, within: float = 5.0) -> str | None:
+    def first_hop(self, node: Node, dst: str, *, within: float = POSITIVE_WAIT) -> str | None:
         """Who answers a ping to `dst` sent with TTL 1: `dst` itself when the tunnel is direct,
         else the relay in between (its "Time to live exceeded")."""
         deadline = time.monotonic() + within
@@ -355,7 +360,7 @@ class Network:
                 return None
             time.sleep(0.1)
 
-    def curl(self, node: Node, url: str, *, within: float = 5.0) -> str | None:
+    def curl(self, node: Node, url: str, *, within: float = POSITIVE_WAIT) -> str | None:
         """The body at `url` fetched from inside `node`, retrying for up to `within` seconds."""
         deadline = time.monotonic() + within
         while True:
@@ -418,7 +423,7 @@ def _family(dst: str) -> tuple[str, ...]:
 
 
 def reachable_matrix(
-    net: Network, nodes: Sequence[Node], addrs: dict[str, str], *, within: float = 5.0
+    net: Network, nodes: Sequence[Node], addrs: dict[str, str], *, within: float = POSITIVE_WAIT
 ) -> dict[tuple[str, str], int | None]:
     """TTL (or None) of a ping from every node to every other node's address, pinged in parallel."""
     pairs = [(src, dst) for src in nodes for dst in nodes if src is not dst]

@@ -121,19 +121,25 @@ def test_changes_while_the_deploy_runs_queue_exactly_one_more(
     assert statuses(app, router) == ["queued"]
 
     # The router is slow on routes: while the first deploy is applying, three more changes arrive.
-    sim.faults.delay_on("/ip/route/add", 2.5, times=1)
+    # (Slow enough for the three changes below to land within it on a loaded machine; the deployer
+    # waits for it.)
+    app.config["WIREWAN_ROUTER_COMMAND_TIMEOUT"] = 20
+    sim.faults.delay_on("/ip/route/add", 8, times=1)
     sim.reset_counters()
     seen: dict[str, Any] = {}
 
     def meanwhile() -> None:
-        deadline = time.monotonic() + 10
-        while not any(c.command == "/ip/route/add" for c in sim.commands) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        seen["during"] = statuses(app, router)
-        for i, cidr in enumerate(["10.50.0.0/16", "10.51.0.0/16", "10.52.0.0/16"]):
-            assert api.post(f"/api/peers/{server['id']}/subnets", json={"cidr": cidr}).status_code == 201
-            cidrs.append(cidr)
-            seen[f"after-{i}"] = statuses(app, router)
+        try:
+            deadline = time.monotonic() + 10
+            while not any(c.command == "/ip/route/add" for c in sim.commands) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            seen["during"] = statuses(app, router)
+            for i, cidr in enumerate(["10.50.0.0/16", "10.51.0.0/16", "10.52.0.0/16"]):
+                assert api.post(f"/api/peers/{server['id']}/subnets", json={"cidr": cidr}).status_code == 201
+                cidrs.append(cidr)
+                seen[f"after-{i}"] = statuses(app, router)
+        except BaseException as exc:  # shown by the assertion below, not lost with the thread
+            seen["error"] = exc
 
     thread = threading.Thread(target=meanwhile)
     thread.start()
@@ -141,6 +147,7 @@ def test_changes_while_the_deploy_runs_queue_exactly_one_more(
         run_jobs()  # rq's SimpleWorker installs signal handlers: it must run in the main thread
     finally:
         thread.join(timeout=20)
+    assert "error" not in seen, repr(seen.get("error"))
     assert seen["during"] == ["running"]
     assert seen["after-0"] == seen["after-1"] == seen["after-2"] == ["running", "queued"]
     run_jobs()  # in case the worker's burst ended before the last change was queued

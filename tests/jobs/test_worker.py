@@ -28,7 +28,7 @@ from tests.routeros_sim.server import SimRouter
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT = 0.5  # the worker beats every half second ...
-LOCK_TTL = 3  # ... and a lock it dies holding expires after three
+LOCK_TTL = 6  # ... and a lock it dies holding expires after six
 
 
 def database_url(config: dict[str, Any]) -> str:
@@ -186,7 +186,8 @@ def test_a_worker_killed_mid_deploy_leaves_an_abandoned_job_and_the_next_worker_
     )
     pre = job_done(api, api.get(f"/api/peers/{router}/mikrotik/preflight"), first)
     assert any("/ip route add" in line for line in pre["result"]["plan_lines"]), pre["result"]["plan_lines"]
-    sim.faults.delay_on("/ip/route/add", 4, times=1)
+    # Long enough for the checks below on a loaded machine, short of the client's command timeout.
+    sim.faults.delay_on("/ip/route/add", 12, times=1)
     sim.reset_counters()
     resp = api.post(
         f"/api/peers/{router}/mikrotik/deploy", json={"approve": True, "plan_hash": pre["result"]["plan_hash"]}
@@ -198,9 +199,9 @@ def test_a_worker_killed_mid_deploy_leaves_an_abandoned_job_and_the_next_worker_
     assert rollback_leftovers(sim), "the deploy armed its rollback before the route"
 
     # ... while the worker beats, the job is not abandoned ...
-    time.sleep(5 * HEARTBEAT)
+    time.sleep(10 * HEARTBEAT)
     with app.app_context():
-        assert reap_abandoned(stale_after_seconds=4 * HEARTBEAT) == 0
+        assert reap_abandoned(stale_after_seconds=8 * HEARTBEAT) == 0
         db.session.rollback()
 
     # ... then the worker (and its work-horse) dies without a word.

@@ -241,4 +241,4 @@ def test_a_router_page_shows_whether_the_last_poll_reached_it(app: Flask, api: A
         status_service.record_router_poll(db.session.get(Peer, router["id"]), None, "Cannot reach 192.0.2.1:8728.")
         commit()
     card = operator_browser.get(f"/peers/{router['id']}/status").get_data(as_text=True)
-    assert "Router: unreachable — Cannot reach 192.0.2.1:8728." in card and "polled 0 s ago" in card
+    assert "Router: unreachable — Cannot reach 192.0.2.1:8728." in card and re.search(r"polled \d s ago", card)
