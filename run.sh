@@ -52,8 +52,10 @@ ensure_venv() {
   fi
 }
 
+# A port for a server started a moment later, chosen below the kernel's ephemeral range: a port 0
+# gave could meanwhile be taken by any outgoing connection (tests/ports.py says more).
 free_port() {
-  "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  "$VENV/bin/python" -m tests.ports
 }
 
 # Each child runs in its own session so that a stop reaches its whole process tree (gunicorn's

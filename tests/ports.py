@@ -1,4 +1,4 @@
-"""A free TCP port on 127.0.0.1 for a server a test starts a moment later.
+"""A free TCP port on 127.0.0.1 for a server started a moment later (by a test, or by ./run.sh).
 
 Not from the kernel's ephemeral range (port 0): until the server binds, any outgoing connection of
 the machine (to Redis, PostgreSQL, a health check) may be given that very port, and the server then
@@ -32,3 +32,7 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":  # ./run.sh picks its private Redis's and demo routers' ports with this
+    print(free_port())
