@@ -158,22 +158,21 @@ class WanSpec:
         except KeyError:
             raise KeyError(peer_id) from None
 
-    def without_secrets(self) -> WanSpec:
-        """The same WAN without private keys, router passwords or the PSK seed: all that the
-        topology is made of, safe to keep in memory beyond one request."""
+    def routing_inputs(self) -> WanSpec:
+        """The same WAN with only what its topology is made of: no secrets, keys, router settings,
+        nor the settings that reach a config but not its routing (name, interface name, MTU, DNS,
+        management ranges). A change to those leaves the topology as it was, so a built one is
+        reused (services.configs.wan_topology); tests/domain/test_topology_properties.py checks that
+        a topology built from this equals one built from the whole WAN."""
         return replace(
             self,
+            name="",
+            interface_name="",
+            mtu=0,
+            dns=(),
+            mgmt_cidrs=(),
             psk_seed=None,
-            peers=tuple(
-                replace(
-                    p,
-                    private_key=None,
-                    mikrotik=None if p.mikrotik is None else replace(p.mikrotik, password=None),
-                )
-                if p.private_key is not None or (p.mikrotik is not None and p.mikrotik.password is not None)
-                else p
-                for p in self.peers
-            ),
+            peers=tuple(replace(p, uuid="", public_key="", private_key=None, mikrotik=None) for p in self.peers),
         )
 
     @cached_property

@@ -130,25 +130,26 @@ _topologies_lock = threading.Lock()
 
 
 def wan_topology(spec: WanSpec) -> TopologyResult:
-    """`build_topology(spec)`, reused while the WAN is unchanged.
+    """`build_topology(spec)`, reused while the WAN's routing is unchanged.
 
-    A topology is a pure function of the spec without its secrets, so an entry is reused only when
-    that spec equals the one it was built from: any change to the WAN, committed or not, made by
-    this process or another, builds anew; nothing depends on revisions being read in the same
-    snapshot as the rows, and a WAN id reused after a delete cannot hit the old WAN's entry. The
-    entries hold no secret (the topology is built from the stripped spec). Each caller gets its own
-    result over the shared, immutable views, so what it computes on demand (the edges of a
-    2,000-spoke WAN) is not kept here.
+    A topology is a pure function of the spec's routing inputs (`WanSpec.routing_inputs`), so an
+    entry is reused only when those equal the ones it was built from: any change to the WAN's
+    routing, committed or not, made by this process or another, builds anew; a change that leaves it
+    alone (a key rotation, the MTU, DNS, PSKs, router settings) does not. Nothing depends on
+    revisions being read in the same snapshot as the rows, and a WAN id reused after a delete cannot
+    hit the old WAN's entry. The entries hold no secret. Each caller gets its own result over the
+    shared, immutable views, so what it computes on demand (the edges of a 2,000-spoke WAN) is not
+    kept here.
     """
-    public = spec.without_secrets()
+    routing = spec.routing_inputs()
     with _topologies_lock:
         entry = _topologies.get(spec.id)
-        if entry is not None and entry[0] == public:
+        if entry is not None and entry[0] == routing:
             _topologies.move_to_end(spec.id)
             return replace(entry[1])
-    topology = build_topology(public)
+    topology = build_topology(routing)
     with _topologies_lock:
-        _topologies[spec.id] = (public, topology)
+        _topologies[spec.id] = (routing, topology)
         _topologies.move_to_end(spec.id)
         while len(_topologies) > TOPOLOGY_CACHE_SIZE:
             _topologies.popitem(last=False)

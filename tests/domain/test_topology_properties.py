@@ -6,12 +6,22 @@ The oracle here is written independently of app/domain/topology.py, from DESIGN.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, collapse_addresses, ip_address, ip_network
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.domain.model import PEER_KINDS, TOPOLOGIES, IPNetwork, PeerSpec, ServiceSpec, SubnetSpec, WanSpec
+from app.domain.model import (
+    PEER_KINDS,
+    TOPOLOGIES,
+    IPNetwork,
+    MikrotikSpec,
+    PeerSpec,
+    ServiceSpec,
+    SubnetSpec,
+    WanSpec,
+)
 from app.domain.topology import PeerSection, TopologyResult, build_topology, prefix_sort_key, relay_peer_id
 from app.domain.wireguard import render_all
 from tests.domain.test_topology import key, wan_of
@@ -271,3 +281,33 @@ def test_random_wans_render_what_the_topology_says(wan: WanSpec) -> None:
 
 def by_kind(wan: WanSpec, pid: int) -> str:
     return wan.peer(pid).kind
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wans(), st.data())
+def test_a_topology_is_made_of_the_routing_inputs_alone(wan: WanSpec, data: st.DataObject) -> None:
+    """services.configs.wan_topology reuses a topology while `routing_inputs()` is unchanged: what
+    that leaves out (keys, router settings, MTU, DNS, names of the WAN and interface, management
+    ranges, the PSK seed) must never change a topology, whatever values it takes."""
+    other = replace(
+        wan,
+        name=data.draw(st.sampled_from(["acme", "other"])),
+        interface_name=data.draw(st.sampled_from(["wg-wan-overlay", "wg9"])),
+        mtu=data.draw(st.integers(1280, 1500)),
+        dns=tuple(ip_address(a) for a in data.draw(st.lists(st.sampled_from(["1.1.1.1", "10.0.0.1", "fd10:77::1"])))),
+        mgmt_cidrs=tuple(ip_network(c) for c in data.draw(st.lists(st.sampled_from(["10.0.0.0/24", "192.168.88.0/24"])))),
+        psk_seed=data.draw(st.none() | st.just("seed")),
+        peers=tuple(
+            replace(
+                p,
+                uuid=f"other-{p.id}",
+                public_key=key(200 + i),
+                private_key=data.draw(st.none() | st.just(key(300 + i))),
+                mikrotik=data.draw(st.none() | st.just(MikrotikSpec(host=f"192.0.2.{i + 1}", password="pw"))),
+            )
+            for i, p in enumerate(wan.peers)
+        ),
+    )  # fmt: skip
+    built = build_topology(wan)
+    assert build_topology(wan.routing_inputs()) == built
+    assert build_topology(other) == built and other.routing_inputs() == wan.routing_inputs()

@@ -188,6 +188,38 @@ def test_second_zip_reuses_the_topology(app, api, wan, monkeypatch):
     assert zipped(api, wan) == first
 
 
+def test_changes_that_leave_routing_alone_reuse_the_topology(app, api, wan, monkeypatch):
+    """MTU, DNS, a key rotation, router settings: every config changes, the topology does not (a
+    10,000-peer WAN skips its longest step, docs/benchmarks.md)."""
+    hq = add(api, wan, "hq", endpoint="203.0.113.1")
+    add(api, wan, "laptop", kind="client")
+    router = add_router(api, wan)
+    first = zipped(api, wan)
+    real_build, builds = configs.build_topology, []
+
+    def counted(*args, **kwargs):
+        builds.append(args[0].peers)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(configs, "build_topology", counted)
+    assert api.patch(f"/api/wan/{wan['id']}", json={"mtu": 1380, "dns": ["10.0.0.53"]}).status_code == 200
+    assert api.post(f"/api/peers/{hq['id']}/rotate-key").status_code == 200
+    patch = {"mikrotik": {"host": "192.0.2.99", "password": "router-pass-2"}}
+    assert api.patch(f"/api/peers/{router['id']}", json=patch).status_code == 200
+    after = zipped(api, wan)
+    assert builds == [], "built the topology again after changes that leave routing alone"
+    assert "MTU = 1380" in after["laptop.conf"] and "DNS = 10.0.0.53" in after["laptop.conf"]
+    hq_key = api.get(f"/api/peers/{hq['id']}").get_json()["public_key"]
+    assert f"PublicKey = {hq_key}" in after["laptop.conf"] and hq_key not in first["laptop.conf"]
+    assert after["rt.rsc"] != first["rt.rsc"]
+    configs._topologies.clear()  # the same configs as a topology built from scratch gives
+    assert zipped(api, wan) == after and len(builds) == 1
+
+    # A change to routing (an endpoint) builds it again.
+    assert api.patch(f"/api/peers/{hq['id']}", json={"endpoint": "203.0.113.9"}).status_code == 200
+    assert "Endpoint = 203.0.113.9:51820" in zipped(api, wan)["laptop.conf"] and len(builds) == 2
+
+
 def test_a_new_wan_under_an_old_id_gets_its_own_topology(app):
     """SQLite reuses the id of a deleted last row: the cache must not mistake the new WAN for it."""
     old = _spec(("hq", "203.0.113.1"), ("laptop", None))
