@@ -232,12 +232,10 @@ def _reap_lost(grace_seconds: float) -> int:
     return lost
 
 
-# What RQ may still hand to a worker. STARTED too: a worker holds the job and is about to mark the row
-# running, or died and RQ's own cleanup will soon record the job failed (then it is lost here).
-_RQ_WILL_RUN = frozenset(
-    (RqStatus.CREATED, RqStatus.QUEUED, RqStatus.STARTED, RqStatus.DEFERRED, RqStatus.SCHEDULED,
-     RqStatus.RATE_LIMITED, RqStatus.READY_TO_ENQUEUE)
-)  # fmt: skip
+# What RQ records of a job it will never hand to a worker. Any other status (queued, started: a
+# worker is about to mark the row running, or died and RQ's cleanup will soon record it failed; or
+# one a newer RQ adds) means it may still run, and is not ours to judge.
+_RQ_ENDED = frozenset(s.value for s in (RqStatus.FAILED, RqStatus.STOPPED, RqStatus.CANCELED, RqStatus.FINISHED))
 
 
 def _why_rq_will_not_run(rq_id: str | None) -> str | None:
@@ -248,9 +246,9 @@ def _why_rq_will_not_run(rq_id: str | None) -> str | None:
         except NoSuchJobError:
             pass
         else:
-            if status is None or RqStatus(status) in _RQ_WILL_RUN:  # no status recorded: not ours to judge
+            recorded = getattr(status, "value", status)
+            if recorded not in _RQ_ENDED:
                 return None
-            recorded = RqStatus(status).value
             return f"The queue ended this job before it began (RQ recorded it {recorded}: its worker stopped)"
     return "The job queue no longer holds this job (Redis restarted, or the request that queued it stopped)"
 
