@@ -157,15 +157,21 @@ def test_zip_holds_every_config_and_the_router_scripts_and_marks_nothing(app, ap
         endpoint="198.51.100.9",
         mikrotik={"host": "192.168.88.1", "password": "pw"},
     )
+    # A second router with a LAN: the zip renders every router with one shared hasher.
+    rtr2 = add(api, wan, "rtr2", kind="mikrotik", mikrotik={"host": "192.168.89.1", "password": "pw2"})
+    assert api.post(f"/api/peers/{rtr2['id']}/subnets", json={"cidr": "192.168.50.0/24"}).status_code == 201
     resp = api.get(f"/api/wan/{wan['id']}/configs.zip")
     assert resp.status_code == 200 and resp.mimetype == "application/zip"
     assert resp.headers["Cache-Control"] == "no-store"
     with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
-        assert sorted(zf.namelist()) == ["hq.conf", "laptop.conf", "rtr.rsc"]
+        assert sorted(zf.namelist()) == ["hq.conf", "laptop.conf", "rtr.rsc", "rtr2.rsc"]
         assert all((i.external_attr >> 16) & 0o777 == 0o600 for i in zf.infolist())
         # Each file is what the peer's own download gives.
         assert zf.read("hq.conf") == api.get(f"/api/peers/{hq['id']}/config").data
-        assert zf.read("rtr.rsc") == api.get(f"/api/peers/{rtr['id']}/config?config_type=mikrotik-script").data
+        for router in (rtr, rtr2):
+            script = api.get(f"/api/peers/{router['id']}/config?config_type=mikrotik-script").data
+            assert zf.read(f"{router['name']}.rsc") == script
+        assert "192.168.50.0/24" in zf.read("rtr.rsc").decode()
         assert zf.read("rtr.rsc").decode().startswith("# WireWAN bootstrap script")
         # Deflated: the download is a fraction of the files' size.
         assert sum(i.compress_size for i in zf.infolist()) < sum(i.file_size for i in zf.infolist()) / 2
